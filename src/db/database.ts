@@ -1,0 +1,70 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import * as schema from "./schema.ts";
+
+/** The drizzle handle every feature uses; PGlite and postgres.js both satisfy it. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A handle or an open transaction: functions taking this run inside or outside one. */
+export type DbLike = Pick<
+  Db,
+  "select" | "selectDistinct" | "insert" | "update" | "delete" | "execute" | "transaction"
+>;
+
+export type Database = {
+  db: Db;
+  kind: "pglite" | "postgres";
+  ping(): Promise<void>;
+  close(): Promise<void>;
+};
+
+const migrationsFolder = fileURLToPath(new URL("../../migrations", import.meta.url));
+
+export type DatabaseOptions = {
+  /** postgres:// URL; absent → embedded PGlite. */
+  url?: string | undefined;
+  /** PGlite data directory; absent → in memory (tests). */
+  pgliteDir?: string | undefined;
+  /** Pool size for postgres.js. */
+  maxConnections?: number;
+};
+
+/** Opens the database and applies pending migrations before anything else uses it. */
+export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
+  if (opts.url) {
+    const { default: postgres } = await import("postgres");
+    const { drizzle } = await import("drizzle-orm/postgres-js");
+    const { migrate } = await import("drizzle-orm/postgres-js/migrator");
+    const client = postgres(opts.url, {
+      max: opts.maxConnections ?? 10,
+      onnotice: () => {},
+    });
+    const db = drizzle(client, { schema });
+    await migrate(db, { migrationsFolder });
+    return {
+      db: db as unknown as Db,
+      kind: "postgres",
+      ping: async () => {
+        await db.execute(sql`select 1`);
+      },
+      close: () => client.end({ timeout: 5 }),
+    };
+  }
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { drizzle } = await import("drizzle-orm/pglite");
+  const { migrate } = await import("drizzle-orm/pglite/migrator");
+  if (opts.pgliteDir) mkdirSync(path.dirname(opts.pgliteDir), { recursive: true });
+  const client = opts.pgliteDir ? new PGlite(opts.pgliteDir) : new PGlite();
+  const db = drizzle(client, { schema });
+  await migrate(db, { migrationsFolder });
+  return {
+    db: db as unknown as Db,
+    kind: "pglite",
+    ping: async () => {
+      await db.execute(sql`select 1`);
+    },
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,7 @@
+import { createRouter } from "../http/openapi.ts";
+import type { AppDeps } from "../http/types.ts";
+
+// TODO(placeholder): replaced by the feature's real routes.
+export function edgesRoutes(_deps: AppDeps) {
+  return createRouter();
+}

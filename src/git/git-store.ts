@@ -1,0 +1,336 @@
+import { spawn } from "node:child_process";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { type SimpleGit, simpleGit } from "simple-git";
+import { extract } from "tar-stream";
+
+// Every clone is a bare mirror in `<repositoriesDir>/<uuid>`: all branches and tags,
+// no working tree, so nothing is ever built from a checkout. Credentials reach git
+// only through GIT_CONFIG_* environment variables of the one process that needs them:
+// never argv (visible in ps), never .git/config, never logs.
+
+export type GitCredentials = { username: string; password: string };
+export type GitRef = { name: string; commit: string };
+export type GitVersions = { branches: GitRef[]; tags: GitRef[] };
+export type TreeFile = { path: string; mode: number; content: Buffer };
+
+export class GitError extends Error {}
+
+const SHA_RE = /^[0-9a-f]{40}$/;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const GIT_ENV_KEYS = [
+  "GIT_TERMINAL_PROMPT",
+  "GIT_ALLOW_PROTOCOL",
+  "GIT_CONFIG_NOSYSTEM",
+  "GIT_CONFIG_GLOBAL",
+  "GIT_CONFIG_COUNT",
+  "GIT_CONFIG_KEY_0",
+  "GIT_CONFIG_VALUE_0",
+  "GIT_CONFIG_KEY_1",
+  "GIT_CONFIG_VALUE_1",
+  "GIT_ASKPASS",
+];
+
+export type GitStoreOptions = {
+  repositoriesDir: string;
+  /** Allows file:// remotes (the size and URL checks happen before git is called). */
+  allowLocal: boolean;
+  /** PATH for git's child processes. */
+  childPath: string;
+  timeoutMs?: number;
+};
+
+export type GitStore = ReturnType<typeof createGitStore>;
+
+export function createGitStore(opts: GitStoreOptions) {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const protocols = opts.allowLocal ? "http:https:file" : "http:https";
+
+  function dirFor(repoUuid: string): string {
+    // The uuid is ours, but checking it keeps a bad value from ever naming another path.
+    if (!UUID_RE.test(repoUuid)) throw new GitError("bad repository id");
+    return path.join(opts.repositoriesDir, repoUuid);
+  }
+
+  function env(creds?: GitCredentials): Record<string, string> {
+    const e: Record<string, string> = {
+      PATH: opts.childPath,
+      HOME: opts.repositoriesDir,
+      GIT_TERMINAL_PROMPT: "0",
+      GIT_ASKPASS: "/bin/false",
+      GIT_ALLOW_PROTOCOL: protocols,
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_CONFIG_GLOBAL: "/dev/null",
+      GIT_CONFIG_COUNT: "1",
+      GIT_CONFIG_KEY_0: "protocol.ext.allow",
+      GIT_CONFIG_VALUE_0: "never",
+    };
+    if (creds) {
+      const basic = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
+      e.GIT_CONFIG_COUNT = "2";
+      e.GIT_CONFIG_KEY_1 = "http.extraHeader";
+      e.GIT_CONFIG_VALUE_1 = `Authorization: Basic ${basic}`;
+    }
+    return e;
+  }
+
+  function git(
+    baseDir: string | undefined,
+    creds?: GitCredentials,
+    abort?: AbortSignal,
+  ): SimpleGit {
+    const g = simpleGit({
+      ...(baseDir ? { baseDir } : {}),
+      binary: "git",
+      maxConcurrentProcesses: 4,
+      timeout: { block: timeoutMs },
+      allowEnvironment: GIT_ENV_KEYS,
+      ...(abort ? { abort } : {}),
+    } as Parameters<typeof simpleGit>[0]);
+    return g.env(env(creds));
+  }
+
+  /** Removes the credentials (if any) from git's error text before it reaches a user. */
+  function cleanError(err: unknown, creds?: GitCredentials): GitError {
+    let msg = err instanceof Error ? err.message : String(err);
+    if (creds) msg = msg.split(creds.password).join("***");
+    msg = msg.replace(/Authorization: Basic \S+/g, "Authorization: ***");
+    const lines = msg
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith("hint:"));
+    return new GitError(lines.slice(-3).join(" ") || "git failed");
+  }
+
+  async function dirSize(dir: string): Promise<number> {
+    let total = 0;
+    const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
+    for (const e of entries) {
+      if (e.isFile()) {
+        const s = await stat(path.join(e.parentPath, e.name)).catch(() => null);
+        total += s?.size ?? 0;
+      }
+    }
+    return total;
+  }
+
+  /** Polls the clone's size while git runs and aborts it once it passes the limit. */
+  async function withSizeGuard<T>(
+    dir: string,
+    maxBytes: number,
+    run: (abort: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const ctl = new AbortController();
+    let over = false;
+    const timer = setInterval(async () => {
+      if ((await dirSize(dir)) > maxBytes) {
+        over = true;
+        ctl.abort();
+      }
+    }, 250);
+    try {
+      const result = await run(ctl.signal);
+      if (over || (await dirSize(dir)) > maxBytes) throw new SizeLimitError(maxBytes);
+      return result;
+    } catch (err) {
+      if (over) throw new SizeLimitError(maxBytes);
+      throw err;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  return {
+    dirFor,
+
+    async exists(repoUuid: string): Promise<boolean> {
+      return stat(path.join(dirFor(repoUuid), "HEAD")).then(
+        () => true,
+        () => false,
+      );
+    },
+
+    /** Mirror-clones every branch and tag; a failed or oversized clone leaves nothing behind. */
+    async clone(
+      repoUuid: string,
+      url: string,
+      creds: GitCredentials | undefined,
+      maxBytes: number,
+    ): Promise<void> {
+      const dir = dirFor(repoUuid);
+      await mkdir(opts.repositoriesDir, { recursive: true });
+      await rm(dir, { recursive: true, force: true });
+      try {
+        await withSizeGuard(dir, maxBytes, (abort) =>
+          git(undefined, creds, abort)
+            .clone(url, dir, ["--mirror", "--no-hardlinks", "--"])
+            .then(() => undefined),
+        );
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true });
+        if (err instanceof SizeLimitError) throw err;
+        throw cleanError(err, creds);
+      }
+    },
+
+    /** Fetches every ref (pruning deleted ones) into an existing mirror. */
+    async fetch(
+      repoUuid: string,
+      url: string,
+      creds: GitCredentials | undefined,
+      maxBytes: number,
+    ): Promise<void> {
+      const dir = dirFor(repoUuid);
+      try {
+        await withSizeGuard(dir, maxBytes, (abort) =>
+          git(dir, creds, abort)
+            .raw([
+              "fetch",
+              "--prune",
+              "--prune-tags",
+              "--force",
+              "--",
+              url,
+              "+refs/heads/*:refs/heads/*",
+              "+refs/tags/*:refs/tags/*",
+            ])
+            .then(() => undefined),
+        );
+      } catch (err) {
+        if (err instanceof SizeLimitError) throw err;
+        throw cleanError(err, creds);
+      }
+    },
+
+    async remove(repoUuid: string): Promise<void> {
+      await rm(dirFor(repoUuid), { recursive: true, force: true });
+    },
+
+    async size(repoUuid: string): Promise<number> {
+      return dirSize(dirFor(repoUuid));
+    },
+
+    async versions(repoUuid: string): Promise<GitVersions> {
+      const out = await git(dirFor(repoUuid)).raw([
+        "for-each-ref",
+        "--format=%(refname)%09%(objectname)%09%(*objectname)",
+        "refs/heads",
+        "refs/tags",
+      ]);
+      const branches: GitRef[] = [];
+      const tags: GitRef[] = [];
+      for (const line of out.split("\n")) {
+        const [ref, obj, peeled] = line.split("\t");
+        if (!ref || !obj) continue;
+        // Annotated tags point at a tag object; the commit is the peeled one.
+        const commit = peeled || obj;
+        if (ref.startsWith("refs/heads/")) branches.push({ name: ref.slice(11), commit });
+        else if (ref.startsWith("refs/tags/")) tags.push({ name: ref.slice(10), commit });
+      }
+      return { branches, tags };
+    },
+
+    /** The commit a branch, tag or sha names, or null. Names are checked by the caller. */
+    async resolveCommit(repoUuid: string, rev: string): Promise<string | null> {
+      if (rev.startsWith("-")) return null;
+      try {
+        const out = await git(dirFor(repoUuid)).raw([
+          "rev-parse",
+          "--verify",
+          "--quiet",
+          "--end-of-options",
+          `${rev}^{commit}`,
+        ]);
+        const sha = out.trim();
+        return SHA_RE.test(sha) ? sha : null;
+      } catch {
+        return null;
+      }
+    },
+
+    async isAncestor(repoUuid: string, commit: string, branch: string): Promise<boolean> {
+      if (!SHA_RE.test(commit)) return false;
+      try {
+        await git(dirFor(repoUuid)).raw([
+          "merge-base",
+          "--is-ancestor",
+          commit,
+          `refs/heads/${branch}`,
+        ]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    /** A file's bytes at a commit, or null when the path is absent or not a regular file. */
+    async readFile(repoUuid: string, commit: string, filePath: string): Promise<Buffer | null> {
+      if (!SHA_RE.test(commit)) throw new GitError("not a commit sha");
+      const dir = dirFor(repoUuid);
+      const ls = await git(dir).raw(["ls-tree", "-z", "--full-tree", commit, "--", filePath]);
+      const entry = ls.split("\0")[0];
+      if (!entry || !/^100(644|755) blob /.test(entry)) return null;
+      const sha = entry.split(/\s+/)[2];
+      if (!sha) return null;
+      return runGitBuffer(dir, ["cat-file", "blob", sha], env());
+    },
+
+    /**
+     * Every regular file of the tree at a commit (symlinks and submodules are
+     * left out, so nothing can point outside the repository).
+     */
+    async exportTree(repoUuid: string, commit: string): Promise<TreeFile[]> {
+      if (!SHA_RE.test(commit)) throw new GitError("not a commit sha");
+      const tar = await runGitBuffer(dirFor(repoUuid), ["archive", "--format=tar", commit], env());
+      return readTar(tar);
+    },
+  };
+}
+
+export class SizeLimitError extends GitError {
+  constructor(maxBytes: number) {
+    super(`repository is larger than the limit of ${Math.round(maxBytes / 1024 / 1024)} MB`);
+  }
+}
+
+function runGitBuffer(cwd: string, args: string[], env: Record<string, string>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("git", args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new GitError(Buffer.concat(err).toString().trim() || `git ${args[0]} failed`));
+    });
+  });
+}
+
+async function readTar(tar: Buffer): Promise<TreeFile[]> {
+  const files: TreeFile[] = [];
+  const ex = extract();
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on("entry", (header, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on("data", (d: unknown) => chunks.push(d as Buffer));
+      stream.on("end", () => {
+        if (header.type === "file") {
+          files.push({
+            path: header.name,
+            mode: header.mode ?? 0o644,
+            content: Buffer.concat(chunks),
+          });
+        }
+        next();
+      });
+      stream.resume();
+    });
+    ex.on("finish", resolve);
+    ex.on("error", reject);
+  });
+  ex.end(tar);
+  await done;
+  return files;
+}

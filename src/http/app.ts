@@ -1,0 +1,53 @@
+import { swaggerUI } from "@hono/swagger-ui";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { adminRoutes } from "../admin/admin.routes.ts";
+import { edgesRoutes } from "../edges/edges.routes.ts";
+import { reposRoutes } from "../repos/repos.routes.ts";
+import { unitNodesRoutes } from "../unit-nodes/unit-nodes.routes.ts";
+import { deviceRoutes } from "../units/device.routes.ts";
+import { unitsRoutes } from "../units/units.routes.ts";
+import { usersRoutes } from "../users/users.routes.ts";
+import { principalMiddleware } from "./auth.ts";
+import { errorHandler } from "./errors.ts";
+import type { AppDeps, AppEnv } from "./types.ts";
+
+export const API_PREFIX = "/pepeunit/api/v1";
+
+/** The whole HTTP surface: REST API, its OpenAPI document and docs, health check. */
+export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
+  app.onError(errorHandler(deps.log));
+  app.notFound((c) => c.json({ detail: "not found" }, 404));
+
+  app.get("/healthz", async (c) => {
+    try {
+      await deps.database.ping();
+      return c.json({ status: "ok", database: deps.database.kind });
+    } catch {
+      return c.json({ detail: "database unreachable" }, 503);
+    }
+  });
+
+  const api = new OpenAPIHono<AppEnv>();
+  api.use("*", principalMiddleware(deps.resolvePrincipal));
+  api.route("/users", usersRoutes(deps));
+  api.route("/admin", adminRoutes(deps));
+  api.route("/repos", reposRoutes(deps));
+  api.route("/units", deviceRoutes(deps));
+  api.route("/units", unitsRoutes(deps));
+  api.route("/unit_nodes", unitNodesRoutes(deps));
+  api.route("/unit_node_edges", edgesRoutes(deps));
+  api.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "Pepeunit API", version: "1" },
+    servers: [{ url: API_PREFIX }],
+  });
+  api.openAPIRegistry.registerComponent("securitySchemes", "token", {
+    type: "apiKey",
+    in: "header",
+    name: "x-auth-token",
+  });
+  app.route(API_PREFIX, api);
+  app.get("/pepeunit/docs", swaggerUI({ url: `${API_PREFIX}/openapi.json` }));
+  return app;
+}

@@ -1,0 +1,61 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "./types.ts";
+
+/** Every sub-app answers a validation failure with 422 {"detail": [...issues]}. */
+export function createRouter(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        const detail = result.error.issues.map((i) => ({
+          loc: i.path.map(String),
+          msg: i.message,
+        }));
+        return c.json({ detail }, 422);
+      }
+    },
+  });
+}
+
+export const ErrorSchema = z.object({ detail: z.unknown() }).openapi("Error");
+
+export const Pagination = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(100).openapi({ example: 100 }),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+export const UuidParam = z.object({
+  uuid: z.uuid().openapi({ param: { name: "uuid", in: "path" } }),
+});
+
+export const VisibilitySchema = z.enum(["Public", "Internal", "Private"]).openapi("Visibility");
+
+/** Standard error responses to list in a route's OpenAPI entry. */
+export function errorResponses(...codes: Array<400 | 401 | 403 | 404 | 409 | 422>) {
+  const descriptions: Record<number, string> = {
+    400: "Bad request",
+    401: "Missing or invalid token",
+    403: "Not allowed",
+    404: "Not found (or not visible to the caller)",
+    409: "Conflict",
+    422: "Invalid input",
+  };
+  return Object.fromEntries(
+    codes.map((code) => [
+      code,
+      {
+        description: descriptions[code] ?? "Error",
+        content: { "application/json": { schema: ErrorSchema } },
+      },
+    ]),
+  );
+}
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { "application/json": { schema } },
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});

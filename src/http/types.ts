@@ -1,0 +1,22 @@
+import type { Logger } from "pino";
+import type { Principal } from "../access/principal.ts";
+import type { PrincipalResolver } from "../access/resolve-principal.ts";
+import type { Config } from "../config.ts";
+import type { Database } from "../db/database.ts";
+import type { EventBus } from "../events.ts";
+import type { GitStore } from "../git/git-store.ts";
+import type { Mailer } from "../mail/mailer.ts";
+
+/** Hono environment shared by every sub-app. */
+export type AppEnv = { Variables: { principal: Principal } };
+
+/** What the composition root hands to every feature's routes. */
+export type AppDeps = {
+  config: Config;
+  database: Database;
+  log: Logger;
+  events: EventBus;
+  resolvePrincipal: PrincipalResolver;
+  git: GitStore;
+  mailer: Mailer;
+};

@@ -1,0 +1,87 @@
+import type { AddressInfo } from "node:net";
+import { type ServerType, serve } from "@hono/node-server";
+import { type Logger, pino } from "pino";
+import { createPrincipalResolver } from "./access/resolve-principal.ts";
+import type { Config } from "./config.ts";
+import { createDatabase, type Database } from "./db/database.ts";
+import { createEventBus } from "./events.ts";
+import { createGitStore } from "./git/git-store.ts";
+import { createHttpApp } from "./http/app.ts";
+import type { AppDeps } from "./http/types.ts";
+import { createMailer } from "./mail/mailer.ts";
+import { createRepoSyncWorker } from "./repos/sync-worker.ts";
+
+export type Instance = {
+  deps: AppDeps;
+  /** Base URL the HTTP server listens on (the real port when 0 was asked). */
+  httpUrl: string;
+  stop(): Promise<void>;
+};
+
+export type InstanceOptions = {
+  logger?: Logger;
+  /** Use this database instead of opening one from the config (tests share a template). */
+  database?: Database;
+};
+
+/**
+ * The composition root: config → db → (broker, federation: later) → HTTP → workers.
+ * Nothing heavy happens on import; everything is built here, in order, and torn
+ * down in reverse by stop().
+ */
+export async function startInstance(config: Config, opts: InstanceOptions = {}): Promise<Instance> {
+  const log =
+    opts.logger ??
+    pino({ level: config.logLevel, redact: ["*.password", "*.credentials", "*.token"] });
+  const database =
+    opts.database ??
+    (await createDatabase({
+      url: config.databaseUrl,
+      pgliteDir: `${config.dataDir}/pglite`,
+    }));
+  const deps: AppDeps = {
+    config,
+    database,
+    log,
+    events: createEventBus(),
+    resolvePrincipal: createPrincipalResolver({ db: database.db, config }),
+    git: createGitStore({
+      repositoriesDir: config.repositoriesDir,
+      allowLocal: config.gitAllowLocal,
+      childPath: config.childPath,
+    }),
+    mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log }),
+  };
+
+  const app = createHttpApp(deps);
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.httpHost }, () =>
+      resolve(s),
+    );
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const httpUrl = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+
+  const syncWorker = createRepoSyncWorker(deps);
+  syncWorker.start();
+  log.info(
+    { httpUrl, database: database.kind, domain: config.domain },
+    "pepeunit instance started",
+  );
+
+  return {
+    deps,
+    httpUrl,
+    async stop() {
+      await syncWorker.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive sockets would hold close() open.
+        if ("closeAllConnections" in server) server.closeAllConnections();
+      });
+      deps.mailer.close();
+      if (!opts.database) await database.close();
+    },
+  };
+}

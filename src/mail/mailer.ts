@@ -1,0 +1,36 @@
+import nodemailer from "nodemailer";
+import type { Logger } from "pino";
+
+export type Mail = { to: string; subject: string; text: string };
+
+export type Mailer = {
+  /** False when no SMTP server is configured: features needing mail refuse to turn on. */
+  readonly configured: boolean;
+  send(mail: Mail): Promise<void>;
+  close(): void;
+};
+
+export function createMailer(opts: {
+  smtpUrl: string | undefined;
+  from: string;
+  log: Logger;
+}): Mailer {
+  if (!opts.smtpUrl) {
+    return {
+      configured: false,
+      send: async () => {
+        throw new Error("no SMTP server configured (PEPEUNIT_SMTP_URL)");
+      },
+      close: () => {},
+    };
+  }
+  const transport = nodemailer.createTransport(opts.smtpUrl);
+  return {
+    configured: true,
+    async send(mail) {
+      await transport.sendMail({ from: opts.from, ...mail });
+      opts.log.info({ to: mail.to, subject: mail.subject }, "mail sent");
+    },
+    close: () => transport.close(),
+  };
+}

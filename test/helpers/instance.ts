@@ -1,0 +1,112 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { loadConfig } from "../../src/config.ts";
+import { API_PREFIX } from "../../src/http/app.ts";
+import { type Instance, startInstance } from "../../src/instance.ts";
+import { createTestDatabase } from "./database.ts";
+
+export type TestInstance = Instance & {
+  dir: string;
+  api: ApiClient;
+  close(): Promise<void>;
+};
+
+/** A real instance on a random loopback port with its own data dir, clones and database. */
+export async function startTestInstance(env: Record<string, string> = {}): Promise<TestInstance> {
+  const dir = await mkdtemp(path.join(tmpdir(), "pepeunit-test-"));
+  const config = loadConfig({
+    PATH: process.env.PATH,
+    PEPEUNIT_DOMAIN: "localhost:8080",
+    PEPEUNIT_HTTP_HOST: "127.0.0.1",
+    PEPEUNIT_HTTP_PORT: "0",
+    PEPEUNIT_DATA_DIR: path.join(dir, "data"),
+    PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
+    PEPEUNIT_GIT_ALLOW_LOCAL: "true",
+    PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
+    ...env,
+  });
+  const database = await createTestDatabase();
+  const instance = await startInstance(config, {
+    database,
+    logger: pino({ level: config.logLevel }),
+  });
+  return {
+    ...instance,
+    dir,
+    api: createApiClient(instance.httpUrl),
+    async close() {
+      await instance.stop();
+      await database.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// `any` in this file: API bodies are untyped JSON in tests; each test asserts the shape it reads.
+export type ApiResponse<T = any> = { status: number; body: T; headers: Headers };
+
+export type ApiClient = {
+  request<T = any>(
+    method: string,
+    path: string,
+    opts?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<ApiResponse<T>>;
+  get<T = any>(path: string, token?: string): Promise<ApiResponse<T>>;
+  post<T = any>(path: string, body?: unknown, token?: string): Promise<ApiResponse<T>>;
+  patch<T = any>(path: string, body?: unknown, token?: string): Promise<ApiResponse<T>>;
+  delete<T = any>(path: string, token?: string): Promise<ApiResponse<T>>;
+};
+
+/** Real HTTP against the API prefix; JSON in, JSON (or text) out. */
+export function createApiClient(baseUrl: string): ApiClient {
+  async function request(
+    method: string,
+    p: string,
+    opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.token) headers["x-auth-token"] = opts.token;
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+    }
+    const res = await fetch(
+      `${baseUrl}${p.startsWith("/pepeunit") || p.startsWith("/healthz") ? "" : API_PREFIX}${p}`,
+      { method, headers, body },
+    );
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {}
+    return { status: res.status, body: parsed, headers: res.headers };
+  }
+  return {
+    request,
+    get: (p, token) => request("GET", p, { token }),
+    post: (p, body, token) => request("POST", p, { token, body }),
+    patch: (p, body, token) => request("PATCH", p, { token, body }),
+    delete: (p, token) => request("DELETE", p, { token }),
+  } as ApiClient;
+}
+
+/** Registers and logs in a user; the first one of an instance is its admin. */
+export async function createUser(
+  api: ApiClient,
+  login: string,
+): Promise<{ uuid: string; token: string }> {
+  const reg = await api.post("/users", {
+    login,
+    email: `${login}@example.test`,
+    password: `pw-${login}-secret`,
+  });
+  if (reg.status !== 201)
+    throw new Error(`register ${login}: ${reg.status} ${JSON.stringify(reg.body)}`);
+  const auth = await api.post("/users/auth", { login, password: `pw-${login}-secret` });
+  if (auth.status !== 200)
+    throw new Error(`auth ${login}: ${auth.status} ${JSON.stringify(auth.body)}`);
+  return { uuid: reg.body.uuid, token: auth.body.token };
+}
