@@ -1,4 +1,5 @@
 import type { GitStore } from "../git/git-store.ts";
+import { HttpError } from "../http/errors.ts";
 
 // The unit repository standard (device-protocol §1): every version a unit is made
 // from must carry env_example.json and a schema template. Validated per version.
@@ -14,7 +15,12 @@ export type UnitTemplate = {
   schemaFile: "schema_example.json" | "schema.json";
 };
 
-export class TemplateError extends Error {}
+/** A version that is not a valid unit template: a 422 wherever it surfaces. */
+export class TemplateError extends HttpError {
+  constructor(detail: string) {
+    super(422, detail);
+  }
+}
 
 const TOPIC_NAME_RE = /^[A-Za-z0-9/_-]{1,128}$/;
 // Seed-era section names accepted as synonyms.
