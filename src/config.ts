@@ -17,7 +17,7 @@ const envSchema = z.object({
   PEPEUNIT_DOMAIN: z
     .string()
     .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "host or host:port")
-    .default("localhost:8080"),
+    .optional(),
   PEPEUNIT_HTTP_TYPE: z.enum(["http", "https"]).default("http"),
   PEPEUNIT_HTTP_HOST: z.string().default("0.0.0.0"),
   PEPEUNIT_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -122,11 +122,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     secret: e.PEPEUNIT_SECRET_KEY,
     encrypt: e.PEPEUNIT_ENCRYPT_KEY,
   });
-  const domainHost = e.PEPEUNIT_DOMAIN.replace(/:\d+$/, "");
+  // Default: reachable from this machine on the HTTP port the instance listens on.
+  const domain = e.PEPEUNIT_DOMAIN ?? `localhost:${e.PEPEUNIT_HTTP_PORT}`;
+  const domainHost = domain.replace(/:\d+$/, "");
   return {
-    domain: e.PEPEUNIT_DOMAIN,
+    domain,
     httpType: e.PEPEUNIT_HTTP_TYPE,
-    baseUrl: `${e.PEPEUNIT_HTTP_TYPE}://${e.PEPEUNIT_DOMAIN}`,
+    baseUrl: `${e.PEPEUNIT_HTTP_TYPE}://${domain}`,
     httpHost: e.PEPEUNIT_HTTP_HOST,
     httpPort: e.PEPEUNIT_HTTP_PORT,
     mqttHost: e.PEPEUNIT_MQTT_HOST ?? domainHost,

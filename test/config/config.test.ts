@@ -1,0 +1,42 @@
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+describe("config", () => {
+  it("generates instance secrets once into the data dir and keeps them", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-cfg-"));
+    const first = loadConfig({ PEPEUNIT_DATA_DIR: dir });
+    const file = path.join(dir, ".env");
+    expect(readFileSync(file, "utf8")).toMatch(/BACK THIS FILE UP/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const second = loadConfig({ PEPEUNIT_DATA_DIR: dir });
+    expect(Buffer.from(second.secretKey)).toEqual(Buffer.from(first.secretKey));
+    expect(Buffer.from(second.encryptKey)).toEqual(Buffer.from(first.encryptKey));
+    expect(first.secretKey.length).toBe(32);
+  });
+
+  it("has the documented defaults", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-cfg-"));
+    const c = loadConfig({ PEPEUNIT_DATA_DIR: dir });
+    expect(c.httpPort).toBe(8080);
+    expect(c.mqttPort).toBe(1883);
+    expect(c.maxRepoSizeBytes).toBe(10 * 1024 * 1024);
+    expect(c.gitAllowLocal).toBe(false);
+    expect(c.databaseUrl).toBeUndefined();
+  });
+
+  it("refuses bad values with a readable message", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-cfg-"));
+    expect(() => loadConfig({ PEPEUNIT_DATA_DIR: dir, PEPEUNIT_HTTP_PORT: "eighty" })).toThrow(
+      ConfigError,
+    );
+    expect(() => loadConfig({ PEPEUNIT_DATA_DIR: dir, DATABASE_URL: "mysql://x" })).toThrow(
+      /DATABASE_URL/,
+    );
+    expect(() => loadConfig({ PEPEUNIT_DATA_DIR: dir, PEPEUNIT_GIT_ALLOW_LOCAL: "maybe" })).toThrow(
+      ConfigError,
+    );
+  });
+});
