@@ -59,25 +59,39 @@ function padding(size: number): Buffer {
  * Members for the files (sorted by path), each parent directory emitted once before
  * its first file; no end marker, so cached bodies can be followed by more members.
  * The root `./` itself is not a member: every client creates the target folder.
+ * Also returns the files re-pointed into the tar body, so a cache holds each byte once.
  */
-export function tarMembers(files: readonly FirmwareFile[]): Buffer {
+export function tarMembers(files: readonly FirmwareFile[]): {
+  body: Buffer;
+  files: FirmwareFile[];
+} {
   const emittedDirs = new Set<string>();
   const parts: Buffer[] = [];
+  const offsets: number[] = [];
+  let length = 0;
+  const push = (b: Buffer) => {
+    parts.push(b);
+    length += b.length;
+  };
   for (const f of files) {
     const segments = f.path.split("/");
     for (let i = 1; i < segments.length; i++) {
       const dir = segments.slice(0, i).join("/");
       if (emittedDirs.has(dir)) continue;
       emittedDirs.add(dir);
-      parts.push(header(memberName(dir, true), 0o755, 0, "5"));
+      push(header(memberName(dir, true), 0o755, 0, "5"));
     }
-    parts.push(header(memberName(f.path, false), f.mode, f.content.length, "0"));
-    parts.push(f.content, padding(f.content.length));
+    push(header(memberName(f.path, false), f.mode, f.content.length, "0"));
+    offsets.push(length);
+    push(f.content);
+    push(padding(f.content.length));
   }
-  return Buffer.concat(parts);
-}
-
-/** A complete tar archive of the files. */
-export function writeTar(files: readonly FirmwareFile[]): Buffer {
-  return Buffer.concat([tarMembers(files), TAR_END]);
+  const body = Buffer.concat(parts, length);
+  return {
+    body,
+    files: files.map((f, i) => {
+      const start = offsets[i] as number;
+      return { ...f, content: body.subarray(start, start + f.content.length) };
+    }),
+  };
 }

@@ -2,11 +2,13 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { adminRoutes } from "../admin/admin.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
+import { firmwareRoutes } from "../firmware/firmware.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
 import { unitNodesRoutes } from "../unit-nodes/unit-nodes.routes.ts";
 import { deviceRoutes } from "../units/device.routes.ts";
 import { unitsRoutes } from "../units/units.routes.ts";
 import { usersRoutes } from "../users/users.routes.ts";
+import { spaRoutes } from "../web/spa.routes.ts";
 import { principalMiddleware } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
 import type { AppDeps, AppEnv } from "./types.ts";
@@ -34,6 +36,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/admin", adminRoutes(deps));
   api.route("/repos", reposRoutes(deps));
   api.route("/units", deviceRoutes(deps));
+  api.route("/units", firmwareRoutes(deps));
   api.route("/units", unitsRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
@@ -49,5 +52,6 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   });
   app.route(API_PREFIX, api);
   app.get("/pepeunit/docs", swaggerUI({ url: `${API_PREFIX}/openapi.json` }));
+  app.route("/", spaRoutes()); // last: the graph UI answers only what nothing above did
   return app;
 }

@@ -1,0 +1,113 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { createRouter, errorResponses, UuidParam } from "../http/openapi.ts";
+import type { AppDeps, AppEnv } from "../http/types.ts";
+import { loadUnitArtifacts } from "../units/unit-artifacts.ts";
+import { findUnit } from "../units/units.store.ts";
+import { createArchiveBuilder } from "./archive-builder.ts";
+import {
+  DEFAULT_LEVEL,
+  DEFAULT_WBITS,
+  isValidLevel,
+  isValidWbits,
+  parseCompression,
+} from "./compression.ts";
+
+// Firmware downloads (device-protocol §6). Devices read these with small HTTP
+// clients: every response has a Content-Length, is never chunked and never carries
+// Content-Encoding (the tgz is the payload, not a transfer encoding).
+
+const tags = ["firmware"];
+const security = [{ token: [] }];
+
+const TgzQuery = z.object({
+  wbits: z.coerce
+    .number()
+    .refine(isValidWbits, "wbits must be 9..15 (zlib), 25..31 (gzip) or -15..-9 (raw deflate)")
+    .default(DEFAULT_WBITS)
+    .openapi({ param: { name: "wbits", in: "query" }, example: DEFAULT_WBITS }),
+  level: z.coerce
+    .number()
+    .refine(isValidLevel, "level must be -1..9")
+    .default(DEFAULT_LEVEL)
+    .openapi({ param: { name: "level", in: "query" }, example: DEFAULT_LEVEL }),
+});
+
+const binary = (type: string, description: string) => ({
+  description,
+  content: { [type]: { schema: z.string().openapi({ type: "string", format: "binary" }) } },
+});
+
+function archiveRoute(kind: "tgz" | "tar" | "zip", summary: string) {
+  const type = kind === "zip" ? "application/zip" : "application/octet-stream";
+  return {
+    method: "get" as const,
+    path: `/firmware/${kind}/{uuid}`,
+    tags,
+    security,
+    summary,
+    responses: {
+      200: binary(type, `The unit's firmware as ${kind}`),
+      ...errorResponses(401, 404, 422),
+    },
+  };
+}
+
+const tgzRoute = createRoute({
+  ...archiveRoute("tgz", "Firmware as a zlib/gzip/raw-deflate compressed tar (devices' OTA)"),
+  request: { params: UuidParam, query: TgzQuery },
+});
+const tarRoute = createRoute({
+  ...archiveRoute("tar", "Firmware as an uncompressed ustar archive"),
+  request: { params: UuidParam },
+});
+const zipRoute = createRoute({
+  ...archiveRoute("zip", "Firmware as a zip archive"),
+  request: { params: UuidParam },
+});
+
+/** A file name safe inside a quoted header value, on any OS. */
+function downloadName(name: string | undefined, uuid: string, ext: string): string {
+  const safe = (name ?? "").replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "");
+  return `${safe || uuid}.${ext}`;
+}
+
+export function firmwareRoutes(deps: AppDeps) {
+  // One builder per app, so its version cache serves every request (a mass update).
+  const builder = createArchiveBuilder({ git: deps.git });
+  const app = createRouter();
+
+  async function send(c: Context<AppEnv>, uuid: string, ext: string, body: Buffer) {
+    const unit = await findUnit(deps.database.db, uuid);
+    // Buffers from Buffer.concat never sit on a SharedArrayBuffer.
+    const bytes = new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.byteLength);
+    return c.body(bytes, 200, {
+      "Content-Type": ext === "zip" ? "application/zip" : "application/octet-stream",
+      "Content-Length": String(body.length),
+      "Content-Disposition": `attachment; filename="${downloadName(unit?.name, uuid, ext)}"`,
+      "Cache-Control": "no-store",
+    });
+  }
+
+  app.openapi(tgzRoute, async (c) => {
+    const { uuid } = c.req.valid("param");
+    const { wbits, level } = c.req.valid("query");
+    const compression = parseCompression(wbits, level);
+    const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
+    return send(c, uuid, "tgz", await builder.tgz(unit, compression));
+  });
+
+  app.openapi(tarRoute, async (c) => {
+    const { uuid } = c.req.valid("param");
+    const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
+    return send(c, uuid, "tar", await builder.tar(unit));
+  });
+
+  app.openapi(zipRoute, async (c) => {
+    const { uuid } = c.req.valid("param");
+    const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
+    return send(c, uuid, "zip", await builder.zip(unit));
+  });
+
+  return app;
+}
