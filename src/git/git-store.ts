@@ -24,10 +24,7 @@ const GIT_ENV_KEYS = [
   "GIT_CONFIG_NOSYSTEM",
   "GIT_CONFIG_GLOBAL",
   "GIT_CONFIG_COUNT",
-  "GIT_CONFIG_KEY_0",
-  "GIT_CONFIG_VALUE_0",
-  "GIT_CONFIG_KEY_1",
-  "GIT_CONFIG_VALUE_1",
+  ...[0, 1, 2].flatMap((i) => [`GIT_CONFIG_KEY_${i}`, `GIT_CONFIG_VALUE_${i}`]),
   "GIT_ASKPASS",
 ];
 
@@ -61,16 +58,20 @@ export function createGitStore(opts: GitStoreOptions) {
       GIT_ALLOW_PROTOCOL: protocols,
       GIT_CONFIG_NOSYSTEM: "1",
       GIT_CONFIG_GLOBAL: "/dev/null",
-      GIT_CONFIG_COUNT: "1",
-      GIT_CONFIG_KEY_0: "protocol.ext.allow",
-      GIT_CONFIG_VALUE_0: "never",
     };
+    const config: Array<[string, string]> = [["protocol.ext.allow", "never"]];
+    // The URL was checked to name a public host; a redirect must not lead git
+    // (and the credentials header) to a local or private one instead.
+    if (!opts.allowLocal) config.push(["http.followRedirects", "false"]);
     if (creds) {
       const basic = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
-      e.GIT_CONFIG_COUNT = "2";
-      e.GIT_CONFIG_KEY_1 = "http.extraHeader";
-      e.GIT_CONFIG_VALUE_1 = `Authorization: Basic ${basic}`;
+      config.push(["http.extraHeader", `Authorization: Basic ${basic}`]);
     }
+    e.GIT_CONFIG_COUNT = String(config.length);
+    config.forEach(([key, value], i) => {
+      e[`GIT_CONFIG_KEY_${i}`] = key;
+      e[`GIT_CONFIG_VALUE_${i}`] = value;
+    });
     return e;
   }
 
@@ -85,6 +86,14 @@ export function createGitStore(opts: GitStoreOptions) {
       maxConcurrentProcesses: 4,
       timeout: { block: timeoutMs },
       allowEnvironment: GIT_ENV_KEYS,
+      // simple-git 4 refuses these environment variables unless told: they are set
+      // here by the store itself (never from user input) to lock git down.
+      unsafe: {
+        allowUnsafeAskPass: true,
+        allowUnsafeConfigPaths: true,
+        allowUnsafeConfigEnvCount: true,
+        allowUnsafeProtocolOverride: true,
+      },
       ...(abort ? { abort } : {}),
     } as Parameters<typeof simpleGit>[0]);
     return g.env(env(creds));
@@ -99,7 +108,12 @@ export function createGitStore(opts: GitStoreOptions) {
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith("hint:"));
-    return new GitError(lines.slice(-3).join(" ") || "git failed");
+    // git's first fatal/error lines name the cause; the trailing ones are generic
+    // advice ("Please make sure you have the correct access rights...").
+    const causes = lines.filter((l) => /^(fatal|error|remote):/i.test(l));
+    return new GitError(
+      (causes.length ? causes.slice(0, 3) : lines.slice(-3)).join(" ") || "git failed",
+    );
   }
 
   async function dirSize(dir: string): Promise<number> {
@@ -251,13 +265,16 @@ export function createGitStore(opts: GitStoreOptions) {
     async isAncestor(repoUuid: string, commit: string, branch: string): Promise<boolean> {
       if (!SHA_RE.test(commit)) return false;
       try {
-        await git(dirFor(repoUuid)).raw([
+        // Not `merge-base --is-ancestor`: its "no" is exit code 1 with empty stderr,
+        // which simple-git resolves as success. The merge base equals the commit
+        // exactly when the commit is an ancestor of (or is) the branch head.
+        const base = await git(dirFor(repoUuid)).raw([
           "merge-base",
-          "--is-ancestor",
+          "--end-of-options",
           commit,
           `refs/heads/${branch}`,
         ]);
-        return true;
+        return base.trim() === commit;
       } catch {
         return false;
       }

@@ -86,7 +86,8 @@ export function isNonPublicAddress(address: string): boolean {
  * or throws CloneUrlError (a 422) saying why it is refused.
  */
 export async function checkCloneUrl(raw: string, opts: CloneUrlOptions): Promise<string> {
-  if (raw.length > MAX_URL_LENGTH) throw new CloneUrlError(`longer than ${MAX_URL_LENGTH} characters`);
+  if (raw.length > MAX_URL_LENGTH)
+    throw new CloneUrlError(`longer than ${MAX_URL_LENGTH} characters`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\s\u0000-\u001f\u007f]/.test(raw)) {
     throw new CloneUrlError("whitespace or control characters are not allowed");

@@ -22,10 +22,7 @@ export const CredentialsSchema = z
 export const CreateRepoBody = z
   .object({
     name: Name,
-    url: z
-      .string()
-      .min(1)
-      .openapi({ example: "https://git.example.org/maker/thermometer.git" }),
+    url: z.string().min(1).openapi({ example: "https://git.example.org/maker/thermometer.git" }),
     is_private: z.boolean().default(false),
     credentials: CredentialsSchema.optional(),
     visibility: VisibilitySchema.default("Public"),
@@ -43,8 +40,8 @@ export const UpdateRepoBody = z
     default_branch: z.string().min(1).max(255).optional(),
     credentials: CredentialsSchema.optional(),
     // Present only so the refusal names the reason instead of silently ignoring it.
-    url: z.unknown().optional(),
-    is_private: z.unknown().optional(),
+    url: z.unknown().optional().openapi({ description: "refused: the clone URL never changes" }),
+    is_private: z.unknown().optional().openapi({ description: "refused when it differs" }),
   })
   .openapi("UpdateRepo");
 

@@ -4,7 +4,12 @@ import { HttpError } from "../http/errors.ts";
 // The unit repository standard (device-protocol §1): every version a unit is made
 // from must carry env_example.json and a schema template. Validated per version.
 
-export const SCHEMA_SECTIONS = ["input_base_topic", "output_base_topic", "input_topic", "output_topic"] as const;
+export const SCHEMA_SECTIONS = [
+  "input_base_topic",
+  "output_base_topic",
+  "input_topic",
+  "output_topic",
+] as const;
 export type SchemaSection = (typeof SCHEMA_SECTIONS)[number];
 export type SchemaTemplate = Record<SchemaSection, string[]>;
 
@@ -44,19 +49,36 @@ function parseJsonObject(bytes: Buffer, file: string): Record<string, unknown> {
 
 /** Validates a parsed schema template; the error names the file, section and topic at fault. */
 export function parseSchemaTemplate(raw: Record<string, unknown>, file: string): SchemaTemplate {
-  const out: SchemaTemplate = { input_base_topic: [], output_base_topic: [], input_topic: [], output_topic: [] };
+  const out: SchemaTemplate = {
+    input_base_topic: [],
+    output_base_topic: [],
+    input_topic: [],
+    output_topic: [],
+  };
   const seen = new Set<SchemaSection>();
   for (const [key, value] of Object.entries(raw)) {
-    const section = (SCHEMA_SECTIONS as readonly string[]).includes(key) ? (key as SchemaSection) : SECTION_SYNONYMS[key];
+    const section = (SCHEMA_SECTIONS as readonly string[]).includes(key)
+      ? (key as SchemaSection)
+      : SECTION_SYNONYMS[key];
     if (!section) continue;
     if (seen.has(section)) throw new TemplateError(`${file}: section ${section} is given twice`);
     seen.add(section);
-    if (!Array.isArray(value)) throw new TemplateError(`${file}: ${key} must be a list of topic names`);
+    if (!Array.isArray(value))
+      throw new TemplateError(`${file}: ${key} must be a list of topic names`);
     for (const name of value) {
-      if (typeof name !== "string" || !TOPIC_NAME_RE.test(name) || name.includes("//") || name.startsWith("/") || name.endsWith("/")) {
-        throw new TemplateError(`${file}: ${key} has a bad topic name ${JSON.stringify(name)} (allowed: A-Z a-z 0-9 / _ -)`);
+      if (
+        typeof name !== "string" ||
+        !TOPIC_NAME_RE.test(name) ||
+        name.includes("//") ||
+        name.startsWith("/") ||
+        name.endsWith("/")
+      ) {
+        throw new TemplateError(
+          `${file}: ${key} has a bad topic name ${JSON.stringify(name)} (allowed: A-Z a-z 0-9 / _ -)`,
+        );
       }
-      if (out[section].includes(name)) throw new TemplateError(`${file}: ${key} lists ${name} twice`);
+      if (out[section].includes(name))
+        throw new TemplateError(`${file}: ${key} lists ${name} twice`);
       out[section].push(name);
     }
   }
@@ -67,7 +89,11 @@ export function parseSchemaTemplate(raw: Record<string, unknown>, file: string):
 }
 
 /** Reads and validates the templates of one commit; throws TemplateError with a clear reason. */
-export async function loadUnitTemplate(git: GitStore, repoUuid: string, commit: string): Promise<UnitTemplate> {
+export async function loadUnitTemplate(
+  git: GitStore,
+  repoUuid: string,
+  commit: string,
+): Promise<UnitTemplate> {
   const envBytes = await git.readFile(repoUuid, commit, "env_example.json");
   if (!envBytes) throw new TemplateError(`version ${commit.slice(0, 8)} has no env_example.json`);
   const envExample = parseJsonObject(envBytes, "env_example.json");
@@ -78,7 +104,9 @@ export async function loadUnitTemplate(git: GitStore, repoUuid: string, commit: 
     schemaBytes = await git.readFile(repoUuid, commit, schemaFile);
   }
   if (!schemaBytes) {
-    throw new TemplateError(`version ${commit.slice(0, 8)} has no schema_example.json (or schema.json)`);
+    throw new TemplateError(
+      `version ${commit.slice(0, 8)} has no schema_example.json (or schema.json)`,
+    );
   }
   const schema = parseSchemaTemplate(parseJsonObject(schemaBytes, schemaFile), schemaFile);
   return { envExample, schema, schemaFile };
