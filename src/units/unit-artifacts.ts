@@ -2,10 +2,10 @@ import type { Principal } from "../access/principal.ts";
 import { decryptJson } from "../crypto/aes-gcm.ts";
 import type { AppDeps } from "../http/types.ts";
 import { loadUnitTemplate } from "../repos/unit-template.ts";
-import { loadUnitForDevice } from "./units.access.ts";
-import { edgesIntoUnit, nodesOfUnits, type UnitRow } from "./units.store.ts";
 import type { UnitEnv } from "./unit-env.ts";
 import { buildUnitSchema, type UnitSchema } from "./unit-schema.ts";
+import { loadUnitForDevice } from "./units.access.ts";
+import { edgesIntoUnit, nodesOfUnits, type UnitRow } from "./units.store.ts";
 
 export type UnitArtifacts = {
   unitUuid: string;
@@ -28,7 +28,10 @@ export function readUnitEnv(deps: AppDeps, unit: UnitRow): UnitEnv {
 export async function buildSchemaForUnit(deps: AppDeps, unit: UnitRow): Promise<UnitSchema> {
   const db = deps.database.db;
   const template = await loadUnitTemplate(deps.git, unit.repoUuid, unit.commit);
-  const [nodes, edges] = await Promise.all([nodesOfUnits(db, [unit.uuid]), edgesIntoUnit(db, unit.uuid)]);
+  const [nodes, edges] = await Promise.all([
+    nodesOfUnits(db, [unit.uuid]),
+    edgesIntoUnit(db, unit.uuid),
+  ]);
   return buildUnitSchema(deps.config.domain, unit.uuid, template.schema, nodes, edges);
 }
 

@@ -12,7 +12,9 @@ export type SchemaEdge = { inputUuid: string; outputUuid: string; outputTopicNam
 
 /** `D/N/pepeunit` when the name ends in `/pepeunit`, else `D/N`. */
 export function variableTopic(domain: string, nodeUuid: string, topicName: string): string {
-  return topicName.endsWith("/pepeunit") ? `${domain}/${nodeUuid}/pepeunit` : `${domain}/${nodeUuid}`;
+  return topicName.endsWith("/pepeunit")
+    ? `${domain}/${nodeUuid}/pepeunit`
+    : `${domain}/${nodeUuid}`;
 }
 
 /**

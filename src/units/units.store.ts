@@ -1,7 +1,9 @@
-import { and, asc, eq, inArray } from "drizzle-orm";
-import { alias } from "drizzle-orm/pg-core";
+import { and, asc, count, desc, eq, exists, ilike, inArray, or, type SQL } from "drizzle-orm";
+import { alias, type PgColumn } from "drizzle-orm/pg-core";
+import type { Principal } from "../access/principal.ts";
+import { isAdmin, visibleLevels } from "../access/visibility.ts";
 import type { DbLike } from "../db/database.ts";
-import { repos, unitNodeEdges, unitNodes, units } from "../db/schema.ts";
+import { repos, unitNodeEdges, unitNodes, units, type Visibility } from "../db/schema.ts";
 
 export type UnitRow = typeof units.$inferSelect;
 export type UnitNodeRow = typeof unitNodes.$inferSelect;
@@ -51,11 +53,97 @@ export async function edgesIntoUnit(db: DbLike, unitUuid: string) {
 }
 
 /** Lowers the unit's variables that are more open than `visibility` (a parent was closed). */
-export async function clampUnitNodes(db: DbLike, unitUuid: string, visibility: UnitRow["visibility"]) {
-  const tooOpen = visibility === "Private" ? ["Internal", "Public"] : visibility === "Internal" ? ["Public"] : [];
-  if (!tooOpen.length) return;
-  await db
+export async function clampUnitNodes(
+  db: DbLike,
+  unitUuid: string,
+  visibility: Visibility,
+): Promise<string[]> {
+  const tooOpen: Visibility[] =
+    visibility === "Private" ? ["Internal", "Public"] : visibility === "Internal" ? ["Public"] : [];
+  if (!tooOpen.length) return [];
+  const rows = await db
     .update(unitNodes)
     .set({ visibility })
-    .where(and(eq(unitNodes.unitUuid, unitUuid), inArray(unitNodes.visibility, tooOpen as UnitRow["visibility"][])));
+    .where(and(eq(unitNodes.unitUuid, unitUuid), inArray(unitNodes.visibility, tooOpen)))
+    .returning({ uuid: unitNodes.uuid });
+  return rows.map((r) => r.uuid);
+}
+
+/** A unique index refused the write (PostgreSQL 23505; drizzle wraps the driver error). */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 4; depth++) {
+    if ((e as { code?: unknown }).code === "23505") return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** SQL twin of canSee(): rows whose visibility the principal sees, or that it owns. */
+export function visibleTo(p: Principal, visibility: PgColumn, creator: PgColumn): SQL | undefined {
+  if (isAdmin(p)) return undefined;
+  const byLevel = inArray(visibility, visibleLevels(p));
+  const owner = p.kind === "user" ? p.uuid : p.kind === "unit" ? p.creatorUuid : null;
+  return owner ? or(byLevel, eq(creator, owner)) : byLevel;
+}
+
+/** `%` and `_` typed by a user are literal characters, not wildcards. */
+export function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export type UnitListFilter = {
+  repoUuid?: string | undefined;
+  creatorUuid?: string | undefined;
+  visibility?: Visibility[] | undefined;
+  search?: string | undefined;
+  /** Units owning any of these variables (only variables the caller may see count). */
+  unitNodeUuids?: string[] | undefined;
+  orderByName?: "asc" | "desc" | undefined;
+  orderByCreateDate?: "asc" | "desc" | undefined;
+  limit: number;
+  offset: number;
+};
+
+export async function listUnits(
+  db: DbLike,
+  p: Principal,
+  f: UnitListFilter,
+): Promise<{ count: number; rows: UnitRow[] }> {
+  const conds: Array<SQL | undefined> = [visibleTo(p, units.visibility, units.creatorUuid)];
+  if (f.repoUuid) conds.push(eq(units.repoUuid, f.repoUuid));
+  if (f.creatorUuid) conds.push(eq(units.creatorUuid, f.creatorUuid));
+  if (f.visibility?.length) conds.push(inArray(units.visibility, f.visibility));
+  if (f.search) conds.push(ilike(units.name, likePattern(f.search)));
+  if (f.unitNodeUuids?.length) {
+    conds.push(
+      exists(
+        db
+          .select({ one: unitNodes.uuid })
+          .from(unitNodes)
+          .where(
+            and(
+              eq(unitNodes.unitUuid, units.uuid),
+              inArray(unitNodes.uuid, f.unitNodeUuids),
+              visibleTo(p, unitNodes.visibility, units.creatorUuid),
+            ),
+          ),
+      ),
+    );
+  }
+  const where = and(...conds);
+  const order = [];
+  if (f.orderByName) order.push(f.orderByName === "asc" ? asc(units.name) : desc(units.name));
+  order.push(
+    f.orderByCreateDate === "asc" ? asc(units.createdAt) : desc(units.createdAt),
+    asc(units.uuid),
+  );
+  const [total] = await db.select({ n: count() }).from(units).where(where);
+  const rows = await db
+    .select()
+    .from(units)
+    .where(where)
+    .orderBy(...order)
+    .limit(f.limit)
+    .offset(f.offset);
+  return { count: total?.n ?? 0, rows };
 }

@@ -1,0 +1,29 @@
+import { z } from "@hono/zod-openapi";
+import type { unitNodeEdges } from "../db/schema.ts";
+
+export const CreateEdgeBody = z
+  .object({
+    output_uuid: z.uuid().openapi({ description: "an Output variable the caller may read" }),
+    input_uuid: z.uuid().openapi({ description: "an Input variable the caller may write into" }),
+  })
+  .openapi("CreateUnitNodeEdge");
+
+export const EdgeOut = z
+  .object({
+    uuid: z.uuid(),
+    output_uuid: z.uuid(),
+    input_uuid: z.uuid(),
+    creator_uuid: z.uuid(),
+    create_datetime: z.string(),
+  })
+  .openapi("UnitNodeEdge");
+
+export function toEdgeOut(e: typeof unitNodeEdges.$inferSelect): z.infer<typeof EdgeOut> {
+  return {
+    uuid: e.uuid,
+    output_uuid: e.outputUuid,
+    input_uuid: e.inputUuid,
+    creator_uuid: e.creatorUuid,
+    create_datetime: e.createdAt.toISOString(),
+  };
+}
