@@ -88,8 +88,50 @@ export function parseSchemaTemplate(raw: Record<string, unknown>, file: string):
   return out;
 }
 
+// A commit's content never changes, so its template (or its TemplateError) is cached
+// per git store: env, schema and archive reads then cost no git process. Cached
+// templates are frozen, so no caller can change what the next one reads.
+const CACHE_LIMIT = 2000;
+const caches = new WeakMap<GitStore, Map<string, Promise<UnitTemplate>>>();
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /** Reads and validates the templates of one commit; throws TemplateError with a clear reason. */
-export async function loadUnitTemplate(
+export function loadUnitTemplate(
+  git: GitStore,
+  repoUuid: string,
+  commit: string,
+): Promise<UnitTemplate> {
+  let cache = caches.get(git);
+  if (!cache) {
+    cache = new Map();
+    caches.set(git, cache);
+  }
+  const key = `${repoUuid}:${commit}`;
+  const hit = cache.get(key);
+  if (hit) {
+    // Refresh recency: a Map iterates in insertion order, so the oldest is evicted first.
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const loading = readUnitTemplate(git, repoUuid, commit).then(deepFreeze);
+  cache.set(key, loading);
+  if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+  // Only a definite answer is kept: a git failure (e.g. a missing clone) is retried next time.
+  loading.catch((err) => {
+    if (!(err instanceof TemplateError)) cache.delete(key);
+  });
+  return loading;
+}
+
+async function readUnitTemplate(
   git: GitStore,
   repoUuid: string,
   commit: string,

@@ -1,0 +1,79 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+export type BenchServer = {
+  url: string;
+  mqttPort: number;
+  pid: number;
+  dir: string;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+};
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/**
+ * Starts `node src/main.ts` as its own process, pinned to one core with taskset
+ * (the load generator runs on the other), so figures are "per core".
+ */
+export async function startBenchServer(opts: { databaseUrl?: string; env?: Record<string, string> }): Promise<BenchServer> {
+  const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-bench-"));
+  const port = await freePort();
+  const mqttPort = await freePort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    PEPEUNIT_HTTP_HOST: "127.0.0.1",
+    PEPEUNIT_HTTP_PORT: String(port),
+    PEPEUNIT_MQTT_PORT: String(mqttPort),
+    PEPEUNIT_DATA_DIR: path.join(dir, "data"),
+    PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
+    PEPEUNIT_GIT_ALLOW_LOCAL: "true",
+    PEPEUNIT_LOG_LEVEL: "warn",
+    DATABASE_URL: opts.databaseUrl ?? "",
+    ...opts.env,
+  };
+  const child: ChildProcess = spawn("taskset", ["-c", "0", process.execPath, path.join(root, "src/main.ts")], {
+    env,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`bench server exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error("bench server did not start in 60 s");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    mqttPort,
+    pid: child.pid ?? 0,
+    dir,
+    env,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+      }),
+  };
+}
