@@ -13,6 +13,12 @@ const base64Key = z
   .string()
   .refine((s) => Buffer.from(s, "base64").length === 32, "must be base64 of 32 bytes");
 
+/** Unset and empty (as in .env.example) both mean "not given". */
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+
 const envSchema = z.object({
   PEPEUNIT_DOMAIN: z
     .string()
@@ -23,6 +29,20 @@ const envSchema = z.object({
   PEPEUNIT_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   PEPEUNIT_MQTT_HOST: z.string().optional(),
   PEPEUNIT_MQTT_PORT: z.coerce.number().int().min(0).max(65535).default(1883),
+  PEPEUNIT_MQTT_BIND_HOST: z.string().default("0.0.0.0"),
+  PEPEUNIT_MQTTS_PORT: z.coerce.number().int().min(0).max(65535).default(8883),
+  PEPEUNIT_TLS_CERT: optionalText,
+  PEPEUNIT_TLS_KEY: optionalText,
+  PEPEUNIT_MQTT_MAX_PAYLOAD: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(262144),
+  PEPEUNIT_MQTT_MAX_MSG_PER_S: z.coerce.number().positive().default(100),
+  // Device topics have 5 levels (D/output_base_topic/U/state/pepeunit); Aedes caps at 100.
+  PEPEUNIT_MQTT_MAX_TOPIC_LEVELS: z.coerce.number().int().min(5).max(100).default(10),
+  PEPEUNIT_LOG_RETENTION_H: z.coerce.number().positive().default(24),
   PEPEUNIT_DATA_DIR: z.string().default("./data"),
   PEPEUNIT_REPOSITORIES_DIR: z.string().default("./repositories"),
   DATABASE_URL: z
@@ -41,6 +61,11 @@ const envSchema = z.object({
     .default("info"),
   PEPEUNIT_SYNC_TICK_S: z.coerce.number().positive().default(30),
   PEPEUNIT_STATE_SEND_INTERVAL_S: z.coerce.number().int().positive().default(60),
+  // Federation (src/federation/): peers on loopback/private addresses only when allowed (labs, tests).
+  PEPEUNIT_FEDERATION_ALLOW_LOCAL: bool.default(false),
+  PEPEUNIT_FEDERATION_BATCH_MS: z.coerce.number().min(0).max(10_000).default(5),
+  PEPEUNIT_FEDERATION_RETRY_MAX_S: z.coerce.number().positive().default(300),
+  PEPEUNIT_FEDERATION_MAX_INBOX_KB: z.coerce.number().int().min(1).max(65_536).default(1024),
 });
 
 export type Config = {
@@ -51,6 +76,15 @@ export type Config = {
   httpPort: number;
   mqttHost: string;
   mqttPort: number;
+  mqttBindHost: string;
+  /** MQTT over TLS listens only when both files are given. */
+  mqttsPort: number;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  mqttMaxPayloadBytes: number;
+  mqttMaxMsgPerS: number;
+  mqttMaxTopicLevels: number;
+  logRetentionMs: number;
   dataDir: string;
   repositoriesDir: string;
   databaseUrl: string | undefined;
@@ -67,6 +101,14 @@ export type Config = {
   stateSendIntervalS: number;
   /** PATH handed to child processes (git). */
   childPath: string;
+  /** Peers on loopback or private addresses may federate (off: refused, also via DNS). */
+  federationAllowLocal: boolean;
+  /** Readings for one peer wait at most this long to travel together in one activity. */
+  federationBatchMs: number;
+  /** Upper bound of the delivery retry back-off. */
+  federationRetryMaxMs: number;
+  /** Largest activity body the inboxes accept. */
+  federationMaxInboxBytes: number;
 };
 
 export class ConfigError extends Error {}
@@ -117,6 +159,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${details.join("; ")}`);
   }
   const e = parsed.data;
+  if (Boolean(e.PEPEUNIT_TLS_CERT) !== Boolean(e.PEPEUNIT_TLS_KEY)) {
+    throw new ConfigError(
+      "invalid configuration: PEPEUNIT_TLS_CERT and PEPEUNIT_TLS_KEY must be given together",
+    );
+  }
   const dataDir = path.resolve(e.PEPEUNIT_DATA_DIR);
   const secrets = loadOrCreateSecrets(dataDir, {
     secret: e.PEPEUNIT_SECRET_KEY,
@@ -133,6 +180,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpPort: e.PEPEUNIT_HTTP_PORT,
     mqttHost: e.PEPEUNIT_MQTT_HOST ?? domainHost,
     mqttPort: e.PEPEUNIT_MQTT_PORT,
+    mqttBindHost: e.PEPEUNIT_MQTT_BIND_HOST,
+    mqttsPort: e.PEPEUNIT_MQTTS_PORT,
+    tlsCertFile: e.PEPEUNIT_TLS_CERT && path.resolve(e.PEPEUNIT_TLS_CERT),
+    tlsKeyFile: e.PEPEUNIT_TLS_KEY && path.resolve(e.PEPEUNIT_TLS_KEY),
+    mqttMaxPayloadBytes: e.PEPEUNIT_MQTT_MAX_PAYLOAD,
+    mqttMaxMsgPerS: e.PEPEUNIT_MQTT_MAX_MSG_PER_S,
+    mqttMaxTopicLevels: e.PEPEUNIT_MQTT_MAX_TOPIC_LEVELS,
+    logRetentionMs: Math.round(e.PEPEUNIT_LOG_RETENTION_H * 3600 * 1000),
     dataDir,
     repositoriesDir: path.resolve(e.PEPEUNIT_REPOSITORIES_DIR),
     databaseUrl: e.DATABASE_URL,
@@ -146,5 +201,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     syncTickMs: e.PEPEUNIT_SYNC_TICK_S * 1000,
     stateSendIntervalS: e.PEPEUNIT_STATE_SEND_INTERVAL_S,
     childPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    federationAllowLocal: e.PEPEUNIT_FEDERATION_ALLOW_LOCAL,
+    federationBatchMs: e.PEPEUNIT_FEDERATION_BATCH_MS,
+    federationRetryMaxMs: Math.round(e.PEPEUNIT_FEDERATION_RETRY_MAX_S * 1000),
+    federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
   };
 }

@@ -15,6 +15,17 @@ export type DomainEvents = {
     { edgeUuid: string; outputUuid: string; inputUuid: string; inputUnitUuid: string },
   ];
   "repo.synced": [{ repoUuid: string; changedBranches: string[] }];
+  /** A variable's visibility or is_rewritable_input changed (the broker's access index follows). */
+  "unit-node.updated": [{ unitUuid: string; nodeUuid: string }];
+  /** A unit reported its state over MQTT; `commit` is its running pu_commit_version, if given. */
+  "unit.state-received": [{ unitUuid: string; commit: string | null }];
+  /** A unit published a value on one of its Output variables (the broker's ingest; federation relays it). */
+  "unit-node.value": [{ nodeUuid: string; unitUuid: string; payload: Buffer }];
+  /**
+   * Federation: remote edges into these units' inputs became active or went away (or were
+   * suspended/restored): the broker re-checks subscriptions, the units get SchemaUpdate.
+   */
+  "federation.remote-edges.changed": [{ unitUuids: string[] }];
 };
 
 export type EventBus = EventEmitter<DomainEvents>;

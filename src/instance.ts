@@ -2,9 +2,11 @@ import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { type Logger, pino } from "pino";
 import { createPrincipalResolver } from "./access/resolve-principal.ts";
+import { type Broker, createBroker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
 import { createDatabase, type Database } from "./db/database.ts";
 import { createEventBus } from "./events.ts";
+import { createFederationService } from "./federation/federation.service.ts";
 import { createGitStore } from "./git/git-store.ts";
 import { createHttpApp } from "./http/app.ts";
 import type { AppDeps } from "./http/types.ts";
@@ -13,6 +15,7 @@ import { createRepoSyncWorker } from "./repos/sync-worker.ts";
 
 export type Instance = {
   deps: AppDeps;
+  broker: Broker;
   /** Base URL the HTTP server listens on (the real port when 0 was asked). */
   httpUrl: string;
   stop(): Promise<void>;
@@ -25,7 +28,7 @@ export type InstanceOptions = {
 };
 
 /**
- * The composition root: config → db → (broker, federation: later) → HTTP → workers.
+ * The composition root: config → db → broker → federation → HTTP → workers.
  * Nothing heavy happens on import; everything is built here, in order, and torn
  * down in reverse by stop().
  */
@@ -39,7 +42,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       url: config.databaseUrl,
       pgliteDir: `${config.dataDir}/pglite`,
     }));
-  const deps: AppDeps = {
+  const base = {
     config,
     database,
     log,
@@ -50,7 +53,15 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       allowLocal: config.gitAllowLocal,
       childPath: config.childPath,
     }),
+  };
+  const broker = await createBroker(base);
+  const federation = await createFederationService({ ...base, broker });
+  broker.setRemoteTopicAccess((unitUuid, topic) => federation.remoteTopicAllowed(unitUuid, topic));
+  const deps: AppDeps = {
+    ...base,
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log }),
+    broker,
+    federation,
   };
 
   const app = createHttpApp(deps);
@@ -59,12 +70,14 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       resolve(s),
     );
   });
+  broker.attachWebSocket(server);
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const httpUrl = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
 
   const syncWorker = createRepoSyncWorker(deps);
   syncWorker.start();
+  federation.start(); // the delivery queue worker
   log.info(
     { httpUrl, database: database.kind, domain: config.domain },
     "pepeunit instance started",
@@ -72,9 +85,14 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
 
   return {
     deps,
+    broker,
     httpUrl,
     async stop() {
       await syncWorker.stop();
+      await federation.stop();
+      broker.setRemoteTopicAccess(null);
+      // Before HTTP: WebSocket clients hold the HTTP server open; flushes device data.
+      await broker.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Keep-alive sockets would hold close() open.

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  bigint,
   bigserial,
   boolean,
   index,
@@ -175,4 +176,148 @@ export const unitLogs = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index("unit_logs_unit_time_idx").on(t.unitUuid, t.createdAt)],
+);
+
+// ───────────────────────────── Federation (src/federation/) ─────────────────────────────
+// Everything below belongs to the federation bridge: its settings and peers, actor keys,
+// who follows our outputs, our edges from remote outputs, grants, and Fedify's
+// key–value store and message queue (so deliveries survive restarts).
+
+export type FederationMode = "Open" | "AllowList";
+export type RemoteEdgeStatus = "Pending" | "Active" | "Rejected";
+
+/** A single row (id = 1): federation on/off and open or allow-list mode. */
+export const federationSettings = pgTable("federation_settings", {
+  id: integer("id").primaryKey().default(1),
+  enabled: boolean("enabled").notNull().default(true),
+  mode: text("mode").$type<FederationMode>().notNull().default("Open"),
+  updatedAt: updatedAt(),
+});
+
+/** Remote instances by domain (host[:port], lowercase): admin lists and contact statistics. */
+export const federationPeers = pgTable("federation_peers", {
+  domain: text("domain").primaryKey(),
+  blocked: boolean("blocked").notNull().default(false),
+  allowed: boolean("allowed").notNull().default(false),
+  lastContactAt: timestamp("last_contact_at", { withTimezone: true }),
+  deliveryErrors: integer("delivery_errors").notNull().default(0),
+  lastError: text("last_error"),
+  lastErrorAt: timestamp("last_error_at", { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
+/** Key pairs of local actors (instance, units, variables); the private half AES-GCM encrypted. */
+export const federationKeys = pgTable(
+  "federation_keys",
+  {
+    actor: text("actor").notNull(),
+    algorithm: text("algorithm").$type<"RSASSA-PKCS1-v1_5" | "Ed25519">().notNull(),
+    publicJwk: jsonb("public_jwk").notNull(),
+    privateJwkEnc: text("private_jwk_enc").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("federation_keys_actor_alg_unique").on(t.actor, t.algorithm)],
+);
+
+/** Remote instances following one of our output variables (one row per accepted Follow). */
+export const federationFollowers = pgTable(
+  "federation_followers",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    nodeUuid: uuid("node_uuid")
+      .notNull()
+      .references(() => unitNodes.uuid, { onDelete: "cascade" }),
+    followId: text("follow_id").notNull(),
+    followerActor: text("follower_actor").notNull(),
+    /** The remote unit the Follow was made for (its actor URL), when given. */
+    onBehalfOf: text("on_behalf_of"),
+    domain: text("domain").notNull(),
+    inbox: text("inbox").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("federation_followers_follow_unique").on(t.followId),
+    index("federation_followers_node_idx").on(t.nodeUuid),
+    index("federation_followers_domain_idx").on(t.domain),
+  ],
+);
+
+/** Our edges from a remote output into a local input: Pending until the remote instance answers. */
+export const federationRemoteEdges = pgTable(
+  "federation_remote_edges",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    inputUuid: uuid("input_uuid")
+      .notNull()
+      .references(() => unitNodes.uuid, { onDelete: "cascade" }),
+    creatorUuid: uuid("creator_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    remoteActor: text("remote_actor").notNull(),
+    domain: text("domain").notNull(),
+    remoteInbox: text("remote_inbox").notNull(),
+    /** The output's home topic `REMOTE_D/N[/pepeunit]`, known once accepted. */
+    remoteTopic: text("remote_topic"),
+    status: text("status").$type<RemoteEdgeStatus>().notNull().default("Pending"),
+    reason: text("reason"),
+    followId: text("follow_id").notNull(),
+    /** Highest sequence number relayed; older or equal readings are dropped. */
+    lastSequence: bigint("last_sequence", { mode: "number" }).notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("federation_remote_edges_pair_unique").on(t.inputUuid, t.remoteActor),
+    uniqueIndex("federation_remote_edges_follow_unique").on(t.followId),
+    index("federation_remote_edges_actor_idx").on(t.remoteActor),
+  ],
+);
+
+/** A Private output opened to a remote instance (domain) or to one remote unit (actor URL). */
+export const federationGrants = pgTable(
+  "federation_grants",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    nodeUuid: uuid("node_uuid")
+      .notNull()
+      .references(() => unitNodes.uuid, { onDelete: "cascade" }),
+    domain: text("domain").notNull(),
+    actor: text("actor"),
+    creatorUuid: uuid("creator_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+  },
+  (t) => [index("federation_grants_node_idx").on(t.nodeUuid)],
+);
+
+/** Fedify's KvStore: key = JSON of the key array. */
+export const federationKv = pgTable(
+  "federation_kv",
+  {
+    key: text("key").primaryKey(),
+    value: jsonb("value").notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+  },
+  (t) => [index("federation_kv_expires_idx").on(t.expiresAt)],
+);
+
+/** Fedify's MessageQueue: claimed with FOR UPDATE SKIP LOCKED; one message at a time per ordering key. */
+export const federationQueue = pgTable(
+  "federation_queue",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    // AES-GCM text form of the JSON message: outbox messages carry signing keys.
+    message: text("message").notNull(),
+    orderingKey: text("ordering_key"),
+    runAt: timestamp("run_at", { withTimezone: true }).notNull().defaultNow(),
+    lockedUntil: timestamp("locked_until", { withTimezone: true }),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("federation_queue_run_idx").on(t.runAt),
+    index("federation_queue_ordering_idx").on(t.orderingKey, t.id),
+  ],
 );

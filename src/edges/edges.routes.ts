@@ -1,5 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { toRemoteEdgeOut, RemoteEdgeOut } from "../federation/federation.schemas.ts";
 import { requireUser } from "../http/auth.ts";
+import { HttpError } from "../http/errors.ts";
 import {
   createRouter,
   errorResponses,
@@ -40,14 +42,24 @@ export function edgesRoutes(deps: AppDeps) {
       request: { body: jsonBody(CreateEdgeBody) },
       responses: {
         201: jsonResponse(EdgeOut, "Linked"),
+        202: jsonResponse(RemoteEdgeOut, "Remote output: Follow sent, the edge is Pending"),
         ...errorResponses(401, 403, 404, 409, 422),
       },
     }),
     async (c) => {
       const user = requireUser(c.get("principal"));
       const body = c.req.valid("json");
+      if (body.output !== undefined) {
+        // Federation: follow the remote output on behalf of the input's unit.
+        if (!deps.federation) throw new HttpError(503, "federation is not available");
+        const remote = await deps.federation.link(user, {
+          output: body.output,
+          inputUuid: body.input_uuid,
+        });
+        return c.json(toRemoteEdgeOut(remote), 202);
+      }
       const edge = await createEdge(deps, user, {
-        outputUuid: body.output_uuid,
+        outputUuid: body.output_uuid as string,
         inputUuid: body.input_uuid,
       });
       return c.json(toEdgeOut(edge), 201);
@@ -93,7 +105,10 @@ export function edgesRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const user = requireUser(c.get("principal"));
-      await deleteEdge(deps, user, c.req.valid("param").uuid);
+      const uuid = c.req.valid("param").uuid;
+      // Federation: a remote edge is unlinked with Undo(Follow) to its instance.
+      if (deps.federation && (await deps.federation.unlink(user, uuid))) return c.body(null, 204);
+      await deleteEdge(deps, user, uuid);
       return c.body(null, 204);
     },
   );

@@ -3,8 +3,19 @@ import type { unitNodeEdges } from "../db/schema.ts";
 
 export const CreateEdgeBody = z
   .object({
-    output_uuid: z.uuid().openapi({ description: "an Output variable the caller may read" }),
+    output_uuid: z
+      .uuid()
+      .optional()
+      .openapi({ description: "an Output variable the caller may read" }),
+    // Federation: a remote output instead of output_uuid (src/federation/links.ts).
+    output: z.string().min(3).max(2000).optional().openapi({
+      description:
+        "a remote output: `<uuid>@<domain>` or its actor URL; the edge stays Pending until the remote instance accepts",
+    }),
     input_uuid: z.uuid().openapi({ description: "an Input variable the caller may write into" }),
+  })
+  .refine((b) => (b.output_uuid === undefined) !== (b.output === undefined), {
+    message: "give exactly one of output_uuid and output",
   })
   .openapi("CreateUnitNodeEdge");
 

@@ -2,6 +2,8 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { adminRoutes } from "../admin/admin.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
+import { federationAdminRoutes, federationRoutes } from "../federation/federation.routes.ts";
+import { federationMiddleware } from "../federation/hono.ts";
 import { firmwareRoutes } from "../firmware/firmware.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
 import { unitNodesRoutes } from "../unit-nodes/unit-nodes.routes.ts";
@@ -21,6 +23,9 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ detail: "not found" }, 404));
 
+  // Federation first: /ap/*, /.well-known/webfinger|nodeinfo, /nodeinfo/*; the rest falls through.
+  if (deps.federation) app.use("*", federationMiddleware(deps.federation));
+
   app.get("/healthz", async (c) => {
     try {
       await deps.database.ping();
@@ -33,7 +38,9 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const api = new OpenAPIHono<AppEnv>();
   api.use("*", principalMiddleware(deps.resolvePrincipal));
   api.route("/users", usersRoutes(deps));
+  api.route("/admin/federation", federationAdminRoutes(deps));
   api.route("/admin", adminRoutes(deps));
+  api.route("/federation", federationRoutes(deps));
   api.route("/repos", reposRoutes(deps));
   api.route("/units", deviceRoutes(deps));
   api.route("/units", firmwareRoutes(deps));

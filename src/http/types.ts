@@ -1,9 +1,11 @@
 import type { Logger } from "pino";
 import type { Principal } from "../access/principal.ts";
 import type { PrincipalResolver } from "../access/resolve-principal.ts";
+import type { Broker } from "../broker/broker.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/database.ts";
 import type { EventBus } from "../events.ts";
+import type { FederationService } from "../federation/federation.service.ts";
 import type { GitStore } from "../git/git-store.ts";
 import type { Mailer } from "../mail/mailer.ts";
 
@@ -19,4 +21,8 @@ export type AppDeps = {
   resolvePrincipal: PrincipalResolver;
   git: GitStore;
   mailer: Mailer;
+  /** The MQTT device plane: internal publish (commands, set-input) and online state. */
+  broker: Broker;
+  /** The federation bridge (src/federation/); absent in tools that build an app without it. */
+  federation?: FederationService;
 };

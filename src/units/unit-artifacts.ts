@@ -32,7 +32,17 @@ export async function buildSchemaForUnit(deps: AppDeps, unit: UnitRow): Promise<
     nodesOfUnits(db, [unit.uuid]),
     edgesIntoUnit(db, unit.uuid),
   ]);
-  return buildUnitSchema(deps.config.domain, unit.uuid, template.schema, nodes, edges);
+  // Active remote edges (federation) come after the local ones, in their creation order.
+  const remote = (deps.federation?.remoteTopicsForSchema(unit.uuid) ?? []).map((r) => ({
+    inputUuid: r.inputUuid,
+    outputUuid: "",
+    outputTopicName: "",
+    remoteTopic: r.topic,
+  }));
+  return buildUnitSchema(deps.config.domain, unit.uuid, template.schema, nodes, [
+    ...edges,
+    ...remote,
+  ]);
 }
 
 /** What a device (or its owner) downloads. 404 unless the principal is the unit itself, its creator or an admin. */

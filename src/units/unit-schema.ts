@@ -8,7 +8,16 @@ export type UnitSchema = Record<string, Record<string, string[]>>;
 
 export type SchemaNode = { uuid: string; type: UnitNodeType; topicName: string };
 /** An edge into one of the unit's inputs, with the output's topic name (for the suffix). */
-export type SchemaEdge = { inputUuid: string; outputUuid: string; outputTopicName: string };
+export type SchemaEdge = {
+  inputUuid: string;
+  outputUuid: string;
+  outputTopicName: string;
+  /**
+   * Federation: a remote output keeps its home topic `REMOTE_D/N[/pepeunit]` (§3),
+   * given here whole; outputUuid/outputTopicName are then unused.
+   */
+  remoteTopic?: string;
+};
 
 /** `D/N/pepeunit` when the name ends in `/pepeunit`, else `D/N`. */
 export function variableTopic(domain: string, nodeUuid: string, topicName: string): string {
@@ -46,7 +55,7 @@ export function buildUnitSchema(
       if (section === "input_topic") {
         for (const e of edges) {
           if (e.inputUuid === node.uuid) {
-            topics.push(variableTopic(domain, e.outputUuid, e.outputTopicName));
+            topics.push(e.remoteTopic ?? variableTopic(domain, e.outputUuid, e.outputTopicName));
           }
         }
       }

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
@@ -10,34 +11,66 @@ import { createTestDatabase } from "./database.ts";
 export type TestInstance = Instance & {
   dir: string;
   api: ApiClient;
+  /** mqtt://127.0.0.1:<port> of the instance's broker (the port env.json's PU_MQTT_PORT names). */
+  mqttUrl: string;
   close(): Promise<void>;
 };
 
-/** A real instance on a random loopback port with its own data dir, clones and database. */
+/** A loopback TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A real instance on a random loopback port with its own data dir, clones and database.
+ * The MQTT port is chosen before start (env.json must carry the real one, so binding
+ * port 0 will not do); a port taken in between is retried with another.
+ */
 export async function startTestInstance(env: Record<string, string> = {}): Promise<TestInstance> {
   const dir = await mkdtemp(path.join(tmpdir(), "pepeunit-test-"));
-  const config = loadConfig({
-    PATH: process.env.PATH,
-    PEPEUNIT_DOMAIN: "localhost:8080",
-    PEPEUNIT_HTTP_HOST: "127.0.0.1",
-    PEPEUNIT_HTTP_PORT: "0",
-    PEPEUNIT_DATA_DIR: path.join(dir, "data"),
-    PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
-    PEPEUNIT_GIT_ALLOW_LOCAL: "true",
-    PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
-    ...env,
-  });
   const database = await createTestDatabase();
-  const instance = await startInstance(config, {
-    database,
-    logger: pino({ level: config.logLevel }),
-  });
+  let instance: Instance | undefined;
+  for (let attempt = 1; !instance; attempt++) {
+    const config = loadConfig({
+      PATH: process.env.PATH,
+      PEPEUNIT_DOMAIN: "localhost:8080",
+      PEPEUNIT_HTTP_HOST: "127.0.0.1",
+      PEPEUNIT_HTTP_PORT: "0",
+      PEPEUNIT_MQTT_BIND_HOST: "127.0.0.1",
+      PEPEUNIT_MQTT_PORT: String(await freePort()),
+      PEPEUNIT_DATA_DIR: path.join(dir, "data"),
+      PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
+      PEPEUNIT_GIT_ALLOW_LOCAL: "true",
+      PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
+      ...env,
+    });
+    try {
+      instance = await startInstance(config, {
+        database,
+        logger: pino({ level: config.logLevel }),
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EADDRINUSE" || attempt >= 5) {
+        await database.close();
+        throw err;
+      }
+    }
+  }
+  const started = instance;
   return {
-    ...instance,
+    ...started,
     dir,
-    api: createApiClient(instance.httpUrl),
+    api: createApiClient(started.httpUrl),
+    mqttUrl: `mqtt://127.0.0.1:${started.broker.tcpPort}`,
     async close() {
-      await instance.stop();
+      await started.stop();
       await database.close();
       await rm(dir, { recursive: true, force: true });
     },

@@ -1,0 +1,227 @@
+import { timingSafeEqual } from "node:crypto";
+import type {
+  Aedes,
+  AedesPublishPacket,
+  AuthenticateError,
+  Client,
+  ConnectPacket,
+  PublishPacket,
+  Subscription,
+} from "aedes";
+import type { Logger } from "pino";
+import type { PrincipalResolver } from "../access/resolve-principal.ts";
+import { type BrokerPrincipal, canPublish, canSubscribe } from "./acl-rules.ts";
+import type { AclSync } from "./acl-sync.ts";
+import { type Connections, registeredClients, samePrincipal } from "./connections.ts";
+import { runHook } from "./hook-adapter.ts";
+
+// The Aedes hooks: who may connect, subscribe, publish and receive. Every decision
+// denies by default; Aedes' own defaults allow everything.
+
+/** Login name of the instance's own client; its password is a secret made at each start. */
+export const INTERNAL_USERNAME = "pepeunit-internal";
+
+/**
+ * A publish that is not allowed is re-addressed here instead of disconnecting the
+ * client: [MQTT-3.3.5-2] lets a server acknowledge and discard it, and a device still
+ * publishing to a topic of its previous version should not be thrown into a reconnect
+ * loop. Nobody may subscribe to `$` topics, so nothing is delivered.
+ */
+export const DROPPED_TOPIC = "$pepeunit/dropped";
+
+// CONNACK return codes of MQTT 3.1.1 (§3.2.2.3).
+const IDENTIFIER_REJECTED = 2;
+const BAD_USERNAME_OR_PASSWORD = 4;
+
+export type HookDeps = {
+  domain: string;
+  maxPayloadBytes: number;
+  acl: AclSync;
+  conns: Connections;
+  resolvePrincipal: PrincipalResolver;
+  internalSecret: Buffer;
+  log: Logger;
+  /** Global revocation counter, and when each unit was last revoked on it. */
+  revocations: { counter: number; unitRevokedAt: Map<string, number> };
+  broker(): Aedes;
+  /**
+   * An allowed publish, before it is acknowledged: what is ingested here survives a
+   * clean stop even if the PUBACK was the last thing that happened.
+   */
+  onPublishAccepted(principal: BrokerPrincipal, packet: PublishPacket): void;
+};
+
+class AuthError extends Error {
+  readonly returnCode: number;
+  constructor(returnCode: number, message: string) {
+    super(message);
+    this.returnCode = returnCode;
+  }
+}
+
+function remoteOf(client: Client): string {
+  return (client.conn as { remote?: string }).remote ?? "?";
+}
+
+export function createHooks(deps: HookDeps) {
+  const { domain, acl, conns, log } = deps;
+  const callbackFailed = (err: unknown) => log.error({ err }, "mqtt: broker callback threw");
+
+  async function login(client: Client, username: string | undefined, password?: Buffer) {
+    const startedAt = deps.revocations.counter;
+    let principal: BrokerPrincipal;
+    let token: string | null = null;
+    if (username === INTERNAL_USERNAME) {
+      const secret = deps.internalSecret;
+      const ok = password?.length === secret.length && timingSafeEqual(password, secret);
+      if (!ok) throw new AuthError(BAD_USERNAME_OR_PASSWORD, "bad internal credentials");
+      principal = { kind: "internal" };
+    } else {
+      // Devices send the unit JWT as the username with an empty password (§4).
+      if (!username) throw new AuthError(BAD_USERNAME_OR_PASSWORD, "no token");
+      const p = await deps.resolvePrincipal(username);
+      if (!p || p.kind === "anonymous") throw new AuthError(BAD_USERNAME_OR_PASSWORD, "bad token");
+      if (p.kind === "unit") {
+        if (!(await acl.ensureUnit(p.uuid)))
+          throw new AuthError(BAD_USERNAME_OR_PASSWORD, "no unit");
+        // Rotated or deleted while this login was being checked.
+        if ((deps.revocations.unitRevokedAt.get(p.uuid) ?? -1) > startedAt) {
+          throw new AuthError(BAD_USERNAME_OR_PASSWORD, "token revoked");
+        }
+      }
+      principal = p;
+      token = username;
+    }
+    // [MQTT-3.1.4-2] a new connection with a client id in use takes the old one over:
+    // only the same principal may do that, or anyone could kick a device off by its uuid.
+    const existing = registeredClients(deps.broker())[client.id];
+    if (existing && existing !== client) {
+      const other = conns.get(existing);
+      if (!other || !samePrincipal(other.principal, principal)) {
+        throw new AuthError(IDENTIFIER_REJECTED, "client id in use by another principal");
+      }
+    }
+    conns.set(client, { principal, token, remote: remoteOf(client), epoch: startedAt });
+    return true;
+  }
+
+  return {
+    preConnect(
+      _client: Client,
+      packet: ConnectPacket,
+      done: (e: Error | null, ok: boolean) => void,
+    ) {
+      // Sessions are never persisted: the MicroPython client accepts only the exact
+      // CONNACK 20 02 00 00, i.e. session-present 0 [MQTT-3.2.2-1], and devices
+      // subscribe again after every connect anyway.
+      packet.clean = true;
+      done(null, true);
+    },
+
+    authenticate(
+      client: Client,
+      username: Readonly<string | undefined>,
+      password: Readonly<Buffer | undefined>,
+      done: (e: AuthenticateError | null, ok: boolean | null) => void,
+    ) {
+      runHook(
+        () => login(client, username, password),
+        () => done(null, true),
+        (err) => {
+          const code = err instanceof AuthError ? err.returnCode : BAD_USERNAME_OR_PASSWORD;
+          log.info(
+            { clientId: client.id, remote: remoteOf(client), reason: (err as Error).message },
+            "mqtt: connection refused",
+          );
+          if (!(err instanceof AuthError)) log.error({ err }, "mqtt: login check failed");
+          done(new AuthError(code, "refused") as unknown as AuthenticateError, false);
+        },
+        callbackFailed,
+      );
+    },
+
+    authorizeSubscribe(
+      client: Client,
+      sub: Subscription,
+      done: (e: Error | null, sub?: Subscription | null) => void,
+    ) {
+      const info = conns.get(client);
+      const decide = () =>
+        info !== undefined && canSubscribe(acl.index, domain, info.principal, sub.topic);
+      runHook(
+        () => {
+          const pending = acl.settled();
+          return pending ? pending.then(decide) : decide();
+        },
+        (allowed) => {
+          if (!allowed) {
+            log.info({ clientId: client.id, topic: sub.topic }, "mqtt: subscription refused");
+          }
+          // null: SUBACK 0x80 for this topic, the connection stays [MQTT-3.9.3].
+          done(null, allowed ? sub : null);
+        },
+        (err) => {
+          log.error({ err }, "mqtt: subscribe check failed");
+          done(null, null);
+        },
+        callbackFailed,
+      );
+    },
+
+    authorizePublish(
+      client: Client | null,
+      packet: PublishPacket,
+      done: (e?: Error | null) => void,
+    ) {
+      const info = client ? conns.get(client) : undefined;
+      if (!client || !info) return done(new Error("publish without a logged-in client"));
+      if (packet.payload.length > deps.maxPayloadBytes) {
+        log.warn(
+          { clientId: client.id, remote: info.remote, bytes: packet.payload.length },
+          "mqtt: payload over the limit, disconnecting",
+        );
+        return done(new Error("payload too large"));
+      }
+      // Retained messages are not part of the protocol (§4) and would pile up per topic.
+      packet.retain = false;
+      const decide = () => canPublish(acl.index, domain, info.principal, packet.topic);
+      runHook(
+        () => {
+          const pending = acl.settled();
+          return pending ? pending.then(decide) : decide();
+        },
+        (allowed) => {
+          if (allowed) {
+            try {
+              deps.onPublishAccepted(info.principal, packet);
+            } catch (err) {
+              log.error({ err, topic: packet.topic }, "mqtt: ingest failed");
+            }
+          } else {
+            log.info({ clientId: client.id, topic: packet.topic }, "mqtt: publish dropped");
+            packet.topic = DROPPED_TOPIC;
+          }
+          done(null);
+        },
+        (err) => {
+          log.error({ err }, "mqtt: publish check failed");
+          packet.topic = DROPPED_TOPIC;
+          done(null);
+        },
+        callbackFailed,
+      );
+    },
+
+    /** Last check at delivery: a revoked link stops at once, even before its subscription is removed. */
+    authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+      const info = conns.get(client);
+      if (!info) return null;
+      try {
+        return canSubscribe(acl.index, domain, info.principal, packet.topic) ? packet : null;
+      } catch (err) {
+        log.error({ err }, "mqtt: forward check failed");
+        return null;
+      }
+    },
+  };
+}

@@ -1,0 +1,322 @@
+import { randomBytes } from "node:crypto";
+import type { EventEmitter } from "node:events";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { Aedes, type Client } from "aedes";
+import type { AppDeps } from "../http/types.ts";
+import { createTemplateCache } from "./acl.store.ts";
+import { type BrokerPrincipal, canSubscribe, nodeOfTopic } from "./acl-rules.ts";
+import { createAclSync } from "./acl-sync.ts";
+import { createHooks, INTERNAL_USERNAME } from "./broker-hooks.ts";
+import { Connections, registeredClients } from "./connections.ts";
+import { GuardedConnection } from "./frame-guard.ts";
+import { createIngest } from "./ingest.ts";
+import { attachWebSocket, type Listener, listenTcp, listenTls } from "./listeners.ts";
+import { parseTopic } from "./topics.ts";
+
+// The device plane: an Aedes MQTT broker on TCP, TLS and WebSocket, authorizing from
+// an in-memory access index, ingesting what units report, and offering the rest of
+// the instance an internal publish API.
+
+export type BrokerDeps = Pick<
+  AppDeps,
+  "config" | "database" | "log" | "events" | "resolvePrincipal" | "git"
+>;
+
+export type PublishOptions = { qos?: 0 | 1 };
+
+export type Broker = {
+  /**
+   * Federation: lets units subscribe to a remote output's home topic (`REMOTE_D/N[/pepeunit]`)
+   * while `check` says an ACTIVE remote edge links it into one of their inputs.
+   */
+  setRemoteTopicAccess(check: ((unitUuid: string, topic: string) => boolean) | null): void;
+  /** Publishes as the instance itself (commands, set-input); no access check. */
+  publish(topic: string, payload: string | Uint8Array, opts?: PublishOptions): Promise<void>;
+  /** Whether the unit has at least one live MQTT connection. */
+  isOnline(unitUuid: string): boolean;
+  onlineUnits(): string[];
+  /** Serves MQTT over WebSocket at /mqtt on the instance's HTTP server (its "upgrade" events). */
+  attachWebSocket(server: EventEmitter): void;
+  /** The bound TCP port (the configured one, or the one chosen for port 0). */
+  readonly tcpPort: number;
+  readonly tlsPort: number | null;
+  /** Login of the instance's own MQTT client (a secret made at start, never stored). */
+  readonly internalCredentials: { username: string; password: string };
+  /** Writes buffered device data now (tests, shutdown). */
+  flush(): Promise<void>;
+  pruneLogs(): Promise<number>;
+  close(): Promise<void>;
+};
+
+export const WEBSOCKET_PATH = "/mqtt";
+// Room for the topic (≤ 64 KB), packet id and MQTT 5 properties around a maximal payload.
+const PACKET_OVERHEAD = 65_536 + 1_024;
+const USER_RECHECK_MS = 60_000;
+
+export async function createBroker(deps: BrokerDeps): Promise<Broker> {
+  const { config, log, events } = deps;
+  const db = deps.database.db;
+  const domain = config.domain;
+  const conns = new Connections();
+  const revocations = { counter: 0, unitRevokedAt: new Map<string, number>() };
+  const internalSecret = randomBytes(32).toString("base64url");
+  const ingest = createIngest({ db, events, log, logRetentionMs: config.logRetentionMs });
+  const sockets = new Set<GuardedConnection>();
+  let aedes: Aedes | undefined;
+  let enforceQueued = false;
+
+  const closeClient = (client: Client, reason: string) => {
+    log.info({ clientId: client.id, reason }, "mqtt: disconnecting client");
+    client.close();
+  };
+
+  /** Drops subscriptions the index no longer allows; closes connections of units that are gone. */
+  function enforce(): void {
+    enforceQueued = false;
+    if (!aedes || aedes.closed) return;
+    for (const client of Object.values(registeredClients(aedes))) {
+      const info = conns.get(client);
+      if (!info) continue;
+      const p = info.principal;
+      if (p.kind === "unit" && !acl.index.units.has(p.uuid)) {
+        closeClient(client, "unit deleted");
+        continue;
+      }
+      // Not in Aedes' typings; the topic → subscription map of the live session.
+      const subs = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
+      const revoked = Object.keys(subs).filter(
+        (topic) => !canSubscribe(acl.index, domain, p, topic),
+      );
+      if (revoked.length) {
+        log.info({ clientId: client.id, topics: revoked }, "mqtt: access revoked, unsubscribing");
+        client.unsubscribe(revoked as never, () => {});
+      }
+    }
+  }
+
+  const acl = createAclSync({
+    db,
+    events,
+    log,
+    templates: createTemplateCache(deps.git, log),
+    // Several events of one change (a unit delete emits each edge) are enforced once.
+    onChanged() {
+      if (enforceQueued) return;
+      enforceQueued = true;
+      queueMicrotask(enforce);
+    },
+  });
+
+  const hooks = createHooks({
+    domain,
+    maxPayloadBytes: config.mqttMaxPayloadBytes,
+    acl,
+    conns,
+    resolvePrincipal: deps.resolvePrincipal,
+    internalSecret: Buffer.from(internalSecret),
+    log,
+    revocations,
+    broker: () => aedes as Aedes,
+    onPublishAccepted: (principal, packet) =>
+      ingestPublish(packet.topic, packet.payload as Buffer, principal),
+  });
+
+  function revokeUnit(unitUuid: string, reason: string) {
+    revocations.counter++;
+    revocations.unitRevokedAt.set(unitUuid, revocations.counter);
+    if (!aedes) return;
+    for (const client of Object.values(registeredClients(aedes))) {
+      const p = conns.get(client)?.principal;
+      if (p?.kind === "unit" && p.uuid === unitUuid) closeClient(client, reason);
+    }
+  }
+
+  const onUnitDeleted = ({ unitUuid }: { unitUuid: string }) => {
+    revokeUnit(unitUuid, "unit deleted");
+    ingest.forgetUnit(unitUuid);
+  };
+  const onTokenRotated = ({ unitUuid }: { unitUuid: string }) =>
+    revokeUnit(unitUuid, "unit token rotated");
+
+  /** Users' tokens expire or get revoked (block, password change) without an event. */
+  async function recheckUsers() {
+    if (!aedes) return;
+    for (const client of Object.values(registeredClients(aedes))) {
+      const info = conns.get(client);
+      if (info?.principal.kind !== "user" || !info.token) continue;
+      const p = await deps.resolvePrincipal(info.token);
+      if (p?.kind !== "user") closeClient(client, "user token no longer valid");
+      else info.principal = p;
+    }
+    enforce();
+  }
+
+  /** Device data into the database (batched): states, logs, variable values. */
+  function ingestPublish(topic: string, payload: Buffer, publisher: BrokerPrincipal) {
+    if (publisher.kind === "unit") ingest.seen(publisher.uuid);
+    if (!topic.startsWith(`${domain}/`)) return;
+    const parsed = parseTopic(domain, topic);
+    if (!parsed) return;
+    if (parsed.kind === "variable") {
+      const node = nodeOfTopic(acl.index, domain, topic);
+      if (node) {
+        ingest.value(node.uuid, payload);
+        // Federation relays values of followed outputs to other instances (src/federation/relay.ts).
+        if (node.type === "Output") {
+          events.emit("unit-node.value", { nodeUuid: node.uuid, unitUuid: node.unitUuid, payload });
+        }
+      }
+      return;
+    }
+    if (parsed.section !== "output_base_topic" || !acl.index.units.has(parsed.unitUuid)) return;
+    if (parsed.name === "state/pepeunit") ingest.state(parsed.unitUuid, payload);
+    else if (parsed.name === "log/pepeunit") ingest.logs(parsed.unitUuid, payload);
+  }
+
+  const limits = {
+    maxPacketBytes: config.mqttMaxPayloadBytes + PACKET_OVERHEAD,
+    maxPerSecond: config.mqttMaxMsgPerS,
+  };
+  const handle = (stream: Duplex, remote: string, req?: IncomingMessage) => {
+    if (!aedes || aedes.closed) {
+      stream.destroy();
+      return;
+    }
+    const guarded: GuardedConnection = new GuardedConnection(stream, limits, (reason) => {
+      const clientId = (guarded as unknown as { client?: Client }).client?.id;
+      log.warn({ clientId, remote, reason }, "mqtt: limit exceeded, disconnecting");
+    });
+    guarded.remote = remote;
+    sockets.add(guarded);
+    guarded.once("close", () => sockets.delete(guarded));
+    aedes.handle(guarded, req);
+  };
+
+  const listeners: Listener[] = [];
+  let detachWs: (() => void) | undefined;
+  let userTimer: NodeJS.Timeout | undefined;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= shutdown();
+    return closing;
+  };
+  async function shutdown() {
+    if (userTimer) clearInterval(userTimer);
+    acl.stop();
+    events.off("unit.deleted", onUnitDeleted);
+    events.off("unit.token-rotated", onTokenRotated);
+    events.off("federation.remote-edges.changed", enforce);
+    detachWs?.();
+    const closing = listeners.splice(0).map((l) => l.close());
+    if (aedes && !aedes.closed) {
+      const a = aedes;
+      await new Promise<void>((resolve) => a.close(() => resolve()));
+    }
+    // Connections that never finished CONNECT are not Aedes clients yet.
+    for (const s of sockets) s.destroy();
+    await Promise.all(closing);
+    await ingest.close();
+  }
+
+  try {
+    await acl.start();
+    aedes = await Aedes.createBroker({
+      ...hooks,
+      maxTopicLevels: config.mqttMaxTopicLevels,
+      // Unit uuids are 36 characters; the 23 of MQTT 3.1 would refuse them.
+      maxClientsIdLength: 128,
+      connectTimeout: 10_000,
+    });
+    aedes.on("clientReady", (client) => {
+      const info = conns.get(client);
+      const p = info?.principal;
+      if (p?.kind === "unit") {
+        // Revoked between its login check and now.
+        if ((revocations.unitRevokedAt.get(p.uuid) ?? -1) > (info?.epoch ?? 0)) {
+          closeClient(client, "unit token revoked");
+          return;
+        }
+        ingest.seen(p.uuid);
+      }
+      conns.ready(client);
+    });
+    aedes.on("clientDisconnect", (client) => conns.gone(client));
+    aedes.on("clientError", (client, err) => {
+      conns.gone(client);
+      log.info({ clientId: client.id, reason: err.message }, "mqtt: client disconnected on error");
+    });
+    aedes.on("connectionError", (_client, err) =>
+      log.debug({ reason: err.message }, "mqtt: connection failed before login"),
+    );
+    events.on("unit.deleted", onUnitDeleted);
+    events.on("unit.token-rotated", onTokenRotated);
+
+    listeners.push(await listenTcp(config.mqttBindHost, config.mqttPort, handle));
+    if (config.tlsCertFile && config.tlsKeyFile) {
+      listeners.push(
+        await listenTls(
+          config.mqttBindHost,
+          config.mqttsPort,
+          { cert: config.tlsCertFile, key: config.tlsKeyFile },
+          handle,
+          (err, remote) => log.debug({ remote, reason: err.message }, "mqtt: TLS handshake failed"),
+        ),
+      );
+    }
+    userTimer = setInterval(() => {
+      recheckUsers().catch((err: unknown) => log.error({ err }, "mqtt: user re-check failed"));
+    }, USER_RECHECK_MS);
+    userTimer.unref();
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
+
+  const [tcp, tlsListener] = listeners;
+  log.info(
+    { tcpPort: tcp?.port, tlsPort: tlsListener?.port ?? null, bind: config.mqttBindHost },
+    "mqtt broker listening",
+  );
+
+  // Federation's remote edges change which remote topics units may hold.
+  events.on("federation.remote-edges.changed", enforce);
+
+  return {
+    setRemoteTopicAccess(check) {
+      acl.index.remoteTopicAccess = check;
+      enforce();
+    },
+    publish(topic, payload, opts = {}) {
+      return new Promise((resolve, reject) => {
+        if (!aedes || aedes.closed) return reject(new Error("the MQTT broker is closed"));
+        const bytes = Buffer.from(payload);
+        ingestPublish(topic, bytes, { kind: "internal" });
+        aedes.publish(
+          {
+            cmd: "publish",
+            topic,
+            payload: bytes,
+            qos: opts.qos ?? 0,
+            retain: false,
+            dup: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+    },
+    isOnline: (unitUuid) => conns.isOnline(unitUuid),
+    onlineUnits: () => conns.onlineUnits(),
+    attachWebSocket(server) {
+      detachWs?.();
+      detachWs = attachWebSocket(server, WEBSOCKET_PATH, limits.maxPacketBytes, handle);
+    },
+    tcpPort: tcp?.port ?? config.mqttPort,
+    tlsPort: tlsListener?.port ?? null,
+    internalCredentials: { username: INTERNAL_USERNAME, password: internalSecret },
+    flush: () => ingest.flush(),
+    pruneLogs: () => ingest.pruneLogs(),
+    close,
+  };
+}

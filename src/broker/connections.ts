@@ -1,0 +1,64 @@
+import type { Aedes, Client } from "aedes";
+import type { BrokerPrincipal } from "./acl-rules.ts";
+
+// Who is behind each MQTT connection, and which units are online.
+
+export type ConnInfo = {
+  principal: BrokerPrincipal;
+  /** The JWT it logged in with (users are re-checked periodically); null for the internal client. */
+  token: string | null;
+  remote: string;
+  /** The revocation counter when its login began: a later revocation of its unit closes it. */
+  epoch: number;
+};
+
+export function samePrincipal(a: BrokerPrincipal, b: BrokerPrincipal): boolean {
+  if (a.kind === "internal" || b.kind === "internal") return a.kind === b.kind;
+  return a.kind === b.kind && a.uuid === b.uuid;
+}
+
+export class Connections {
+  private readonly info = new WeakMap<Client, ConnInfo>();
+  private readonly byUnit = new Map<string, Set<Client>>();
+
+  set(client: Client, info: ConnInfo): void {
+    this.info.set(client, info);
+  }
+
+  get(client: Client): ConnInfo | undefined {
+    return this.info.get(client);
+  }
+
+  /** The session is established (CONNACK sent). */
+  ready(client: Client): void {
+    const p = this.info.get(client)?.principal;
+    if (p?.kind !== "unit") return;
+    let set = this.byUnit.get(p.uuid);
+    if (!set) {
+      set = new Set();
+      this.byUnit.set(p.uuid, set);
+    }
+    set.add(client);
+  }
+
+  gone(client: Client): void {
+    const p = this.info.get(client)?.principal;
+    if (p?.kind !== "unit") return;
+    const set = this.byUnit.get(p.uuid);
+    set?.delete(client);
+    if (set?.size === 0) this.byUnit.delete(p.uuid);
+  }
+
+  isOnline(unitUuid: string): boolean {
+    return (this.byUnit.get(unitUuid)?.size ?? 0) > 0;
+  }
+
+  onlineUnits(): string[] {
+    return [...this.byUnit.keys()];
+  }
+}
+
+/** The broker's logged-in clients by client id (Aedes keeps them in `clients`; its typings omit it). */
+export function registeredClients(aedes: Aedes): Record<string, Client> {
+  return (aedes as unknown as { clients: Record<string, Client> }).clients;
+}

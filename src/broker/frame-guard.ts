@@ -1,0 +1,149 @@
+import { Duplex } from "node:stream";
+
+// A transport-level guard between a connection and the broker. It reads only the MQTT
+// fixed headers (type + remaining length) as bytes stream by, so it can refuse an
+// oversized packet before it is buffered (the MQTT parser would otherwise collect up
+// to 256 MB) and rate-limit what a client sends, whatever state the session is in.
+
+export type FrameLimits = {
+  /** Largest remaining length (bytes after the fixed header) of any packet. */
+  maxPacketBytes: number;
+  /** PUBLISH, SUBSCRIBE and UNSUBSCRIBE packets per second; a one-second burst is allowed. */
+  maxPerSecond: number;
+};
+
+const PUBLISH = 3;
+const SUBSCRIBE = 8;
+const UNSUBSCRIBE = 10;
+
+/** Token bucket: `rate` tokens a second, holding at most `capacity`. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private readonly rate: number;
+  private readonly capacity: number;
+
+  constructor(rate: number, capacity = Math.max(rate, 1), now = Date.now()) {
+    this.rate = rate;
+    this.capacity = capacity;
+    this.tokens = capacity;
+    this.last = now;
+  }
+
+  take(now = Date.now()): boolean {
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** Incremental reader of MQTT fixed headers; returns a reason when a limit is broken. */
+export class FrameInspector {
+  private skip = 0;
+  // -1: the next byte is a packet's first byte; >= 0: remaining-length bytes read so far.
+  private lengthBytes = -1;
+  private length = 0;
+  private multiplier = 1;
+  private type = 0;
+  private readonly limits: FrameLimits;
+  private readonly bucket: TokenBucket;
+
+  constructor(limits: FrameLimits) {
+    this.limits = limits;
+    this.bucket = new TokenBucket(limits.maxPerSecond);
+  }
+
+  inspect(chunk: Uint8Array): string | null {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - i);
+        this.skip -= n;
+        i += n;
+        continue;
+      }
+      const byte = chunk[i++] as number;
+      if (this.lengthBytes === -1) {
+        this.type = byte >> 4;
+        this.lengthBytes = 0;
+        this.length = 0;
+        this.multiplier = 1;
+        continue;
+      }
+      this.length += (byte & 0x7f) * this.multiplier;
+      this.multiplier *= 128;
+      this.lengthBytes++;
+      if (byte & 0x80) {
+        // [MQTT-2.2.3] the remaining length takes at most four bytes.
+        if (this.lengthBytes >= 4) return "malformed remaining length";
+        continue;
+      }
+      if (this.length > this.limits.maxPacketBytes) {
+        return `packet of ${this.length} bytes exceeds the limit of ${this.limits.maxPacketBytes}`;
+      }
+      if (
+        (this.type === PUBLISH || this.type === SUBSCRIBE || this.type === UNSUBSCRIBE) &&
+        !this.bucket.take()
+      ) {
+        return `more than ${this.limits.maxPerSecond} messages per second`;
+      }
+      this.skip = this.length;
+      this.lengthBytes = -1;
+    }
+    return null;
+  }
+}
+
+/**
+ * Wraps a connection (TCP, TLS or WebSocket stream) for the broker: bytes pass
+ * through unchanged until a limit is broken, then the connection is destroyed and
+ * `onViolation` told why.
+ */
+export class GuardedConnection extends Duplex {
+  /** Where the connection comes from, for logs. */
+  remote = "?";
+  private readonly inner: Duplex;
+  private readonly inspector: FrameInspector;
+  private violated = false;
+
+  constructor(inner: Duplex, limits: FrameLimits, onViolation: (reason: string) => void) {
+    super({ allowHalfOpen: false });
+    this.inner = inner;
+    this.inspector = new FrameInspector(limits);
+    inner.on("data", (chunk: Buffer) => {
+      if (this.violated) return;
+      const problem = this.inspector.inspect(chunk);
+      if (problem) {
+        this.violated = true;
+        onViolation(problem);
+        this.destroy(new Error(problem));
+        return;
+      }
+      if (!this.push(chunk)) inner.pause();
+    });
+    inner.on("end", () => this.push(null));
+    inner.on("error", (err) => this.destroy(err));
+    inner.on("close", () => this.destroy());
+  }
+
+  override _read(): void {
+    this.inner.resume();
+  }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void) {
+    if (this.inner.destroyed) return cb(new Error("connection closed"));
+    this.inner.write(chunk, encoding, cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.inner.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.inner.destroy();
+    cb(err);
+  }
+}

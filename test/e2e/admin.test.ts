@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { createFixtureRepo } from "../helpers/git-fixtures.ts";
+import { createUser } from "../helpers/instance.ts";
+import { createRepo } from "../helpers/repos.ts";
+import { createUnit } from "../helpers/units.ts";
+import { flowNode, gotoGraph, openPage } from "./support/browser.ts";
+import { useE2e } from "./support/suite.ts";
+
+// The admin console: registration mode, users (verify / block / unblock /
+// delete), every entity of the instance, and a place for federation settings.
+
+describe("admin console", { timeout: 150_000 }, () => {
+  let admin = { uuid: "", token: "" };
+  let bob = { uuid: "", token: "" };
+  let privateRepo = "";
+  let privateUnit = "";
+  const ctx = useE2e({}, async ({ inst }) => {
+    admin = await createUser(inst.api, "root");
+    bob = await createUser(inst.api, "bob");
+    const repo = await createRepo(inst.api, bob.token, createFixtureRepo(), { name: "bobs-secret-repo", visibility: "Private" });
+    privateRepo = repo.uuid;
+    privateUnit = (await createUnit(inst.api, bob.token, repo.uuid, { name: "bobs-secret-unit", visibility: "Private" })).uuid;
+  });
+
+  it("changes the registration mode and explains a refused one", async () => {
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: admin.token });
+    try {
+      await page.goto("/#/admin");
+      const form = page.getByTestId("settings-form");
+      await form.getByLabel(/Manual approval/).check();
+      await form.getByRole("button", { name: "Save settings" }).click();
+      await expect.poll(async () => (await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode).toBe("ManualApproval");
+      // E-mail verification needs SMTP, which this instance lacks: the server's reason is shown.
+      expect(await form.innerText()).toContain("none is configured");
+      await form.getByLabel(/E-mail verification/).check();
+      await form.getByRole("button", { name: "Save settings" }).click();
+      await expect.poll(() => form.getByRole("alert").innerText()).toContain("SMTP");
+      expect((await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode).toBe("ManualApproval");
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("verifies, blocks, unblocks and deletes users", async () => {
+    await ctx.inst.api.patch("/admin/settings", { registration_mode: "ManualApproval" }, admin.token);
+    const reg = await ctx.inst.api.post("/users", { login: "newbie", email: "newbie@example.test", password: "pw-newbie-secret" });
+    expect(reg.body.status).toBe("PendingApproval");
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: admin.token });
+    try {
+      await page.goto("/#/admin");
+      const row = page.locator('[data-testid="users-table"] tr[data-login="newbie"]');
+      await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("PendingApproval");
+      await row.getByRole("button", { name: "Verify" }).click();
+      await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Active");
+      await row.getByRole("button", { name: "Block" }).click();
+      await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Blocked");
+      expect((await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" })).status).toBe(403);
+      await row.getByRole("button", { name: "Unblock" }).click();
+      await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Active");
+      expect((await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" })).status).toBe(200);
+      // The admin's own row has no block/delete.
+      const own = page.locator('[data-testid="users-table"] tr[data-login="root"]');
+      expect(await own.getByRole("button").count()).toBe(0);
+      await row.getByRole("button", { name: "Delete" }).click();
+      await row.getByRole("button", { name: /Really delete newbie/ }).click();
+      await expect.poll(() => row.count()).toBe(0);
+      expect((await ctx.inst.api.get(`/users/${reg.body.uuid}`, admin.token)).status).toBe(404);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("sees every entity, private ones of other users included, and a federation section", async () => {
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: admin.token });
+    try {
+      await page.goto("/#/admin");
+      await expect.poll(() => page.getByTestId("admin-repos").innerText()).toContain("bobs-secret-repo");
+      expect(await page.getByTestId("admin-units").innerText()).toContain("bobs-secret-unit");
+      expect(await page.getByTestId("admin-federation").innerText()).toContain("Federation");
+      await page.getByTestId("admin-units").getByRole("link", { name: "bobs-secret-unit" }).click();
+      await page.getByTestId("panel-unit").waitFor();
+      expect(await flowNode(page, privateUnit).count()).toBe(1);
+      expect(await flowNode(page, privateRepo).count()).toBe(1);
+      // As manager of everything, the admin gets the unit's controls.
+      expect(await page.getByTestId("panel-unit").getByRole("button", { name: "Edit env" }).count()).toBe(1);
+    } finally {
+      await context.close();
+    }
+    // A plain user has neither the console nor bob's private nodes.
+    await ctx.inst.api.patch("/admin/settings", { registration_mode: "Open" }, admin.token);
+    const other = await createUser(ctx.inst.api, "carl");
+    const { context: c2, page: p2 } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: other.token });
+    try {
+      await gotoGraph(p2);
+      expect(await p2.getByRole("link", { name: "Admin", exact: true }).count()).toBe(0);
+      expect(await flowNode(p2, privateUnit).count()).toBe(0);
+      await p2.goto("/#/admin");
+      await expect.poll(() => p2.locator("main").innerText()).toContain("for the instance admin");
+    } finally {
+      await c2.close();
+    }
+  });
+});

@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import { createUser } from "../helpers/instance.ts";
+import { unitToken } from "../helpers/units.ts";
+import { flowNode, gotoGraph, openPage } from "./support/browser.ts";
+import { connectUnit } from "./support/mqtt.ts";
+import { seedPair } from "./support/seed.ts";
+import { useE2e } from "./support/suite.ts";
+
+// Output and input nodes show their latest value live: the browser follows
+// the variables' topics over MQTT-over-WebSocket (/mqtt) with the user's token.
+
+describe("live values", { timeout: 120_000 }, () => {
+  let token = "";
+  let seeded: Awaited<ReturnType<typeof seedPair>>;
+  let paths: Record<string, unknown> = {};
+  const ctx = useE2e({}, async ({ inst }) => {
+    token = (await createUser(inst.api, "maker")).token;
+    seeded = await seedPair(inst.api, token, { prefix: "live" });
+    paths = (await inst.api.get("/pepeunit/api/v1/openapi.json")).body.paths;
+  });
+
+  it("a value a device publishes appears on its output node and the linked input, without reload", async () => {
+    const device = await connectUnit(ctx.inst.mqttUrl, await unitToken(ctx.inst.api, token, seeded.sensor.uuid));
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    try {
+      await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
+      await expect.poll(() => page.getByTestId("live-status").getAttribute("data-status")).toBe("live");
+      const outValue = flowNode(page, seeded.output.uuid).getByTestId("value");
+      expect(await outValue.innerText()).toBe("—");
+      // The browser's subscriptions are in place shortly after connecting; publish until seen.
+      let n = 0;
+      await expect
+        .poll(
+          async () => {
+            n++;
+            await device.publishAsync(seeded.output.topic, `21.${n}`);
+            return outValue.innerText();
+          },
+          { timeout: 10_000, intervals: [300] },
+        )
+        .toMatch(/^21\.\d+$/);
+      await device.publishAsync(seeded.output.topic, "23.75");
+      await expect.poll(() => outValue.innerText()).toBe("23.75");
+      expect(await page.getByTestId("panel-value").innerText()).toBe("23.75");
+      // The linked input shows what its device receives through the link.
+      await expect.poll(() => flowNode(page, seeded.input.uuid).getByTestId("value").innerText()).toBe("23.75");
+      // The same page, never reloaded: navigation entries did not grow.
+      expect(await page.evaluate(() => performance.getEntriesByType("navigation").length)).toBe(1);
+    } finally {
+      await context.close();
+      await device.endAsync();
+    }
+  });
+
+  it("an input pop-up sets the value when the server offers it (and shows it live)", async () => {
+    const hasSetInput = "/unit_nodes/set_state_input/{uuid}" in paths;
+    const relay = await connectUnit(ctx.inst.mqttUrl, await unitToken(ctx.inst.api, token, seeded.relay.uuid));
+    const received: string[] = [];
+    relay.on("message", (topic, payload) => {
+      if (topic === seeded.input.topic) received.push(payload.toString());
+    });
+    await relay.subscribeAsync(seeded.input.topic);
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    try {
+      await gotoGraph(page, `#/variable/${seeded.input.uuid}`);
+      const panel = page.getByTestId("panel-variable");
+      await panel.waitFor();
+      expect(await panel.getByTestId("set-value-form").count()).toBe(hasSetInput ? 1 : 0);
+      if (!hasSetInput) return;
+      await panel.getByLabel("Set value").fill("ON");
+      await panel.getByRole("button", { name: "Send" }).click();
+      await expect.poll(() => flowNode(page, seeded.input.uuid).getByTestId("value").innerText()).toBe("ON");
+      await expect.poll(() => received).toContain("ON");
+    } finally {
+      await context.close();
+      await relay.endAsync();
+    }
+  });
+});

@@ -1,0 +1,185 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { createFixtureRepo, type FixtureRepo } from "../helpers/git-fixtures.ts";
+import { createUser } from "../helpers/instance.ts";
+import { createRepo } from "../helpers/repos.ts";
+import { createUnit, unitToken } from "../helpers/units.ts";
+import { centreOf, dragBetween, flowNode, gotoGraph, openPage } from "./support/browser.ts";
+import { connectUnit } from "./support/mqtt.ts";
+import { useE2e } from "./support/suite.ts";
+
+// Units from a repo node ("+" and Shift-drag), and the unit pop-up.
+
+describe("units on the graph", { timeout: 150_000 }, () => {
+  let token = "";
+  let fixture: FixtureRepo;
+  let repo: { uuid: string; name: string };
+  let devHead = "";
+  let mainHead = "";
+  let paths: Record<string, unknown> = {};
+  const ctx = useE2e({}, async ({ inst }) => {
+    token = (await createUser(inst.api, "maker")).token;
+    fixture = createFixtureRepo();
+    mainHead = fixture.head();
+    fixture.git("tag", "v1");
+    fixture.git("checkout", "-q", "-b", "dev");
+    devHead = fixture.commit("dev work", { "dev.py": "print('dev')\n" });
+    fixture.git("checkout", "-q", "main");
+    repo = await createRepo(inst.api, token, fixture, { name: "firmware" });
+    paths = (await inst.api.get("/pepeunit/api/v1/openapi.json")).body.paths;
+  });
+
+  it("the + action opens the unit form; following the repo shows its branch and commit read-only", async () => {
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    try {
+      await gotoGraph(page);
+      await flowNode(page, repo.uuid).getByRole("button", { name: "New unit from firmware" }).click();
+      const form = page.getByTestId("unit-form");
+      await form.waitFor();
+      expect(await form.getByTestId("follow-repo").isChecked()).toBe(true);
+      await expect.poll(() => form.getByTestId("current-commit").inputValue()).toBe(mainHead.slice(0, 8));
+      expect(await form.getByTestId("current-branch").inputValue()).toBe("main");
+      expect(await form.getByTestId("current-branch").getAttribute("readonly")).not.toBeNull();
+      await form.getByLabel("Unit name").fill("bad name!");
+      await form.getByRole("button", { name: "Create unit" }).click();
+      await expect.poll(() => form.locator("#unit-name-error").innerText()).toContain("letters, digits");
+      await form.getByLabel("Unit name").fill("greenhouse");
+      await form.getByRole("button", { name: "Create unit" }).click();
+      await page.getByTestId("panel-unit").waitFor();
+      const uuid = /#\/unit\/([0-9a-f-]{36})/.exec(page.url())?.[1] as string;
+      const unit = (await ctx.inst.api.get(`/units/${uuid}`, token)).body;
+      expect(unit).toMatchObject({ name: "greenhouse", follow_repo: true, branch: "main", commit: mainHead });
+      // Its variables appear around it: inputs and outputs of the schema.
+      for (const v of unit.unit_nodes) expect(await flowNode(page, v.uuid).count()).toBe(1);
+      const unitBox = await flowNode(page, uuid).boundingBox();
+      const input = unit.unit_nodes.find((n: { type: string }) => n.type === "Input");
+      const output = unit.unit_nodes.find((n: { type: string }) => n.type === "Output");
+      const inBox = await flowNode(page, input.uuid).boundingBox();
+      const outBox = await flowNode(page, output.uuid).boundingBox();
+      expect(inBox && unitBox && inBox.x < unitBox.x).toBe(true);
+      expect(outBox && unitBox && outBox.x > unitBox.x).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("Shift-drag from the repo to empty canvas opens the form there; pins a branch and a tag", async () => {
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    try {
+      await gotoGraph(page);
+      // Zoom out so the canvas has empty space around the graph.
+      for (let i = 0; i < 3; i++) await page.locator(".svelte-flow__controls-zoomout").click();
+      await page.waitForTimeout(300);
+      const canvas = (await page.getByTestId("graph-canvas").boundingBox()) as { x: number; y: number };
+      const handle = `.svelte-flow__node[data-id="${repo.uuid}"] .svelte-flow__handle`;
+      const from = await centreOf(page, handle);
+      // Without Shift nothing is created, but the UI says how.
+      await dragBetween(page, from, { x: canvas.x + 50, y: canvas.y + 40 });
+      await expect.poll(() => page.getByTestId("notice").allInnerTexts()).toContainEqual(expect.stringContaining("Hold Shift"));
+      expect(await page.getByTestId("unit-form").count()).toBe(0);
+
+      const drop = { x: canvas.x + 60, y: canvas.y + 50 };
+      // Screen → flow coordinates of the drop point, from the viewport's transform.
+      const viewport = await page.evaluate(() => {
+        const el = document.querySelector(".svelte-flow__viewport") as HTMLElement;
+        const pane = document.querySelector(".svelte-flow") as HTMLElement;
+        const m = /translate\(([-\d.]+)px, ([-\d.]+)px\) scale\(([-\d.]+)\)/.exec(el.style.transform);
+        const r = pane.getBoundingClientRect();
+        return { x: Number(m?.[1]), y: Number(m?.[2]), zoom: Number(m?.[3]), left: r.left, top: r.top };
+      });
+      const dropFlowY = (drop.y - viewport.top - viewport.y) / viewport.zoom;
+      await dragBetween(page, from, drop, { shift: true });
+      const form = page.getByTestId("unit-form");
+      await form.waitFor();
+      await form.getByLabel("Unit name").fill("pinned-unit");
+      await form.getByTestId("follow-repo").uncheck();
+      const branches = await form.getByTestId("branch-select").locator("option").allInnerTexts();
+      expect(branches).toEqual(expect.arrayContaining(["main", "dev"]));
+      await form.getByTestId("branch-select").selectOption("main");
+      await form.getByLabel("Tag", { exact: true }).check();
+      await form.getByTestId("tag-select").selectOption("v1");
+      await form.getByRole("button", { name: "Create unit" }).click();
+      await page.getByTestId("panel-unit").waitFor();
+      const uuid = /#\/unit\/([0-9a-f-]{36})/.exec(page.url())?.[1] as string;
+      const unit = (await ctx.inst.api.get(`/units/${uuid}`, token)).body;
+      expect(unit).toMatchObject({ name: "pinned-unit", follow_repo: false, branch: "main", tag: "v1", commit: mainHead });
+      // Placed at the drop point's height (moved sideways only if something is already there).
+      const nodeY = await page.evaluate((id) => {
+        const el = document.querySelector(`.svelte-flow__node[data-id="${id}"]`) as HTMLElement | null;
+        return Number(/translate\([-\d.]+px, ?([-\d.]+)px\)/.exec(el?.style.transform ?? "")?.[1]);
+      }, uuid);
+      expect(Math.abs(nodeY - dropFlowY)).toBeLessThan(2);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("the unit pop-up shows state, edits env with secrets masked, downloads firmware, changes version and deletes", async () => {
+    const unit = await createUnit(ctx.inst.api, token, repo.uuid, { name: "popup-unit" });
+    const device = await connectUnit(ctx.inst.mqttUrl, await unitToken(ctx.inst.api, token, unit.uuid));
+    await device.publishAsync(
+      `localhost:8080/output_base_topic/${unit.uuid}/state/pepeunit`,
+      JSON.stringify({ ifconfig: ["192.168.7.42", "255.255.255.0"], millis: 3_723_000, mem_free: 51_200, mem_alloc: 20_480, pu_commit_version: mainHead }),
+    );
+    await expect.poll(async () => (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body.last_seen_datetime, { timeout: 10_000 }).not.toBeNull();
+    await device.endAsync();
+
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    try {
+      await gotoGraph(page, `#/unit/${unit.uuid}`);
+      const panel = page.getByTestId("panel-unit");
+      const state = panel.getByTestId("unit-state");
+      await expect.poll(() => state.innerText()).toContain("192.168.7.42");
+      const text = await state.innerText();
+      expect(text).toContain("online");
+      expect(text).toContain("50.0 KiB free of 70.0 KiB");
+      expect(text).toContain("1h 2m");
+      expect(text).toContain(mainHead.slice(0, 8));
+
+      // Env: instance secrets are masked and read-only; the person's own keys are editable.
+      await panel.getByRole("button", { name: "Edit env" }).click();
+      const env = panel.getByTestId("env-form");
+      const tokenInput = env.locator("#env-PU_AUTH_TOKEN");
+      expect(await tokenInput.getAttribute("type")).toBe("password");
+      expect(await tokenInput.getAttribute("readonly")).not.toBeNull();
+      await env.getByRole("button", { name: "Show PU_AUTH_TOKEN" }).click();
+      expect(await tokenInput.getAttribute("type")).toBe("text");
+      expect(await env.locator("#env-PUC_WIFI_PASS").getAttribute("type")).toBe("password");
+      await env.locator("#env-PUC_WIFI_SSID").fill("greenhouse-wifi");
+      await env.locator("#env-PUC_WIFI_PASS").fill("very-secret");
+      await env.getByRole("button", { name: "Save env" }).click();
+      await expect.poll(async () => (await ctx.inst.api.get(`/units/env/${unit.uuid}`, token)).body.PUC_WIFI_SSID).toBe("greenhouse-wifi");
+      expect((await ctx.inst.api.get(`/units/env/${unit.uuid}`, token)).body.PUC_WIFI_PASS).toBe("very-secret");
+
+      // Firmware downloads carry the token (a plain link could not).
+      const [download] = await Promise.all([page.waitForEvent("download"), panel.getByRole("button", { name: "Download zip" }).click()]);
+      const zip = readFileSync((await download.path()) as string);
+      expect(zip.subarray(0, 2).toString()).toBe("PK");
+      const [tgz] = await Promise.all([page.waitForEvent("download"), panel.getByRole("button", { name: "Download tgz" }).click()]);
+      expect(readFileSync((await tgz.path()) as string).length).toBeGreaterThan(20);
+
+      // Device-plane controls exist exactly when the server has their endpoints.
+      const has = (p: string) => p in paths;
+      expect(await panel.getByTestId("push-update").count()).toBe(has("/units/{uuid}/update") ? 1 : 0);
+      expect(await panel.getByTestId("command-form").count()).toBe(has("/units/send_command_to_input_base_topic/{uuid}") ? 1 : 0);
+      expect(await panel.getByRole("button", { name: "Show logs" }).count()).toBe(has("/units/{uuid}/logs") ? 1 : 0);
+
+      // Update to a chosen version: pin the dev branch's head.
+      const version = panel.getByTestId("unit-version-form");
+      await version.getByTestId("follow-repo").uncheck();
+      await version.getByTestId("branch-select").selectOption("dev");
+      await expect.poll(() => version.getByTestId("commit-select").inputValue()).toBe(devHead);
+      await version.getByRole("button", { name: "Save version" }).click();
+      await expect.poll(async () => (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body.commit).toBe(devHead);
+      const pinned = (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body;
+      expect(pinned).toMatchObject({ follow_repo: false, branch: "dev" });
+
+      await panel.getByRole("button", { name: "Delete unit" }).click();
+      await panel.getByRole("button", { name: "Really delete the unit" }).click();
+      await expect.poll(() => flowNode(page, unit.uuid).count()).toBe(0);
+      expect((await ctx.inst.api.get(`/units/${unit.uuid}`, token)).status).toBe(404);
+    } finally {
+      await context.close();
+    }
+  });
+});

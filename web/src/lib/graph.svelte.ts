@@ -1,0 +1,422 @@
+import type { Edge } from "@xyflow/svelte";
+import type { InputFlowNode } from "../components/nodes/InputNode.svelte";
+import type { OutputFlowNode } from "../components/nodes/OutputNode.svelte";
+import type { RepoFlowNode } from "../components/nodes/RepoNode.svelte";
+import type { UnitFlowNode } from "../components/nodes/UnitNode.svelte";
+import { api, fetchAll, type Repo, type Unit, type UnitNodeEdge, unwrap } from "./api.ts";
+import {
+  type Block,
+  layoutBlocks,
+  type Point,
+  REPO_H,
+  REPO_W,
+  UNIT_H,
+  UNIT_W,
+  unitBlock,
+  VAR_H,
+  VAR_W,
+} from "./layout.ts";
+import { layoutKey, loadPositions, type Positions, savePositions } from "./layout-memory.ts";
+import { live } from "./live.svelte.ts";
+import { session } from "./session.svelte.ts";
+
+// The graph: API data (repos, units with their variables, edges) kept as raw
+// arrays that are replaced, never mutated, and turned into Svelte Flow nodes
+// and edges. Positions come from the remembered layout, else from dagre.
+
+export type FlowNode = RepoFlowNode | UnitFlowNode | InputFlowNode | OutputFlowNode;
+export type NodeKind = FlowNode["type"];
+export type Filters = {
+  search: string;
+  mine: boolean;
+  visibility: Record<"Public" | "Internal" | "Private", boolean>;
+  types: Record<NodeKind, boolean>;
+};
+
+export function defaultFilters(): Filters {
+  return {
+    search: "",
+    mine: false,
+    visibility: { Public: true, Internal: true, Private: true },
+    types: { repo: true, unit: true, input: true, output: true },
+  };
+}
+
+/** A large graph: render only what is in view, and do not start zoomed out to fit it all. */
+export const LARGE_GRAPH = 400;
+
+type Rect = { x: number; y: number; w: number; h: number };
+
+export class GraphStore {
+  repos = $state.raw<Repo[]>([]);
+  units = $state.raw<Unit[]>([]);
+  links = $state.raw<UnitNodeEdge[]>([]);
+  nodes = $state.raw<FlowNode[]>([]);
+  edges = $state.raw<Edge[]>([]);
+  filters = $state<Filters>(defaultFilters());
+  loading = $state(false);
+  loaded = $state(false);
+  error = $state<string | null>(null);
+  /** Input uuid → a refusal to show on that node. */
+  nodeErrors = $state.raw<Record<string, string>>({});
+  /** Bumped after every load so views can re-focus. */
+  generation = $state(0);
+  #positions: Positions = {};
+  #key = layoutKey(null);
+
+  matchCount = $derived(this.nodes.filter((n) => !n.hidden).length);
+
+  async load(): Promise<void> {
+    this.loading = true;
+    this.error = null;
+    try {
+      const [repos, units, links] = await Promise.all([
+        fetchAll(async (limit, offset) => {
+          const r = await unwrap(api.GET("/repos", { params: { query: { limit, offset } } }));
+          return { count: r.count, items: r.repos };
+        }),
+        fetchAll(async (limit, offset) => {
+          const r = await unwrap(api.GET("/units", { params: { query: { limit, offset } } }));
+          return { count: r.count, items: r.units };
+        }),
+        fetchAll(async (limit, offset) => {
+          const r = await unwrap(api.GET("/unit_node_edges", { params: { query: { limit, offset } } }));
+          return { count: r.count, items: r.unit_node_edges };
+        }),
+      ]);
+      this.#key = layoutKey(session.user?.uuid ?? null);
+      this.#positions = loadPositions(localStorage, this.#key);
+      this.repos = repos;
+      this.units = units;
+      this.links = links;
+      this.rebuild(true);
+      this.loaded = true;
+      this.generation++;
+    } catch (err) {
+      this.error = err instanceof Error ? err.message : String(err);
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  /**
+   * What the live subscription follows: every variable's own topic, and for an
+   * input also the topics of the outputs linked into it (what its device receives).
+   */
+  topics(): Array<{ uuid: string; topic: string }> {
+    const own = this.units.flatMap((u) => u.unit_nodes.map((n) => ({ uuid: n.uuid, topic: n.topic })));
+    const topicOf = new Map(own.map((t) => [t.uuid, t.topic]));
+    const linked = this.links.flatMap((l) => {
+      const topic = topicOf.get(l.output_uuid);
+      return topic ? [{ uuid: l.input_uuid, topic }] : [];
+    });
+    return [...own, ...linked];
+  }
+
+  unit(uuid: string): Unit | undefined {
+    return this.units.find((u) => u.uuid === uuid);
+  }
+  repo(uuid: string): Repo | undefined {
+    return this.repos.find((r) => r.uuid === uuid);
+  }
+  variable(uuid: string) {
+    for (const u of this.units) {
+      const n = u.unit_nodes.find((v) => v.uuid === uuid);
+      if (n) return { variable: n, unit: u };
+    }
+    return undefined;
+  }
+  link(uuid: string): UnitNodeEdge | undefined {
+    return this.links.find((l) => l.uuid === uuid);
+  }
+
+  upsertRepo(repo: Repo, at?: Point): void {
+    const exists = this.repos.some((r) => r.uuid === repo.uuid);
+    this.repos = exists ? this.repos.map((r) => (r.uuid === repo.uuid ? repo : r)) : [...this.repos, repo];
+    if (!exists) this.#place(repo.uuid, at ?? this.#freeSpot({ x: 0, y: -REPO_H - 120 }, REPO_W, REPO_H));
+    this.rebuild();
+  }
+
+  removeRepo(uuid: string): void {
+    this.repos = this.repos.filter((r) => r.uuid !== uuid);
+    this.rebuild();
+  }
+
+  upsertUnit(unit: Unit, at?: Point | null): void {
+    const exists = this.units.some((u) => u.uuid === unit.uuid);
+    this.units = exists ? this.units.map((u) => (u.uuid === unit.uuid ? unit : u)) : [...this.units, unit];
+    if (!exists) {
+      const inputs = unit.unit_nodes.filter((n) => n.type === "Input").length;
+      const outputs = unit.unit_nodes.length - inputs;
+      const block = unitBlock(inputs, outputs);
+      const repoPos = this.#positions[unit.repo_uuid] ?? { x: 0, y: 0 };
+      const wanted = at ?? { x: repoPos.x, y: repoPos.y + REPO_H + 120 };
+      const spot = this.#freeSpot(
+        { x: wanted.x - block.unitOffset.x, y: wanted.y - block.unitOffset.y },
+        block.width,
+        block.height,
+      );
+      this.#place(unit.uuid, { x: spot.x + block.unitOffset.x, y: spot.y + block.unitOffset.y });
+    }
+    live.seed(unit.unit_nodes);
+    this.rebuild();
+  }
+
+  removeUnit(uuid: string): void {
+    const unit = this.unit(uuid);
+    const vars = new Set(unit?.unit_nodes.map((n) => n.uuid) ?? []);
+    this.units = this.units.filter((u) => u.uuid !== uuid);
+    this.links = this.links.filter((l) => !vars.has(l.input_uuid) && !vars.has(l.output_uuid));
+    this.rebuild();
+  }
+
+  addLink(link: UnitNodeEdge): void {
+    if (!this.links.some((l) => l.uuid === link.uuid)) this.links = [...this.links, link];
+    this.rebuild();
+  }
+
+  removeLinks(uuids: string[]): void {
+    const gone = new Set(uuids);
+    this.links = this.links.filter((l) => !gone.has(l.uuid));
+    this.rebuild();
+  }
+
+  /** Show a refusal on an input node for a while (errors explained in place). */
+  flagInput(uuid: string, message: string | null): void {
+    const next = { ...this.nodeErrors };
+    if (message) next[uuid] = message;
+    else delete next[uuid];
+    this.nodeErrors = next;
+    this.rebuild();
+    if (message) setTimeout(() => this.nodeErrors[uuid] === message && this.flagInput(uuid, null), 10_000);
+  }
+
+  /** Remember where nodes are now (after a drag). */
+  rememberPositions(): void {
+    for (const n of this.nodes) this.#positions[n.id] = { x: n.position.x, y: n.position.y };
+    savePositions(localStorage, this.#key, this.#positions);
+  }
+
+  /** Forget the remembered layout and place everything automatically again. */
+  resetLayout(): void {
+    this.#positions = {};
+    savePositions(localStorage, this.#key, {});
+    this.rebuild(true);
+    this.generation++;
+  }
+
+  applyFilters(): void {
+    const visible = this.#visibleIds();
+    this.nodes = this.nodes.map((n) => (n.hidden === !visible.has(n.id) ? n : { ...n, hidden: !visible.has(n.id) }));
+    this.edges = this.edges.map((e) => {
+      const hidden = !(visible.has(e.source) && visible.has(e.target));
+      return e.hidden === hidden ? e : { ...e, hidden };
+    });
+  }
+
+  /** Rebuild nodes and edges from the API data; `relayout` places unplaced nodes with dagre. */
+  rebuild(relayout = false): void {
+    if (relayout) this.#autoLayout();
+    const canEdit = session.user !== null;
+    const me = session.user?.uuid;
+    const admin = session.user?.role === "Admin";
+    const repoNames = new Map(this.repos.map((r) => [r.uuid, r.name]));
+    const selected = new Set(this.nodes.filter((n) => n.selected).map((n) => n.id));
+    // Known sizes up front: fitView and viewport culling work before (or without)
+    // a node being rendered; rendered nodes keep what the DOM measured.
+    const measured = new Map(this.nodes.map((n) => [n.id, n.measured]));
+    const size = (id: string, width: number, height: number) => measured.get(id) ?? { width, height };
+    const nodes: FlowNode[] = [];
+    const edges: Edge[] = [];
+    for (const repo of this.repos) {
+      nodes.push({
+        id: repo.uuid,
+        type: "repo",
+        position: this.#positions[repo.uuid] ?? { x: 0, y: 0 },
+        data: { repo, canAddUnit: canEdit && repo.default_branch !== null },
+        deletable: false,
+        selected: selected.has(repo.uuid),
+        measured: size(repo.uuid, REPO_W, REPO_H),
+      });
+    }
+    for (const unit of this.units) {
+      const inputs = unit.unit_nodes.filter((n) => n.type === "Input");
+      const outputs = unit.unit_nodes.filter((n) => n.type === "Output");
+      const block = unitBlock(inputs.length, outputs.length);
+      nodes.push({
+        id: unit.uuid,
+        type: "unit",
+        position: this.#positions[unit.uuid] ?? { x: 0, y: 0 },
+        data: { unit, repoName: repoNames.get(unit.repo_uuid) ?? "" },
+        deletable: false,
+        selected: selected.has(unit.uuid),
+        measured: size(unit.uuid, UNIT_W, UNIT_H),
+      });
+      inputs.forEach((variable, i) => {
+        nodes.push({
+          id: variable.uuid,
+          type: "input",
+          parentId: unit.uuid,
+          position: this.#positions[variable.uuid] ?? block.input(i),
+          data: {
+            variable,
+            unitName: unit.name,
+            // Always droppable for a signed-in user: a refusal (not rewritable, no access)
+            // comes back from the server and is explained on the node itself.
+            connectable: canEdit,
+            error: this.nodeErrors[variable.uuid] ?? null,
+          },
+          deletable: false,
+          selected: selected.has(variable.uuid),
+          measured: size(variable.uuid, VAR_W, VAR_H),
+        });
+      });
+      outputs.forEach((variable, i) => {
+        nodes.push({
+          id: variable.uuid,
+          type: "output",
+          parentId: unit.uuid,
+          position: this.#positions[variable.uuid] ?? block.output(i),
+          data: { variable, unitName: unit.name, connectable: canEdit },
+          deletable: false,
+          selected: selected.has(variable.uuid),
+          measured: size(variable.uuid, VAR_W, VAR_H),
+        });
+      });
+      if (repoNames.has(unit.repo_uuid)) {
+        edges.push({
+          id: `repo-${unit.uuid}`,
+          source: unit.repo_uuid,
+          sourceHandle: "units",
+          target: unit.uuid,
+          targetHandle: "repo",
+          type: "smoothstep",
+          class: "repo-edge",
+          selectable: false,
+          deletable: false,
+          focusable: false,
+        });
+      }
+    }
+    const known = new Set(nodes.map((n) => n.id));
+    for (const link of this.links) {
+      if (!known.has(link.output_uuid) || !known.has(link.input_uuid)) continue;
+      edges.push({
+        id: link.uuid,
+        source: link.output_uuid,
+        sourceHandle: "out",
+        target: link.input_uuid,
+        targetHandle: "in",
+        class: "data-edge",
+        deletable: admin || link.creator_uuid === me || this.#managesInputOf(link.input_uuid),
+        ariaLabel: "data link",
+      });
+    }
+    this.nodes = nodes;
+    this.edges = edges;
+    this.applyFilters();
+  }
+
+  #managesInputOf(inputUuid: string): boolean {
+    const found = this.variable(inputUuid);
+    return found !== undefined && found.unit.creator_uuid === session.user?.uuid;
+  }
+
+  #visibleIds(): Set<string> {
+    const f = this.filters;
+    const q = f.search.trim().toLowerCase();
+    const me = session.user?.uuid;
+    const out = new Set<string>();
+    const hit = (...texts: string[]) => q === "" || texts.some((t) => t.toLowerCase().includes(q));
+    const passes = (type: NodeKind, visibility: keyof Filters["visibility"], creator: string) =>
+      f.types[type] && f.visibility[visibility] && (!f.mine || creator === me);
+    for (const r of this.repos) {
+      if (passes("repo", r.visibility, r.creator_uuid) && hit(r.name, r.url, r.uuid)) out.add(r.uuid);
+    }
+    for (const u of this.units) {
+      const unitHit = hit(u.name, u.uuid);
+      let childHit = false;
+      for (const v of u.unit_nodes) {
+        const type = v.type === "Input" ? "input" : "output";
+        if (!passes(type, v.visibility, u.creator_uuid)) continue;
+        if (unitHit || hit(v.topic_name, v.uuid)) {
+          out.add(v.uuid);
+          childHit = true;
+        }
+      }
+      if (passes("unit", u.visibility, u.creator_uuid) && (unitHit || childHit)) out.add(u.uuid);
+    }
+    return out;
+  }
+
+  #place(id: string, p: Point): void {
+    this.#positions[id] = p;
+    savePositions(localStorage, this.#key, this.#positions);
+  }
+
+  /** Top-left of a w×h rectangle near `p` that overlaps no repo or unit block. */
+  #freeSpot(p: Point, w: number, h: number): Point {
+    const rects = this.#occupied();
+    const free = (x: number, y: number) =>
+      rects.every((r) => x + w + 24 <= r.x || x >= r.x + r.w + 24 || y + h + 24 <= r.y || y >= r.y + r.h + 24);
+    for (let k = 0; k < 400; k++) {
+      const x = p.x + (k % 20) * (w + 48);
+      const y = p.y + Math.floor(k / 20) * (h + 48);
+      if (free(x, y)) return { x, y };
+    }
+    return p;
+  }
+
+  #occupied(): Rect[] {
+    const rects: Rect[] = [];
+    for (const r of this.repos) {
+      const p = this.#positions[r.uuid];
+      if (p) rects.push({ x: p.x, y: p.y, w: REPO_W, h: REPO_H });
+    }
+    for (const u of this.units) {
+      const p = this.#positions[u.uuid];
+      if (!p) continue;
+      const inputs = u.unit_nodes.filter((n) => n.type === "Input").length;
+      const b = unitBlock(inputs, u.unit_nodes.length - inputs);
+      rects.push({ x: p.x - b.unitOffset.x, y: p.y - b.unitOffset.y, w: b.width, h: b.height });
+    }
+    return rects;
+  }
+
+  /** dagre places every repo and unit block that has no remembered position. */
+  #autoLayout(): void {
+    const unplaced = [...this.repos.map((r) => r.uuid), ...this.units.map((u) => u.uuid)].filter(
+      (id) => !this.#positions[id],
+    );
+    if (unplaced.length === 0) return;
+    const blocks: Block[] = this.repos.map((r) => ({ id: r.uuid, width: REPO_W, height: REPO_H }));
+    const offsets = new Map<string, Point>();
+    for (const u of this.units) {
+      const inputs = u.unit_nodes.filter((n) => n.type === "Input").length;
+      const b = unitBlock(inputs, u.unit_nodes.length - inputs);
+      blocks.push({ id: u.uuid, width: b.width, height: b.height });
+      offsets.set(u.uuid, b.unitOffset);
+    }
+    const unitOf = new Map<string, string>();
+    for (const u of this.units) for (const n of u.unit_nodes) unitOf.set(n.uuid, u.uuid);
+    const links = [
+      ...this.units.map((u) => ({ from: u.repo_uuid, to: u.uuid })),
+      ...this.links.map((l) => ({ from: unitOf.get(l.output_uuid) ?? "", to: unitOf.get(l.input_uuid) ?? "" })),
+    ];
+    const placed = layoutBlocks(blocks, links);
+    // Keep what the person placed; shift the automatic layout below it.
+    const rememberedBottom = Math.max(
+      -Infinity,
+      ...this.#occupied().map((r) => r.y + r.h),
+    );
+    const dy = Number.isFinite(rememberedBottom) ? rememberedBottom + 120 : 0;
+    for (const id of unplaced) {
+      const p = placed.get(id);
+      if (!p) continue;
+      const off = offsets.get(id) ?? { x: 0, y: 0 };
+      this.#positions[id] = { x: p.x + off.x, y: p.y + off.y + dy };
+    }
+  }
+}
+
+export const graph = new GraphStore();
