@@ -7,6 +7,8 @@ export type DomainEvents = {
   "unit.updated": [{ unitUuid: string; versionChanged: boolean }];
   "unit.deleted": [{ unitUuid: string }];
   "unit.token-rotated": [{ unitUuid: string }];
+  /** Every token of this user stopped being valid (blocked, password changed, deleted). */
+  "user.revoked": [{ userUuid: string }];
   "unit-nodes.changed": [{ unitUuid: string; added: string[]; removed: string[] }];
   "edge.created": [
     { edgeUuid: string; outputUuid: string; inputUuid: string; inputUnitUuid: string },

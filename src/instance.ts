@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { type Logger, pino } from "pino";
-import { createPrincipalResolver } from "./access/resolve-principal.ts";
+import { cachePrincipals, createPrincipalResolver } from "./access/resolve-principal.ts";
 import { type Broker, createBroker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
 import { createDatabase, type Database } from "./db/database.ts";
@@ -42,12 +42,14 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       url: config.databaseUrl,
       pgliteDir: `${config.dataDir}/pglite`,
     }));
+  const events = createEventBus();
   const base = {
     config,
     database,
     log,
-    events: createEventBus(),
-    resolvePrincipal: createPrincipalResolver({ db: database.db, config }),
+    events,
+    // Created before the broker so its revocation listeners run first.
+    resolvePrincipal: cachePrincipals(createPrincipalResolver({ db: database.db, config }), events),
     git: createGitStore({
       repositoriesDir: config.repositoriesDir,
       allowLocal: config.gitAllowLocal,

@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import { peekTokenType, verifyUnitToken, verifyUserToken } from "../crypto/tokens.ts";
 import type { Db } from "../db/database.ts";
+import type { EventBus } from "../events.ts";
 import { units, users } from "../db/schema.ts";
 import type { Principal } from "./principal.ts";
 
@@ -41,5 +42,45 @@ export function createPrincipalResolver(deps: { db: Db; config: Config }): Princ
       return { kind: "user", uuid: user.uuid, role: user.role, login: user.login };
     }
     return null;
+  };
+}
+
+/**
+ * Remembers resolved tokens for a few seconds so a busy device or UI does not cost a
+ * database read per request. Revocations in this process (unit deleted, token rotated,
+ * user blocked / password changed / deleted) drop the entries at once; other processes
+ * sharing the database see them within `ttlMs`.
+ */
+export function cachePrincipals(
+  resolve: PrincipalResolver,
+  events: EventBus,
+  opts: { ttlMs?: number; maxEntries?: number } = {},
+): PrincipalResolver {
+  const ttlMs = opts.ttlMs ?? 5_000;
+  const maxEntries = opts.maxEntries ?? 10_000;
+  const cache = new Map<string, { principal: Principal; expires: number }>();
+  const dropSubject = (uuid: string) => {
+    for (const [token, entry] of cache) {
+      const p = entry.principal;
+      if ((p.kind === "unit" || p.kind === "user") && p.uuid === uuid) cache.delete(token);
+      else if (p.kind === "unit" && p.creatorUuid === uuid) cache.delete(token);
+    }
+  };
+  events.on("unit.deleted", ({ unitUuid }) => dropSubject(unitUuid));
+  events.on("unit.token-rotated", ({ unitUuid }) => dropSubject(unitUuid));
+  events.on("user.revoked", ({ userUuid }) => dropSubject(userUuid));
+  return async (token) => {
+    const now = Date.now();
+    const hit = cache.get(token);
+    if (hit && hit.expires > now) return hit.principal;
+    const principal = await resolve(token);
+    // Only valid tokens are kept: an attacker's garbage must not fill the map.
+    if (principal) {
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+      cache.set(token, { principal, expires: now + ttlMs });
+    } else {
+      cache.delete(token);
+    }
+    return principal;
   };
 }

@@ -194,6 +194,7 @@ export function usersRoutes(deps: AppDeps) {
         .where(eq(users.uuid, user.uuid))
         .returning();
       if (!updated) throw notFound("user");
+      deps.events.emit("user.revoked", { userUuid: updated.uuid });
       return c.json(
         { token: await signUserToken(config.secretKey, updated.uuid, updated.tokenVersion) },
         200,
@@ -278,6 +279,7 @@ export function usersRoutes(deps: AppDeps) {
         // Blocking revokes every token the user holds at once.
         const updated = await setUserStatus(db, uuid, status, action === "block");
         if (!updated) throw notFound("user");
+        if (action === "block") deps.events.emit("user.revoked", { userUuid: uuid });
         return c.json(toUserOut(updated), 200);
       },
     );
@@ -310,6 +312,7 @@ export function usersRoutes(deps: AppDeps) {
       }
       const removed = await deleteUserCascade(db, uuid);
       for (const unitUuid of removed.unitUuids) deps.events.emit("unit.deleted", { unitUuid });
+      deps.events.emit("user.revoked", { userUuid: uuid });
       await Promise.all(removed.repoUuids.map((r) => deps.git.remove(r)));
       return c.body(null, 204);
     },
