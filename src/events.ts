@@ -28,6 +28,20 @@ export type DomainEvents = {
    * suspended/restored): the broker re-checks subscriptions, the units get SchemaUpdate.
    */
   "federation.remote-edges.changed": [{ unitUuids: string[] }];
+  /** A user edited the unit's env (PATCH /units/env): the device gets EnvUpdate. */
+  "unit.env-updated": [{ unitUuid: string }];
+  /**
+   * OTA (src/ota/): an Update was sent (RequestSent) or its outcome is known (Success / Error).
+   * `commit` is the target the unit was asked to run.
+   */
+  "unit.update-status": [
+    {
+      unitUuid: string;
+      commit: string;
+      status: "RequestSent" | "Success" | "Error";
+      error: string | null;
+    },
+  ];
 };
 
 export type EventBus = EventEmitter<DomainEvents>;

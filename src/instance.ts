@@ -3,6 +3,7 @@ import { type ServerType, serve } from "@hono/node-server";
 import { type Logger, pino } from "pino";
 import { cachePrincipals, createPrincipalResolver } from "./access/resolve-principal.ts";
 import { type Broker, createBroker } from "./broker/broker.ts";
+import { startCommandListeners } from "./commands/command-listeners.ts";
 import type { Config } from "./config.ts";
 import { createDatabase, type Database } from "./db/database.ts";
 import { createEventBus } from "./events.ts";
@@ -11,6 +12,7 @@ import { createGitStore } from "./git/git-store.ts";
 import { createHttpApp } from "./http/app.ts";
 import type { AppDeps } from "./http/types.ts";
 import { createMailer } from "./mail/mailer.ts";
+import { createOtaService } from "./ota/ota.service.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
 
 export type Instance = {
@@ -65,6 +67,11 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     broker,
     federation,
   };
+  // Device commands the instance sends on its own (SchemaUpdate, EnvUpdate) and OTA.
+  const commandListeners = startCommandListeners(deps);
+  const ota = createOtaService(deps);
+  deps.ota = ota;
+  await ota.start();
 
   const app = createHttpApp(deps);
   const server = await new Promise<ServerType>((resolve) => {
@@ -91,6 +98,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     httpUrl,
     async stop() {
       await syncWorker.stop();
+      await ota.stop();
+      await commandListeners.stop();
       await federation.stop();
       broker.setRemoteTopicAccess(null);
       // Before HTTP: WebSocket clients hold the HTTP server open; flushes device data.

@@ -13,6 +13,8 @@ export type BenchServer = {
   pid: number;
   dir: string;
   env: Record<string, string>;
+  /** Where `node --cpu-prof` writes the server's profile on stop (when profiling). */
+  cpuProfDir: string | null;
   stop(): Promise<void>;
 };
 
@@ -31,9 +33,18 @@ export async function freePort(): Promise<number> {
 /**
  * Starts `node src/main.ts` as its own process, pinned to one core with taskset
  * (the load generator runs on the other), so figures are "per core".
+ * `cpuProfile: true` (or BENCH_CPU_PROF=1 for every server) runs it under
+ * `node --cpu-prof`; the profile is written into `cpuProfDir` when it stops.
  */
-export async function startBenchServer(opts: { databaseUrl?: string; env?: Record<string, string> }): Promise<BenchServer> {
+export async function startBenchServer(opts: {
+  databaseUrl?: string;
+  env?: Record<string, string>;
+  cpuProfile?: boolean;
+}): Promise<BenchServer> {
   const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-bench-"));
+  const profile = opts.cpuProfile ?? ["1", "true"].includes(process.env.BENCH_CPU_PROF ?? "");
+  const cpuProfDir = profile ? path.join(dir, "cpu-prof") : null;
+  const nodeArgs = cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [];
   const port = await freePort();
   const mqttPort = await freePort();
   const env: Record<string, string> = {
@@ -48,7 +59,7 @@ export async function startBenchServer(opts: { databaseUrl?: string; env?: Recor
     DATABASE_URL: opts.databaseUrl ?? "",
     ...opts.env,
   };
-  const child: ChildProcess = spawn("taskset", ["-c", "0", process.execPath, path.join(root, "src/main.ts")], {
+  const child: ChildProcess = spawn("taskset", ["-c", "0", process.execPath, ...nodeArgs, path.join(root, "src/main.ts")], {
     env,
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -69,6 +80,7 @@ export async function startBenchServer(opts: { databaseUrl?: string; env?: Recor
     pid: child.pid ?? 0,
     dir,
     env,
+    cpuProfDir,
     stop: () =>
       new Promise((resolve) => {
         child.once("exit", () => resolve());

@@ -32,7 +32,7 @@ import { activateRemote, isHomeTopic, RemoteEdgeRegistry, rejectRemote } from ".
 import { DrizzleMessageQueue } from "./message-queue.ts";
 import { domainOf, PeerPolicy } from "./policy.ts";
 import { parseBatch } from "./readings.ts";
-import { createRelay, type Relay } from "./relay.ts";
+import { createRelay, READINGS_MESSAGE, type Relay } from "./relay.ts";
 
 // The Fedify federation object of this instance: actors (the instance as an
 // Application, Public units and Public output variables as Services, each with
@@ -67,6 +67,8 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
   const followers = new FollowerRegistry();
   const links = new RemoteEdgeRegistry();
 
+  // Built once the queue and the core exist; the queue's callbacks reach it through this.
+  let relay: Relay = undefined as unknown as Relay;
   const lastTouched = new Map<string, number>();
   /** Last contact per peer, written at most every 5 s per peer. */
   const touch = (domain: string) => {
@@ -77,7 +79,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
   };
   const inboxDomain = (message: unknown): string | null => {
     const m = message as { type?: string; inbox?: string } | null;
-    if (m?.type !== "outbox" || !m.inbox) return null;
+    if ((m?.type !== "outbox" && m?.type !== READINGS_MESSAGE) || !m.inbox) return null;
     try {
       return domainOf(m.inbox);
     } catch {
@@ -103,6 +105,8 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       if (error) recordPeerError(db, domain, errorText(error)).catch(() => {});
       else touch(domain);
     },
+    onDone: (message) => relay.done(message),
+    handlers: { [READINGS_MESSAGE]: (message) => relay.deliver(message) },
   });
 
   const fed = createFederation<void>({
@@ -113,9 +117,20 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
     allowPrivateAddress: config.federationAllowLocal,
     // Our queue retries in place (in order); a circuit breaker would drop or reorder.
     circuitBreaker: false,
-    onOutboxError(error) {
-      if (error instanceof SendActivityError) {
-        recordPeerError(db, domainOf(error.inbox), `HTTP ${error.statusCode}`).catch(() => {});
+    // Every activity we send has its id and actor URIs set already; the default
+    // transformers would clone ReadingsAdd into a plain Add and lose its readings.
+    activityTransformers: [],
+    // A peer that refuses us (blocked, not allow-listed: 403) is not asked again.
+    permanentFailureStatusCodes: [403, 404, 410],
+    onOutboxError(error, activity) {
+      if (!(error instanceof SendActivityError)) return;
+      const domain = domainOf(error.inbox);
+      recordPeerError(db, domain, `HTTP ${error.statusCode}`).catch(() => {});
+      // A refused Follow is a Reject: the pending edge keeps the peer's reason.
+      if (error.statusCode === 403 && activity instanceof Follow && activity.id) {
+        const edge = links.byFollow(activity.id.href);
+        const reason = `refused by ${domain}: ${error.responseBody.slice(0, 200) || "HTTP 403"}`;
+        if (edge) rejectRemote(core, links, edge, reason).catch(() => {});
       }
     },
   });
@@ -150,7 +165,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
         .catch((err: unknown) => log.warn({ err: errorText(err) }, "federation: SchemaUpdate not sent"));
     },
   };
-  const relay = createRelay(core, followers, links, config.federationBatchMs);
+  relay = createRelay(core, followers, links, () => queue, config.federationBatchMs);
 
   // --- actors, keys, WebFinger ---
   fed

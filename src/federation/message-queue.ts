@@ -44,14 +44,21 @@ export type DrizzleMessageQueueOptions = {
   gate?: (message: unknown) => "run" | "drop" | "hold";
   /** Told after each handled message, and after each failed attempt (statistics). */
   onHandled?: (message: unknown, error: unknown | null) => void;
+  /** Told when a message leaves the queue for good (handled, dropped or given up). */
+  onDone?: (message: unknown) => void;
+  /**
+   * Handlers of our own message types (`message.type`), sharing the table and its
+   * ordering with Fedify's messages; any other type goes to Fedify's handler.
+   */
+  handlers?: Record<string, (message: unknown) => Promise<void>>;
 };
 
 type Claimed = { id: number; message: string; attempts: number; created_at: string | Date };
 
 export class DrizzleMessageQueue implements MessageQueue {
   readonly nativeRetrial = true;
-  readonly #o: Required<Omit<DrizzleMessageQueueOptions, "gate" | "onHandled">> &
-    Pick<DrizzleMessageQueueOptions, "gate" | "onHandled">;
+  readonly #o: Required<Omit<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers">> &
+    Pick<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers">;
   readonly #wake = new EventEmitter();
 
   constructor(options: DrizzleMessageQueueOptions) {
@@ -129,11 +136,12 @@ export class DrizzleMessageQueue implements MessageQueue {
     );
   }
 
-  async #fail(c: Claimed, err: unknown): Promise<void> {
+  async #fail(c: Claimed, err: unknown, message: unknown): Promise<void> {
     const age = Date.now() - new Date(c.created_at).getTime();
     if (age > this.#o.maxAgeMs) {
       this.#o.log.warn({ id: c.id, attempts: c.attempts + 1 }, "federation queue: giving up on a message");
       await this.#finish(c.id);
+      this.#o.onDone?.(message);
       return;
     }
     const delay = Math.min(this.#o.retryMaxMs, this.#o.retryBaseMs * 2 ** Math.min(c.attempts, 20));
@@ -169,13 +177,16 @@ export class DrizzleMessageQueue implements MessageQueue {
         const gate = this.#o.gate?.(message) ?? "run";
         if (gate === "hold") return void (await this.#release(c.id));
         if (gate === "run") {
-          await handler(message);
+          const type = (message as { type?: unknown } | null)?.type;
+          const own = typeof type === "string" ? this.#o.handlers?.[type] : undefined;
+          await (own ? own(message) : handler(message));
           this.#o.onHandled?.(message, null);
         }
         await this.#finish(c.id);
+        this.#o.onDone?.(message);
       } catch (err) {
         this.#o.onHandled?.(message, err);
-        await this.#fail(c, err).catch((e: unknown) =>
+        await this.#fail(c, err, message).catch((e: unknown) =>
           this.#o.log.error({ err: e }, "federation queue: recording a failure failed"),
         );
       }

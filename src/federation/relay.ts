@@ -1,42 +1,69 @@
+import { signRequest } from "@fedify/fedify";
 import { type Core, errorText, newActivityId, PEER_ORDERING_KEY } from "./core.ts";
-import { saveLastSequence } from "./federation.store.ts";
+import { recordPeerError, saveLastSequence } from "./federation.store.ts";
 import type { FollowerRegistry } from "./followers.ts";
 import type { RemoteEdgeRegistry } from "./links.ts";
+import type { DrizzleMessageQueue } from "./message-queue.ts";
+import { domainOf } from "./policy.ts";
 import { type IncomingReading, type OutgoingReading, ReadingsAdd, serializeBatch } from "./readings.ts";
 
 // Values across instances.
 //
 // Out (home side): every value published on a followed output becomes a reading
-// with a sequence number; readings bound for the same follower inbox wait up to
-// `batchMs` and leave together in one signed Add activity. Each follower instance
-// gets a value once (its shared inbox), whatever number of its units follow it.
-// Activities are enqueued one after another with the peer's ordering key, so the
-// queue delivers them to each peer in order, retrying while it is down.
+// with a sequence number. Readings bound for one follower inbox (its shared inbox:
+// each instance gets a value once, whatever number of its units follow it) leave
+// together in one Add activity, signed (HTTP Signatures) with the instance key:
+// while WINDOW activities to that inbox are still queued or in flight, new
+// readings wait and join the next one, so batches grow with the rate (and with a
+// peer's round-trip time) instead of the queue growing. The activities go through
+// the persistent queue with the peer's ordering key: after the Accept, in order,
+// retried while the peer is down.
 //
 // In (following side): readings of an active remote output are republished on the
 // local broker under the output's home topic, unless their sequence number is not
 // above the last one relayed (stale or duplicate).
 
+export const READINGS_MESSAGE = "pepeunit-readings";
 const MAX_BATCH = 500;
+/** Activities per inbox queued or in flight before readings wait for one to finish. */
+const WINDOW = 2;
+/** A safety net: readings never wait longer than this for the window to open. */
+const MAX_HOLD_MS = 2000;
+
+type ReadingsMessage = {
+  type: typeof READINGS_MESSAGE;
+  inbox: string;
+  activity: unknown;
+};
 
 export type Relay = {
   push(nodeUuid: string, payload: Buffer): void;
   apply(readings: IncomingReading[], senderOrigin: string): Promise<number>;
+  /** Queue handler of READINGS_MESSAGE: the signed POST to the follower's inbox. */
+  deliver(message: unknown): Promise<void>;
+  /** Queue callback: a message left the queue for good. */
+  done(message: unknown): void;
   /** Sends what is pending now (stop, tests). */
   flush(): Promise<void>;
   stop(): Promise<void>;
+};
+
+type Peer = {
+  followerActor: string;
+  readings: OutgoingReading[];
+  outstanding: number;
+  timer: NodeJS.Timeout | null;
 };
 
 export function createRelay(
   core: Core,
   followers: FollowerRegistry,
   edges: RemoteEdgeRegistry,
+  queue: () => DrizzleMessageQueue,
   batchMs: number,
 ): Relay {
   const lastSeq = new Map<string, number>();
-  type Pending = { followerActor: string; readings: OutgoingReading[] };
-  let pending = new Map<string, Pending>();
-  let timer: NodeJS.Timeout | null = null;
+  const peers = new Map<string, Peer>();
   let chain: Promise<void> = Promise.resolve();
   const dirty = new Map<string, number>();
   let saveTimer: NodeJS.Timeout | null = null;
@@ -48,40 +75,46 @@ export function createRelay(
     return seq;
   }
 
-  async function send(batches: Map<string, Pending>): Promise<void> {
-    const ctx = core.ctx();
-    const sender = await core.instanceRsaSender();
-    for (const [inbox, p] of batches) {
-      for (let i = 0; i < p.readings.length; i += MAX_BATCH) {
-        const add = new ReadingsAdd({
-          id: newActivityId(core),
-          actor: core.instanceUri(),
-          to: new URL(p.followerActor),
-        });
-        add.batchJson = await serializeBatch(p.readings.slice(i, i + MAX_BATCH));
-        try {
-          await ctx.sendActivity(
-            sender,
-            { id: new URL(p.followerActor), inboxId: new URL(inbox) },
-            add,
-            { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
-          );
-        } catch (err) {
+  async function enqueue(inbox: string, followerActor: string, readings: OutgoingReading[]) {
+    const add = new ReadingsAdd({
+      id: newActivityId(core),
+      actor: core.instanceUri(),
+      to: new URL(followerActor),
+    });
+    add.batchJson = await serializeBatch(readings);
+    const message: ReadingsMessage = { type: READINGS_MESSAGE, inbox, activity: await add.toJsonLd() };
+    // Fedify's own ordering key for this peer: after our Accept, before our next activity.
+    await queue().enqueue(message, {
+      orderingKey: `${PEER_ORDERING_KEY}\n${new URL(inbox).origin}`,
+    });
+  }
+
+  function flush(inbox: string): void {
+    const p = peers.get(inbox);
+    if (!p) return;
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = null;
+    while (p.readings.length) {
+      const batch = p.readings.splice(0, MAX_BATCH);
+      p.outstanding++;
+      // One enqueue after another: queue order is delivery order.
+      chain = chain
+        .then(() => enqueue(inbox, p.followerActor, batch))
+        .catch((err: unknown) => {
+          p.outstanding = Math.max(0, p.outstanding - 1);
           core.log.error({ err: errorText(err), inbox }, "federation: readings not enqueued");
-        }
-      }
+        });
     }
   }
 
-  function flushNow(): Promise<void> {
-    if (timer) clearTimeout(timer);
-    timer = null;
-    const batches = pending;
-    pending = new Map();
-    if (batches.size === 0) return chain;
-    // One enqueue after another: queue order is delivery order.
-    chain = chain.then(() => send(batches));
-    return chain;
+  function schedule(inbox: string, p: Peer): void {
+    if (p.timer) return;
+    if (p.readings.length >= MAX_BATCH) return flush(inbox);
+    const delay = p.outstanding < WINDOW ? batchMs : MAX_HOLD_MS;
+    p.timer = setTimeout(() => {
+      p.timer = null;
+      flush(inbox);
+    }, delay);
   }
 
   function saveSequences(): Promise<unknown> {
@@ -100,10 +133,8 @@ export function createRelay(
   return {
     push(nodeUuid, payload) {
       if (!followers.hasFollowers(nodeUuid) || !core.policy.settings.enabled) return;
-      const ctx = core.ctx();
-      const variable = ctx.getActorUri(nodeUuid);
       const reading: OutgoingReading = {
-        variable,
+        variable: core.ctx().getActorUri(nodeUuid),
         payload: new Uint8Array(payload),
         observedAt: Date.now(),
         sequence: nextSequence(nodeUuid),
@@ -112,12 +143,60 @@ export function createRelay(
       for (const f of followers.ofNode(nodeUuid)) {
         if (seen.has(f.inbox) || !core.policy.decide(f.domain).ok) continue;
         seen.add(f.inbox);
-        let p = pending.get(f.inbox);
-        if (!p) pending.set(f.inbox, (p = { followerActor: f.followerActor, readings: [] }));
+        let p = peers.get(f.inbox);
+        if (!p) {
+          p = { followerActor: f.followerActor, readings: [], outstanding: 0, timer: null };
+          peers.set(f.inbox, p);
+        }
         p.readings.push(reading);
+        schedule(f.inbox, p);
       }
-      if (!timer && pending.size) {
-        timer = setTimeout(() => void flushNow(), batchMs);
+    },
+
+    async deliver(raw) {
+      const m = raw as ReadingsMessage;
+      const inbox = new URL(m.inbox);
+      const domain = domainOf(inbox);
+      // Resolved again at each attempt: no delivery to an address that became private.
+      const allowed = await core.policy.check(inbox);
+      if (!allowed.ok) {
+        core.log.warn({ inbox: m.inbox, reason: allowed.reason }, "federation: readings dropped");
+        return;
+      }
+      const sender = await core.instanceRsaSender();
+      const request = await signRequest(
+        new Request(inbox, {
+          method: "POST",
+          headers: {
+            "content-type": "application/activity+json",
+            accept: "application/activity+json",
+          },
+          body: JSON.stringify(m.activity),
+        }),
+        sender.privateKey,
+        sender.keyId,
+      );
+      const res = await fetch(request, { redirect: "manual", signal: AbortSignal.timeout(30_000) });
+      const text = await res.text().catch(() => "");
+      if (res.ok) return;
+      if (res.status === 403 || res.status === 404 || res.status === 410) {
+        // The peer refuses us or has no such inbox: retrying would not help.
+        await recordPeerError(core.db, domain, `HTTP ${res.status}: ${text.slice(0, 200)}`);
+        return;
+      }
+      throw new Error(`HTTP ${res.status} from ${m.inbox}`);
+    },
+
+    done(raw) {
+      const m = raw as ReadingsMessage | null;
+      if (m?.type !== READINGS_MESSAGE) return;
+      const p = peers.get(m.inbox);
+      if (!p) return;
+      p.outstanding = Math.max(0, p.outstanding - 1);
+      if (p.readings.length && p.outstanding < WINDOW) {
+        if (p.timer) clearTimeout(p.timer);
+        p.timer = null;
+        flush(m.inbox);
       }
     },
 
@@ -140,10 +219,14 @@ export function createRelay(
       return relayed;
     },
 
-    flush: flushNow,
+    async flush() {
+      for (const inbox of peers.keys()) flush(inbox);
+      await chain;
+    },
 
     async stop() {
-      await flushNow();
+      for (const inbox of peers.keys()) flush(inbox);
+      await chain;
       if (saveTimer) clearTimeout(saveTimer);
       await saveSequences();
     },

@@ -1,11 +1,16 @@
 import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { adminRoutes } from "../admin/admin.routes.ts";
+import { commandsRoutes } from "../commands/commands.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
 import { federationAdminRoutes, federationRoutes } from "../federation/federation.routes.ts";
 import { federationMiddleware } from "../federation/hono.ts";
 import { firmwareRoutes } from "../firmware/firmware.routes.ts";
+import { repoUpdateRoutes, unitUpdateRoutes } from "../ota/ota.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
+import { standardReposRoutes } from "../standard-repos/standard-repos.routes.ts";
+import { unitLogsRoutes } from "../unit-logs/unit-logs.routes.ts";
+import { setInputRoutes } from "../unit-nodes/set-input.routes.ts";
 import { unitNodesRoutes } from "../unit-nodes/unit-nodes.routes.ts";
 import { deviceRoutes } from "../units/device.routes.ts";
 import { unitsRoutes } from "../units/units.routes.ts";
@@ -39,12 +44,18 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.use("*", principalMiddleware(deps.resolvePrincipal));
   api.route("/users", usersRoutes(deps));
   api.route("/admin/federation", federationAdminRoutes(deps));
+  api.route("/admin/standard_repos", standardReposRoutes(deps));
   api.route("/admin", adminRoutes(deps));
   api.route("/federation", federationRoutes(deps));
   api.route("/repos", reposRoutes(deps));
+  api.route("/repos", repoUpdateRoutes(deps));
   api.route("/units", deviceRoutes(deps));
+  api.route("/units", commandsRoutes(deps));
   api.route("/units", firmwareRoutes(deps));
+  api.route("/units", unitLogsRoutes(deps));
+  api.route("/units", unitUpdateRoutes(deps));
   api.route("/units", unitsRoutes(deps));
+  api.route("/unit_nodes", setInputRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
   api.doc31("/openapi.json", {

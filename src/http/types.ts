@@ -8,6 +8,7 @@ import type { EventBus } from "../events.ts";
 import type { FederationService } from "../federation/federation.service.ts";
 import type { GitStore } from "../git/git-store.ts";
 import type { Mailer } from "../mail/mailer.ts";
+import type { OtaService } from "../ota/ota.service.ts";
 
 /** Hono environment shared by every sub-app. */
 export type AppEnv = { Variables: { principal: Principal } };
@@ -25,4 +26,6 @@ export type AppDeps = {
   broker: Broker;
   /** The federation bridge (src/federation/); absent in tools that build an app without it. */
   federation?: FederationService;
+  /** Firmware updates (src/ota/): Update commands, their outcome, mass updates; absent in tools. */
+  ota?: OtaService;
 };

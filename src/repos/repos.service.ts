@@ -3,6 +3,7 @@ import { decryptJson } from "../crypto/aes-gcm.ts";
 import { repos } from "../db/schema.ts";
 import type { GitCredentials, GitVersions } from "../git/git-store.ts";
 import type { AppDeps } from "../http/types.ts";
+import { trustedLocalSource } from "../standard-repos/standard-source.ts";
 import { checkCloneUrl } from "./clone-url.ts";
 import type { RepoRow } from "./repos.schemas.ts";
 import { findRepo } from "./repos.store.ts";
@@ -56,17 +57,21 @@ async function runSync(deps: SyncDeps, repoUuid: string): Promise<RepoRow | unde
   const next = sql`now() + make_interval(secs => ${repos.syncIntervalS})`;
   let changed: string[];
   try {
-    // Checked again at every sync: where a host name points can change after creation.
-    const url = await checkCloneUrl(repo.url, { allowLocal: deps.config.gitAllowLocal });
+    // The instance's own standard repos (src/standard-repos/) are local by design; every
+    // other URL is checked again at every sync: where a host name points can change.
+    const trusted = trustedLocalSource(deps.config, repo.url);
+    const url =
+      trusted?.url ?? (await checkCloneUrl(repo.url, { allowLocal: deps.config.gitAllowLocal }));
+    const git = trusted?.git ?? deps.git;
     const creds = repoCredentials(deps, repo);
     const max = deps.config.maxRepoSizeBytes;
     if (await deps.git.exists(repoUuid)) {
       const before = await deps.git.versions(repoUuid);
-      await deps.git.fetch(repoUuid, url, creds, max);
+      await git.fetch(repoUuid, url, creds, max);
       changed = changedBranches(before, await deps.git.versions(repoUuid));
     } else {
       // The clone went missing (restored database, wiped disk): make it again.
-      await deps.git.clone(repoUuid, url, creds, max);
+      await git.clone(repoUuid, url, creds, max);
       changed = changedBranches(null, await deps.git.versions(repoUuid));
     }
   } catch (err) {

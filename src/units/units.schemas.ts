@@ -55,13 +55,16 @@ export const UnitOut = z
     current_commit: z.string().nullable(),
     update_status: UpdateStatusSchema.nullable(),
     update_error: z.string().nullable(),
+    is_online: z
+      .boolean()
+      .openapi({ description: "whether the unit holds a live MQTT connection right now" }),
     unit_nodes: z.array(UnitNodeOut),
   })
   .openapi("Unit");
 
 export type UnitOutT = z.infer<typeof UnitOut>;
 
-export function toUnitOut(u: UnitRow, nodes: UnitNodeOutT[]): UnitOutT {
+export function toUnitOut(u: UnitRow, nodes: UnitNodeOutT[], isOnline = false): UnitOutT {
   return {
     uuid: u.uuid,
     name: u.name,
@@ -78,6 +81,7 @@ export function toUnitOut(u: UnitRow, nodes: UnitNodeOutT[]): UnitOutT {
     current_commit: u.currentCommit,
     update_status: u.updateStatus,
     update_error: u.updateError,
+    is_online: isOnline,
     unit_nodes: nodes,
   };
 }

@@ -158,6 +158,7 @@ export async function serializeUnits(
     return toUnitOut(
       u,
       own.map((n) => toUnitNodeOut(deps.config.domain, n)),
+      deps.broker.isOnline(u.uuid),
     );
   });
 }
@@ -182,5 +183,6 @@ export async function editUnitEnv(
     .update(units)
     .set({ envEnc: encryptJson(deps.config.encryptKey, env), updatedAt: new Date() })
     .where(eq(units.uuid, unit.uuid));
+  deps.events.emit("unit.env-updated", { unitUuid: unit.uuid });
   return env;
 }

@@ -684,6 +684,242 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/admin/federation": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Federation on/off and mode (admin) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Settings */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["FederationSettings"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /**
+     * Turn federation on/off, or switch open / allow-list mode (admin)
+     * @description Off: no ActivityPub endpoints, no outbound delivery (queued activities wait), remote edges suspended (units get SchemaUpdate); all restored when back on.
+     */
+    patch: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": components["schemas"]["FederationSettingsPatch"];
+        };
+      };
+      responses: {
+        /** @description Settings */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["FederationSettings"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    trace?: never;
+  };
+  "/admin/federation/peers": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Known instances: lists, last contact, follower counts, delivery errors (admin) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Peers */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              peers: components["schemas"]["FederationPeer"][];
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/admin/federation/peers/{domain}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Block / unblock an instance, or put it on the allow-list (admin)
+     * @description Blocking stops deliveries both ways at once and drops that instance's follows of our outputs.
+     */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          domain: string;
+        };
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": components["schemas"]["FederationPeerPatch"];
+        };
+      };
+      responses: {
+        /** @description Peer */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["FederationPeer"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/admin/settings": {
     parameters: {
       query?: never;
@@ -787,6 +1023,254 @@ export interface paths {
         };
       };
     };
+    trace?: never;
+  };
+  "/federation/remote_edges": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Links from remote outputs into your inputs, with their status */
+    get: {
+      parameters: {
+        query?: {
+          input_uuid?: string;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Remote edges */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              remote_edges: components["schemas"]["RemoteUnitNodeEdge"][];
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/federation/grants": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Grants of one of your Private outputs */
+    get: {
+      parameters: {
+        query: {
+          node_uuid: string;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Grants */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              grants: components["schemas"]["FederationGrant"][];
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    /** Open a Private output to a remote instance or to one remote unit */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": components["schemas"]["FederationGrantCreate"];
+        };
+      };
+      responses: {
+        /** @description Granted */
+        201: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["FederationGrant"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/federation/grants/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Revoke a grant (followers that lose access are rejected) */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Revoked */
+        204: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
     trace?: never;
   };
   "/repos": {
@@ -2483,6 +2967,15 @@ export interface paths {
             "application/json": components["schemas"]["UnitNodeEdge"];
           };
         };
+        /** @description Remote output: Follow sent, the edge is Pending */
+        202: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["RemoteUnitNodeEdge"];
+          };
+        };
         /** @description Missing or invalid token */
         401: {
           headers: {
@@ -2645,6 +3138,33 @@ export interface components {
       old_password: string;
       new_password: string;
     };
+    FederationSettings: {
+      enabled: boolean;
+      /** @enum {string} */
+      mode: "Open" | "AllowList";
+    };
+    FederationSettingsPatch: {
+      enabled?: boolean;
+      /** @enum {string} */
+      mode?: "Open" | "AllowList";
+    };
+    FederationPeer: {
+      domain: string;
+      blocked: boolean;
+      allowed: boolean;
+      last_contact_datetime: string | null;
+      /** @description its follows of our outputs */
+      followers: number;
+      /** @description our remote edges from its outputs */
+      following: number;
+      delivery_errors: number;
+      last_error: string | null;
+      last_error_datetime: string | null;
+    };
+    FederationPeerPatch: {
+      blocked?: boolean;
+      allowed?: boolean;
+    };
     InstanceSettings: {
       /** @enum {string} */
       registration_mode: "Open" | "EmailVerification" | "ManualApproval" | "Closed";
@@ -2653,6 +3173,41 @@ export interface components {
     InstanceSettingsPatch: {
       /** @enum {string} */
       registration_mode?: "Open" | "EmailVerification" | "ManualApproval" | "Closed";
+    };
+    RemoteUnitNodeEdge: {
+      /** Format: uuid */
+      uuid: string;
+      /** @description the remote output's actor URL */
+      output: string;
+      /** Format: uuid */
+      input_uuid: string;
+      /** Format: uuid */
+      creator_uuid: string;
+      domain: string;
+      /** @enum {string} */
+      status: "Pending" | "Active" | "Rejected";
+      /** @description why the remote instance rejected it */
+      reason: string | null;
+      remote_topic: string | null;
+      create_datetime: string;
+    };
+    FederationGrant: {
+      /** Format: uuid */
+      uuid: string;
+      /** Format: uuid */
+      node_uuid: string;
+      domain: string;
+      actor: string | null;
+      create_datetime: string;
+    };
+    FederationGrantCreate: {
+      /**
+       * Format: uuid
+       * @description a Private Output variable you own
+       */
+      node_uuid: string;
+      /** @description a remote instance domain, a remote unit as <unit-uuid>@<domain>, or its actor URL */
+      grantee: string;
     };
     Repo: {
       /** Format: uuid */
@@ -2816,7 +3371,9 @@ export interface components {
        * Format: uuid
        * @description an Output variable the caller may read
        */
-      output_uuid: string;
+      output_uuid?: string;
+      /** @description a remote output: `<uuid>@<domain>` or its actor URL; the edge stays Pending until the remote instance accepts */
+      output?: string;
       /**
        * Format: uuid
        * @description an Input variable the caller may write into

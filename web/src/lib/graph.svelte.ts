@@ -45,7 +45,7 @@ export function defaultFilters(): Filters {
 /** A large graph: render only what is in view, and do not start zoomed out to fit it all. */
 export const LARGE_GRAPH = 400;
 
-type Rect = { x: number; y: number; w: number; h: number };
+export type Rect = { x: number; y: number; w: number; h: number };
 
 export class GraphStore {
   repos = $state.raw<Repo[]>([]);
@@ -61,6 +61,14 @@ export class GraphStore {
   nodeErrors = $state.raw<Record<string, string>>({});
   /** Bumped after every load so views can re-focus. */
   generation = $state(0);
+  /**
+   * Large graphs only: the part of the flow in view (plus a margin). Svelte
+   * Flow renders both ends of every edge it draws, so edges with neither end
+   * in view are hidden, or a repo's 50 unit edges would render all 50 units.
+   */
+  cull: Rect | null = null;
+  /** Where a large graph opens: its top-left corner at a readable zoom. */
+  initialView = $state.raw<{ x: number; y: number; zoom: number } | null>(null);
   #positions: Positions = {};
   #key = layoutKey(null);
 
@@ -208,10 +216,32 @@ export class GraphStore {
   applyFilters(): void {
     const visible = this.#visibleIds();
     this.nodes = this.nodes.map((n) => (n.hidden === !visible.has(n.id) ? n : { ...n, hidden: !visible.has(n.id) }));
+    const shown = this.#edgeFilter(visible);
     this.edges = this.edges.map((e) => {
-      const hidden = !(visible.has(e.source) && visible.has(e.target));
+      const hidden = !shown(e);
       return e.hidden === hidden ? e : { ...e, hidden };
     });
+  }
+
+  /** Large graphs: keep only edges with an end inside `rect` (flow coordinates). */
+  cullTo(rect: Rect | null): void {
+    this.cull = rect;
+    if (this.nodes.length > LARGE_GRAPH) this.applyFilters();
+  }
+
+  #edgeFilter(visible: Set<string>): (e: Edge) => boolean {
+    const rect = this.nodes.length > LARGE_GRAPH ? this.cull : null;
+    if (!rect) return (e) => visible.has(e.source) && visible.has(e.target);
+    const abs = new Map<string, Point>();
+    for (const n of this.nodes) {
+      const parent = n.parentId ? this.#positions[n.parentId] : undefined;
+      abs.set(n.id, { x: n.position.x + (parent?.x ?? 0), y: n.position.y + (parent?.y ?? 0) });
+    }
+    const inside = (id: string) => {
+      const p = abs.get(id);
+      return !!p && p.x > rect.x - 250 && p.x < rect.x + rect.w && p.y > rect.y - 150 && p.y < rect.y + rect.h;
+    };
+    return (e) => visible.has(e.source) && visible.has(e.target) && (inside(e.source) || inside(e.target));
   }
 
   /** Rebuild nodes and edges from the API data; `relayout` places unplaced nodes with dagre. */
@@ -298,7 +328,10 @@ export class GraphStore {
         });
       }
     }
+    const visible = this.#visibleIds();
+    for (const n of nodes) n.hidden = !visible.has(n.id);
     const known = new Set(nodes.map((n) => n.id));
+    const unitOf = new Map(this.units.flatMap((u) => u.unit_nodes.map((v) => [v.uuid, u] as const)));
     for (const link of this.links) {
       if (!known.has(link.output_uuid) || !known.has(link.input_uuid)) continue;
       edges.push({
@@ -308,18 +341,15 @@ export class GraphStore {
         target: link.input_uuid,
         targetHandle: "in",
         class: "data-edge",
-        deletable: admin || link.creator_uuid === me || this.#managesInputOf(link.input_uuid),
+        deletable: admin || link.creator_uuid === me || unitOf.get(link.input_uuid)?.creator_uuid === me,
         ariaLabel: "data link",
       });
     }
     this.nodes = nodes;
+    if (relayout) this.#initialView();
+    const shown = this.#edgeFilter(visible);
+    for (const e of edges) e.hidden = !shown(e);
     this.edges = edges;
-    this.applyFilters();
-  }
-
-  #managesInputOf(inputUuid: string): boolean {
-    const found = this.variable(inputUuid);
-    return found !== undefined && found.unit.creator_uuid === session.user?.uuid;
   }
 
   #visibleIds(): Set<string> {
@@ -381,6 +411,23 @@ export class GraphStore {
       rects.push({ x: p.x - b.unitOffset.x, y: p.y - b.unitOffset.y, w: b.width, h: b.height });
     }
     return rects;
+  }
+
+  /** A large graph opens at its top-left corner; only that part is rendered at first. */
+  #initialView(): void {
+    if (this.nodes.length <= LARGE_GRAPH) {
+      this.initialView = null;
+      return;
+    }
+    const tops = this.nodes.filter((n) => !n.parentId);
+    const minX = Math.min(...tops.map((n) => n.position.x));
+    const minY = Math.min(...tops.map((n) => n.position.y));
+    const zoom = 0.8;
+    const view = { x: -minX * zoom + 260, y: -minY * zoom + 40, zoom };
+    this.initialView = view;
+    const w = typeof innerWidth === "number" ? innerWidth : 1600;
+    const h = typeof innerHeight === "number" ? innerHeight : 1000;
+    this.cull = { x: -view.x / zoom, y: -view.y / zoom, w: w / zoom, h: h / zoom };
   }
 
   /** dagre places every repo and unit block that has no remembered position. */

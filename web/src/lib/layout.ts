@@ -42,8 +42,66 @@ export function unitBlock(inputs: number, outputs: number) {
   };
 }
 
-/** Top-left corner of every block. Links to unknown blocks and self-links are ignored. */
+/** Above this many blocks dagre takes seconds in a browser: a grid is used instead. */
+export const DAGRE_MAX_BLOCKS = 150;
+
+/**
+ * Top-left corner of every block. Links to unknown blocks and self-links are
+ * ignored. Small graphs are ranked by dagre; large ones get a grid (O(n)).
+ */
 export function layoutBlocks(blocks: Block[], links: Link[]): Map<string, Point> {
+  return blocks.length > DAGRE_MAX_BLOCKS ? gridLayout(blocks, links) : dagreLayout(blocks, links);
+}
+
+/**
+ * Large graphs: each root block (a repo) starts a row, and the blocks linked
+ * from it (its units) follow in rows of up to eight to its right; blocks no
+ * root reaches go in rows at the end.
+ */
+export function gridLayout(blocks: Block[], links: Link[], perRow = 8): Map<string, Point> {
+  const byId = new Map(blocks.map((b) => [b.id, b]));
+  const hasParent = new Set<string>();
+  const children = new Map<string, string[]>();
+  for (const l of links) {
+    if (l.from === l.to || !byId.has(l.from) || !byId.has(l.to)) continue;
+    hasParent.add(l.to);
+    children.set(l.from, [...(children.get(l.from) ?? []), l.to]);
+  }
+  const out = new Map<string, Point>();
+  const gap = 40;
+  let y = 20;
+  const placeRows = (ids: string[], x0: number) => {
+    let x = x0;
+    let rowH = 0;
+    ids.forEach((id, i) => {
+      const b = byId.get(id);
+      if (!b || out.has(id)) return;
+      if (i > 0 && i % perRow === 0) {
+        y += rowH + gap;
+        x = x0;
+        rowH = 0;
+      }
+      out.set(id, { x, y });
+      x += b.width + gap;
+      rowH = Math.max(rowH, b.height);
+    });
+    y += rowH + gap * 2;
+  };
+  for (const b of blocks) {
+    if (hasParent.has(b.id) || out.has(b.id)) continue;
+    out.set(b.id, { x: 20, y });
+    const kids = (children.get(b.id) ?? []).filter((id) => !out.has(id));
+    if (kids.length) placeRows(kids, 20 + b.width + gap * 2);
+    else y += b.height + gap * 2;
+  }
+  placeRows(
+    blocks.filter((b) => !out.has(b.id)).map((b) => b.id),
+    20,
+  );
+  return out;
+}
+
+function dagreLayout(blocks: Block[], links: Link[]): Map<string, Point> {
   const g = new dagre.graphlib.Graph({ multigraph: false });
   g.setGraph({ rankdir: "LR", nodesep: 36, ranksep: 110, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));

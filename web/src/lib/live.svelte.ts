@@ -1,4 +1,4 @@
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { SvelteMap } from "svelte/reactivity";
 
 // Live variable values: the browser subscribes over MQTT-over-WebSocket at
@@ -79,8 +79,19 @@ export class LiveValues {
 
   #start(token: string): void {
     this.status = "connecting";
-    // The browser build of MQTT.js only has a default export.
-    const client = mqtt.connect(mqttUrl(location), {
+    // MQTT.js is a third of the bundle: loaded after the graph has been drawn.
+    const started = import("mqtt").then(({ default: mqtt }) => {
+      if (this.#token !== token || this.#client) return;
+      this.#connect(mqtt.connect, token);
+    });
+    started.catch(() => {
+      this.status = "unavailable";
+    });
+  }
+
+  #connect(connect: typeof import("mqtt").connect, token: string): void {
+    // The browser build of MQTT.js only has a default export (passed in as `connect`).
+    const client = connect(mqttUrl(location), {
       username: token,
       password: "",
       protocolVersion: 4,

@@ -1,0 +1,225 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { UpdateOutcome } from "./update-tracker.ts";
+
+// Mass updates (device-protocol §7 at fleet scale): the units of a repo are sent
+// Update in waves — at most max_in_flight wait for their state at once — and sending
+// stops when the failure ratio passes the job's threshold, so a broken version does
+// not brick the whole fleet. Jobs live in memory (the per-unit status is in the
+// database and survives a restart; the wave bookkeeping does not).
+
+export type JobKind = "Manual" | "Automatic";
+export type JobStatus = "Running" | "Stopped" | "Finished";
+
+export type UpdateJob = {
+  uuid: string;
+  repoUuid: string;
+  /** The user who started it; null for an automatic job (the repo's default branch moved). */
+  creatorUuid: string | null;
+  kind: JobKind;
+  maxInFlight: number;
+  failureRatioStop: number;
+  total: number;
+  sent: number;
+  succeeded: number;
+  failed: number;
+  /** Sent, waiting for the unit's state. */
+  inFlight: Set<string>;
+  /** Not sent yet. */
+  queue: string[];
+  status: JobStatus;
+  stoppedReason: string | null;
+  /** The first failures with their reasons (bounded). */
+  failures: Array<{ unitUuid: string; error: string }>;
+  createdAt: Date;
+  finishedAt: Date | null;
+  pumping: boolean;
+};
+
+/** What sending one unit of a job came to. */
+export type JobSendResult =
+  | { status: "RequestSent" }
+  | { status: "Error"; error: string }
+  /** The unit no longer exists: it leaves the job without counting. */
+  | { status: "Gone" };
+
+export type StartJobInput = {
+  repoUuid: string;
+  creatorUuid: string | null;
+  kind: JobKind;
+  unitUuids: string[];
+  maxInFlight: number;
+  failureRatioStop: number;
+};
+
+export type UpdateJobs = {
+  start(input: StartJobInput): UpdateJob;
+  get(uuid: string): UpdateJob | undefined;
+  /** The kept jobs of a repo, newest first. */
+  ofRepo(repoUuid: string): UpdateJob[];
+  /** Stops the running jobs of a repo of this kind (a newer version supersedes them). */
+  supersede(repoUuid: string, kind: JobKind, reason: string): void;
+  /** Feeds an update outcome (from the tracker) to the job waiting for that unit. */
+  outcome(o: UpdateOutcome): void;
+  /** The unit was deleted: it leaves the job waiting for it without counting. */
+  drop(unitUuid: string): void;
+  stop(): Promise<void>;
+};
+
+const MAX_FAILURES_KEPT = 100;
+const MAX_JOBS_KEPT = 200;
+
+export function createUpdateJobs(deps: {
+  send(unitUuid: string, job: UpdateJob): Promise<JobSendResult>;
+  log: Logger;
+}): UpdateJobs {
+  const jobs = new Map<string, UpdateJob>();
+  /** Which job waits for a unit's outcome (the newest one that sent it). */
+  const owner = new Map<string, UpdateJob>();
+  const pumps = new Set<Promise<void>>();
+  let stopped = false;
+
+  function finishIfDone(job: UpdateJob) {
+    if (job.finishedAt || job.inFlight.size) return;
+    if (job.status === "Running" && job.queue.length) return;
+    if (job.status === "Running") job.status = "Finished";
+    job.finishedAt = new Date();
+  }
+
+  function record(job: UpdateJob, unitUuid: string, status: "Success" | "Error", error: string) {
+    if (!job.inFlight.delete(unitUuid)) return;
+    if (owner.get(unitUuid) === job) owner.delete(unitUuid);
+    if (status === "Success") {
+      job.succeeded++;
+    } else {
+      job.failed++;
+      if (job.failures.length < MAX_FAILURES_KEPT) job.failures.push({ unitUuid, error });
+    }
+    const done = job.succeeded + job.failed;
+    if (job.status === "Running" && job.failed / done > job.failureRatioStop) {
+      job.status = "Stopped";
+      job.stoppedReason =
+        `failure ratio ${job.failed}/${done} (${(job.failed / done).toFixed(2)}) passed ` +
+        `${job.failureRatioStop}; ${job.queue.length} unit(s) not sent`;
+      deps.log.warn(
+        { job: job.uuid, repo: job.repoUuid },
+        `ota: job stopped: ${job.stoppedReason}`,
+      );
+    }
+    schedulePump(job);
+    finishIfDone(job);
+  }
+
+  async function pump(job: UpdateJob): Promise<void> {
+    if (job.pumping) return;
+    job.pumping = true;
+    try {
+      while (
+        !stopped &&
+        job.status === "Running" &&
+        job.inFlight.size < job.maxInFlight &&
+        job.queue.length
+      ) {
+        const unitUuid = job.queue.shift() as string;
+        job.inFlight.add(unitUuid);
+        owner.set(unitUuid, job);
+        job.sent++;
+        let result: JobSendResult;
+        try {
+          result = await deps.send(unitUuid, job);
+        } catch (err) {
+          result = { status: "Error", error: err instanceof Error ? err.message : String(err) };
+        }
+        if (result.status === "Gone") {
+          job.inFlight.delete(unitUuid);
+          if (owner.get(unitUuid) === job) owner.delete(unitUuid);
+          job.sent--;
+          job.total--;
+        } else if (result.status === "Error") {
+          record(job, unitUuid, "Error", result.error);
+        }
+        // RequestSent: the tracker's outcome (maybe already in) settles it.
+      }
+    } finally {
+      job.pumping = false;
+    }
+    finishIfDone(job);
+  }
+
+  function schedulePump(job: UpdateJob) {
+    if (job.pumping || stopped || job.status !== "Running") return;
+    const p = pump(job)
+      .catch((err: unknown) => deps.log.error({ err, job: job.uuid }, "ota: job failed"))
+      .finally(() => pumps.delete(p));
+    pumps.add(p);
+  }
+
+  function forget() {
+    if (jobs.size <= MAX_JOBS_KEPT) return;
+    for (const [uuid, job] of jobs) {
+      if (jobs.size <= MAX_JOBS_KEPT) break;
+      if (job.finishedAt) jobs.delete(uuid);
+    }
+  }
+
+  return {
+    start(input) {
+      const job: UpdateJob = {
+        uuid: randomUUID(),
+        repoUuid: input.repoUuid,
+        creatorUuid: input.creatorUuid,
+        kind: input.kind,
+        maxInFlight: input.maxInFlight,
+        failureRatioStop: input.failureRatioStop,
+        total: input.unitUuids.length,
+        sent: 0,
+        succeeded: 0,
+        failed: 0,
+        inFlight: new Set(),
+        queue: [...input.unitUuids],
+        status: "Running",
+        stoppedReason: null,
+        failures: [],
+        createdAt: new Date(),
+        finishedAt: null,
+        pumping: false,
+      };
+      jobs.set(job.uuid, job);
+      forget();
+      finishIfDone(job);
+      schedulePump(job);
+      return job;
+    },
+    get: (uuid) => jobs.get(uuid),
+    ofRepo: (repoUuid) => [...jobs.values()].filter((j) => j.repoUuid === repoUuid).reverse(),
+    supersede(repoUuid, kind, reason) {
+      for (const job of jobs.values()) {
+        if (job.repoUuid !== repoUuid || job.kind !== kind || job.status !== "Running") continue;
+        job.status = "Stopped";
+        job.stoppedReason = reason;
+        // The newer job sends these units again and takes their outcomes.
+        for (const unitUuid of job.inFlight)
+          if (owner.get(unitUuid) === job) owner.delete(unitUuid);
+        job.inFlight.clear();
+        finishIfDone(job);
+      }
+    },
+    outcome(o) {
+      const job = owner.get(o.unitUuid);
+      if (job) record(job, o.unitUuid, o.status, o.error ?? "");
+    },
+    drop(unitUuid) {
+      const job = owner.get(unitUuid);
+      if (!job?.inFlight.delete(unitUuid)) return;
+      owner.delete(unitUuid);
+      job.sent--;
+      job.total--;
+      schedulePump(job);
+      finishIfDone(job);
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all([...pumps]);
+    },
+  };
+}
