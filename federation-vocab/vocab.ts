@@ -2,17 +2,12 @@
 // biome-ignore-all lint: generated code
 // biome-ignore-all format: generated code
 // @ts-nocheck -- generated for Fedify's own compiler settings
-import { Temporal } from "@js-temporal/polyfill";
-// deno-lint-ignore-file ban-unused-ignore no-explicit-any no-unused-vars prefer-const verbatim-module-syntax
-import jsonld from "@fedify/vocab-runtime/jsonld";
-import { getLogger } from "@logtape/logtape";
-import { type Span, SpanStatusCode, type TracerProvider, trace }
-    from "@opentelemetry/api";
+
 import {
     canParseDecimal,
-    decodeMultibase,
     type Decimal,
     type DocumentLoader,
+    decodeMultibase,
     encodeMultibase,
     exportMultibaseKey,
     exportSpki,
@@ -24,10 +19,16 @@ import {
     parseDecimal,
     type RemoteDocument
 } from "@fedify/vocab-runtime";
+// deno-lint-ignore-file ban-unused-ignore no-explicit-any no-unused-vars prefer-const verbatim-module-syntax
+import jsonld from "@fedify/vocab-runtime/jsonld";
 import {
     isTemporalDuration,
     isTemporalInstant,
 } from "@fedify/vocab-runtime/temporal";
+import { Temporal } from "@js-temporal/polyfill";
+import { getLogger } from "@logtape/logtape";
+import { type Span, SpanStatusCode, type TracerProvider, trace }
+    from "@opentelemetry/api";
 
 function isValidLanguageTag(language: string): boolean {
   try {

@@ -65,14 +65,20 @@ export type BenchWorld = {
   link(outputNodeUuid: string, inputNodeUuid: string): Promise<void>;
 };
 
-export async function createBenchWorld(url: string, login = "bench"): Promise<BenchWorld> {
+export async function createBenchWorld(url: string, login: string): Promise<BenchWorld> {
   const password = `${login}-password`;
   await call(url, "POST", "/users", { login, email: `${login}@example.test`, password });
   const { token } = (await call(url, "POST", "/users/auth", { login, password })) as {
     token: string;
   };
   const fixture = createFixtureRepo();
-  const repo = await call(url, "POST", "/repos", { name: `${login}-repo`, url: fixture.url }, token);
+  const repo = await call(
+    url,
+    "POST",
+    "/repos",
+    { name: `${login}-repo`, url: fixture.url },
+    token,
+  );
   await call(url, "PATCH", `/repos/${repo.uuid}`, { default_branch: "main" }, token);
   let seq = 0;
 

@@ -67,9 +67,12 @@ export async function startMosquitto(): Promise<ReferenceBroker | null> {
   try {
     execFileSync(bin, ["-h"], { encoding: "utf8" });
   } catch (err) {
-    version = /mosquitto version (\S+)/.exec(String((err as { stdout?: string }).stdout))?.[1] ?? "";
+    version =
+      /mosquitto version (\S+)/.exec(String((err as { stdout?: string }).stdout))?.[1] ?? "";
   }
-  const child = spawn("taskset", ["-c", "0", bin, "-c", conf], { stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn("taskset", ["-c", "0", bin, "-c", conf], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   await waitForPort(port, child);
   return {
     port,

@@ -59,10 +59,14 @@ export async function startBenchServer(opts: {
     DATABASE_URL: opts.databaseUrl ?? "",
     ...opts.env,
   };
-  const child: ChildProcess = spawn("taskset", ["-c", "0", process.execPath, ...nodeArgs, path.join(root, "src/main.ts")], {
-    env,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const child: ChildProcess = spawn(
+    "taskset",
+    ["-c", "0", process.execPath, ...nodeArgs, path.join(root, "src/main.ts")],
+    {
+      env,
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {

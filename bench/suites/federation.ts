@@ -57,10 +57,14 @@ async function startServer(core: number, databaseUrl: string | undefined): Promi
   let child: ChildProcess | null = null;
   const url = `http://${domain}`;
   const start = async () => {
-    const c = spawn("taskset", ["-c", String(core), process.execPath, path.join(root, "src/main.ts")], {
-      env,
-      stdio: ["ignore", "inherit", "inherit"],
-    });
+    const c = spawn(
+      "taskset",
+      ["-c", String(core), process.execPath, path.join(root, "src/main.ts")],
+      {
+        env,
+        stdio: ["ignore", "inherit", "inherit"],
+      },
+    );
     child = c;
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -96,7 +100,13 @@ async function startServer(core: number, databaseUrl: string | undefined): Promi
   };
 }
 
-async function call(url: string, method: string, p: string, body?: unknown, token?: string): Promise<Json> {
+async function call(
+  url: string,
+  method: string,
+  p: string,
+  body?: unknown,
+  token?: string,
+): Promise<Json> {
   const res = await fetch(`${url}/pepeunit/api/v1${p}`, {
     method,
     headers: { "content-type": "application/json", ...(token ? { "x-auth-token": token } : {}) },
@@ -107,18 +117,47 @@ async function call(url: string, method: string, p: string, body?: unknown, toke
   return text ? (JSON.parse(text) as Json) : {};
 }
 
-type Unit = { uuid: string; token: string; nodes: Array<{ uuid: string; type: string; topic_name: string }> };
+type Unit = {
+  uuid: string;
+  token: string;
+  nodes: Array<{ uuid: string; type: string; topic_name: string }>;
+};
 
 async function setUp(s: Server, units: number): Promise<{ token: string; units: Unit[] }> {
-  await call(s.url, "POST", "/users", { login: "bench", email: "bench@example.test", password: "bench-password" });
-  const { token } = (await call(s.url, "POST", "/users/auth", { login: "bench", password: "bench-password" })) as { token: string };
-  const repo = await call(s.url, "POST", "/repos", { name: "bench", url: createFixtureRepo().url }, token);
+  await call(s.url, "POST", "/users", {
+    login: "bench",
+    email: "bench@example.test",
+    password: "bench-password",
+  });
+  const { token } = (await call(s.url, "POST", "/users/auth", {
+    login: "bench",
+    password: "bench-password",
+  })) as { token: string };
+  const repo = await call(
+    s.url,
+    "POST",
+    "/repos",
+    { name: "bench", url: createFixtureRepo().url },
+    token,
+  );
   await call(s.url, "PATCH", `/repos/${repo.uuid}`, { default_branch: "main" }, token);
   const out: Unit[] = [];
   for (let i = 0; i < units; i++) {
-    const u = (await call(s.url, "POST", "/units", { repo_uuid: repo.uuid, name: `bench-${i}-${Date.now()}` }, token)) as unknown as Unit;
-    const env = (await call(s.url, "GET", `/units/env/${u.uuid}`, undefined, token)) as { PU_AUTH_TOKEN: string };
-    out.push({ uuid: u.uuid, token: env.PU_AUTH_TOKEN, nodes: u.nodes ?? (u as unknown as { unit_nodes: Unit["nodes"] }).unit_nodes });
+    const u = (await call(
+      s.url,
+      "POST",
+      "/units",
+      { repo_uuid: repo.uuid, name: `bench-${i}-${Date.now()}` },
+      token,
+    )) as unknown as Unit;
+    const env = (await call(s.url, "GET", `/units/env/${u.uuid}`, undefined, token)) as {
+      PU_AUTH_TOKEN: string;
+    };
+    out.push({
+      uuid: u.uuid,
+      token: env.PU_AUTH_TOKEN,
+      nodes: u.nodes ?? (u as unknown as { unit_nodes: Unit["nodes"] }).unit_nodes,
+    });
   }
   return { token, units: out };
 }
@@ -132,14 +171,25 @@ const topicOf = (domain: string, uuid: string, name: string) =>
   name.endsWith("/pepeunit") ? `${domain}/${uuid}/pepeunit` : `${domain}/${uuid}`;
 
 async function mqtt(url: string, token: string): Promise<MqttClient> {
-  return connectAsync(url, { username: token, password: "", protocolVersion: 4, reconnectPeriod: 0 });
+  return connectAsync(url, {
+    username: token,
+    password: "",
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+  });
 }
 
 /** Links every B output (name list) of every B unit into the same-index A unit's inputs; waits for Accept. */
 async function link(a: Server, aToken: string, pairs: Array<{ output: string; input: string }>) {
   const edges: string[] = [];
   for (const p of pairs) {
-    const e = await call(a.url, "POST", "/unit_node_edges", { output: p.output, input_uuid: p.input }, aToken);
+    const e = await call(
+      a.url,
+      "POST",
+      "/unit_node_edges",
+      { output: p.output, input_uuid: p.input },
+      aToken,
+    );
     edges.push(e.uuid as string);
   }
   const deadline = Date.now() + 60_000;
@@ -147,15 +197,22 @@ async function link(a: Server, aToken: string, pairs: Array<{ output: string; in
     const list = (await call(a.url, "GET", "/federation/remote_edges", undefined, aToken)) as {
       remote_edges: Array<{ uuid: string; status: string }>;
     };
-    const active = list.remote_edges.filter((e) => edges.includes(e.uuid) && e.status === "Active").length;
+    const active = list.remote_edges.filter(
+      (e) => edges.includes(e.uuid) && e.status === "Active",
+    ).length;
     if (active === edges.length) return;
-    if (Date.now() > deadline) throw new Error(`only ${active}/${edges.length} remote edges became active`);
+    if (Date.now() > deadline)
+      throw new Error(`only ${active}/${edges.length} remote edges became active`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 const pct = (sorted: number[], p: number) =>
-  sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number) : null;
+  sorted.length
+    ? Math.round(
+        sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number,
+      )
+    : null;
 
 type Flow = { topic: string; publisher: MqttClient };
 
@@ -163,7 +220,13 @@ type Flow = { topic: string; publisher: MqttClient };
  * Publishes `rate` values/s spread over the flows for `seconds`; payload = "<flow>:<seq>:<t>".
  * Receivers on A record latency (same clock), loss and order per flow.
  */
-async function drive(flows: Flow[], receivers: MqttClient[], rate: number, seconds: number, during?: () => Promise<void>) {
+async function drive(
+  flows: Flow[],
+  receivers: MqttClient[],
+  rate: number,
+  seconds: number,
+  during?: () => Promise<void>,
+) {
   const lat: number[] = [];
   const lastSeq = new Map<number, number>();
   let received = 0;
@@ -188,7 +251,11 @@ async function drive(flows: Flow[], receivers: MqttClient[], rate: number, secon
     for (; sent < due; sent++) {
       const f = sent % flows.length;
       const flow = flows[f] as Flow;
-      flow.publisher.publish(flow.topic, `${f}:${Math.floor(sent / flows.length)}:${performance.now()}`, { qos: 0 });
+      flow.publisher.publish(
+        flow.topic,
+        `${f}:${Math.floor(sent / flows.length)}:${performance.now()}`,
+        { qos: 0 },
+      );
     }
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -215,7 +282,9 @@ async function drive(flows: Flow[], receivers: MqttClient[], rate: number, secon
   };
 }
 
-async function freshDatabases(url: string | undefined): Promise<[string | undefined, string | undefined]> {
+async function freshDatabases(
+  url: string | undefined,
+): Promise<[string | undefined, string | undefined]> {
   if (!url) return [undefined, undefined];
   const { default: postgres } = await import("postgres");
   const sql = postgres(url, { max: 1, onnotice: () => {} });
@@ -232,7 +301,12 @@ async function freshDatabases(url: string | undefined): Promise<[string | undefi
   }) as [string, string];
 }
 
-export async function federationSuite(database: { name: string; url?: string }, seconds: number): Promise<void> {
+export async function federationSuite(
+  database: { name: string; url?: string },
+  seconds: number,
+  /** Run only the cases whose name contains this (debugging). */
+  only?: string,
+): Promise<void> {
   console.log(`\n# federation (instance ↔ instance relay) on ${database.name}`);
   const [urlA, urlB] = await freshDatabases(database.url);
   const b = await startServer(0, urlB);
@@ -261,9 +335,11 @@ export async function federationSuite(database: { name: string; url?: string }, 
       if (!subs.has(p.aUnit.uuid)) subs.set(p.aUnit.uuid, await mqtt(a.mqttUrl, p.aUnit.token));
     }
     clients.push(...pubs.values(), ...subs.values());
-    const flowsOf = (ps: typeof pairs) => ps.map((p) => ({ topic: p.topic, publisher: pubs.get(p.bUnit.uuid) as MqttClient }));
+    const flowsOf = (ps: typeof pairs) =>
+      ps.map((p) => ({ topic: p.topic, publisher: pubs.get(p.bUnit.uuid) as MqttClient }));
     const subscribe = async (ps: typeof pairs) => {
-      for (const p of ps) await (subs.get(p.aUnit.uuid) as MqttClient).subscribeAsync(p.topic, { qos: 0 });
+      for (const p of ps)
+        await (subs.get(p.aUnit.uuid) as MqttClient).subscribeAsync(p.topic, { qos: 0 });
       return [...new Set(ps.map((p) => subs.get(p.aUnit.uuid) as MqttClient))];
     };
     const unsubscribeAll = async () => {
@@ -271,7 +347,14 @@ export async function federationSuite(database: { name: string; url?: string }, 
       for (const c of subs.values()) c.removeAllListeners("message");
     };
 
-    const measure = async (name: string, ps: typeof pairs, rate: number, goal: string, met: (r: Awaited<ReturnType<typeof drive>>) => boolean) => {
+    const measure = async (
+      name: string,
+      ps: typeof pairs,
+      rate: number,
+      goal: string,
+      met: (r: Awaited<ReturnType<typeof drive>>) => boolean,
+    ) => {
+      if (only && !name.includes(only)) return;
       const receivers = await subscribe(ps);
       const beforeA = processStats(a.pid());
       const beforeB = processStats(b.pid());
@@ -300,10 +383,23 @@ export async function federationSuite(database: { name: string; url?: string }, 
       });
     };
 
-    await measure("1 output @ 1000 values/s", pairs.slice(0, 1), 1000, "p99 < 100 ms, no loss", (r) => r.p99 !== null && r.p99 < 100 && r.lost === 0);
-    await measure("100 outputs @ 10000 values/s", pairs, 10_000, ">= 10000 values/s delivered, no loss", (r) => r.deliveredRate >= 10_000 && r.lost === 0);
+    await measure(
+      "1 output @ 1000 values/s",
+      pairs.slice(0, 1),
+      1000,
+      "p99 < 100 ms, no loss",
+      (r) => r.p99 !== null && r.p99 < 100 && r.lost === 0,
+    );
+    await measure(
+      "100 outputs @ 10000 values/s",
+      pairs,
+      10_000,
+      ">= 10000 values/s delivered, no loss",
+      (r) => r.deliveredRate >= 10_000 && r.lost === 0,
+    );
 
     // Follower restart: A is stopped mid-stream and started again on the same data.
+    if (only && !"restart".includes(only)) return;
     const one = pairs.slice(0, 1);
     const r = await (async () => {
       const sub = subs.get(one[0]?.aUnit.uuid ?? "") as MqttClient;
@@ -329,7 +425,8 @@ export async function federationSuite(database: { name: string; url?: string }, 
       let restarted: Promise<void> | null = null;
       while (sent < total) {
         const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
-        for (; sent < due; sent++) pub.publish(one[0]?.topic ?? "", `0:${sent}:${performance.now()}`, { qos: 0 });
+        for (; sent < due; sent++)
+          pub.publish(one[0]?.topic ?? "", `0:${sent}:${performance.now()}`, { qos: 0 });
         if (!restarted && sent >= total / 3) {
           restarted = (async () => {
             await listener.endAsync(true).catch(() => {});
@@ -357,7 +454,14 @@ export async function federationSuite(database: { name: string; url?: string }, 
       suite: "federation",
       case: "1 output @ 200/s, follower restarted",
       database: database.name,
-      metric: { sent: r.total, received: r.got, lost: r.total - r.got, reordered: r.reordered, "p50 ms": r.p50, "p99 ms": r.p99 },
+      metric: {
+        sent: r.total,
+        received: r.got,
+        lost: r.total - r.got,
+        reordered: r.reordered,
+        "p50 ms": r.p50,
+        "p99 ms": r.p99,
+      },
       goal: "zero loss, no reordering",
       met: r.total === r.got && r.reordered === 0,
     });

@@ -70,7 +70,8 @@ export const GrantBody = z
   .object({
     node_uuid: z.uuid().openapi({ description: "a Private Output variable you own" }),
     grantee: z.string().min(1).max(500).openapi({
-      description: "a remote instance domain, a remote unit as <unit-uuid>@<domain>, or its actor URL",
+      description:
+        "a remote instance domain, a remote unit as <unit-uuid>@<domain>, or its actor URL",
     }),
   })
   .openapi("FederationGrantCreate");

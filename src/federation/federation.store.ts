@@ -121,7 +121,10 @@ export async function allRemoteEdges(db: DbLike): Promise<RemoteEdgeRow[]> {
 }
 
 export async function findRemoteEdge(db: DbLike, uuid: string): Promise<RemoteEdgeRow | undefined> {
-  const [row] = await db.select().from(federationRemoteEdges).where(eq(federationRemoteEdges.uuid, uuid));
+  const [row] = await db
+    .select()
+    .from(federationRemoteEdges)
+    .where(eq(federationRemoteEdges.uuid, uuid));
   return row;
 }
 
@@ -135,7 +138,10 @@ export async function findRemoteEdgeByFollow(db: DbLike, followId: string) {
 
 export async function insertRemoteEdge(
   db: DbLike,
-  e: Omit<RemoteEdgeRow, "createdAt" | "updatedAt" | "lastSequence" | "status" | "reason" | "remoteTopic">,
+  e: Omit<
+    RemoteEdgeRow,
+    "createdAt" | "updatedAt" | "lastSequence" | "status" | "reason" | "remoteTopic"
+  >,
 ): Promise<RemoteEdgeRow | null> {
   const [row] = await db.insert(federationRemoteEdges).values(e).onConflictDoNothing().returning();
   return row ?? null;
@@ -156,7 +162,10 @@ export async function updateRemoteEdge(
 
 export async function deleteRemoteEdges(db: DbLike, uuids: string[]): Promise<RemoteEdgeRow[]> {
   if (!uuids.length) return [];
-  return db.delete(federationRemoteEdges).where(inArray(federationRemoteEdges.uuid, uuids)).returning();
+  return db
+    .delete(federationRemoteEdges)
+    .where(inArray(federationRemoteEdges.uuid, uuids))
+    .returning();
 }
 
 export async function saveLastSequence(db: DbLike, remoteActor: string, seq: number) {
@@ -174,7 +183,10 @@ export async function saveLastSequence(db: DbLike, remoteActor: string, seq: num
 /** Active remote edges into the given unit's inputs, oldest first (for schema.json). */
 export async function activeRemoteEdgesIntoUnit(db: DbLike, unitUuid: string) {
   return db
-    .select({ inputUuid: federationRemoteEdges.inputUuid, topic: federationRemoteEdges.remoteTopic })
+    .select({
+      inputUuid: federationRemoteEdges.inputUuid,
+      topic: federationRemoteEdges.remoteTopic,
+    })
     .from(federationRemoteEdges)
     .innerJoin(unitNodes, eq(unitNodes.uuid, federationRemoteEdges.inputUuid))
     .where(and(eq(unitNodes.unitUuid, unitUuid), eq(federationRemoteEdges.status, "Active")))
@@ -188,7 +200,10 @@ export async function grantsOfNode(db: DbLike, nodeUuid: string): Promise<GrantR
 }
 
 export async function insertGrant(db: DbLike, g: Omit<GrantRow, "uuid" | "createdAt">) {
-  const [row] = await db.insert(federationGrants).values({ uuid: randomUUID(), ...g }).returning();
+  const [row] = await db
+    .insert(federationGrants)
+    .values({ uuid: randomUUID(), ...g })
+    .returning();
   if (!row) throw new Error("insert returned nothing");
   return row;
 }

@@ -4,27 +4,41 @@ import {
   createFederation,
   type Federation,
   type InboxContext,
-  type SenderKeyPair,
   SendActivityError,
+  type SenderKeyPair,
 } from "@fedify/fedify";
+import type { Activity } from "@fedify/vocab";
 import {
   Accept,
   Add,
   Application,
+  Object as ASObject,
   Delete,
   Endpoints,
   Follow,
   isActor,
-  Object as ASObject,
   Reject,
   Service,
   Undo,
 } from "@fedify/vocab";
-import type { Activity } from "@fedify/vocab";
 import { getDocumentLoader, preloadedContexts } from "@fedify/vocab-runtime";
 import { variableTopic } from "../units/unit-schema.ts";
-import { type Core, errorText, type FederationDeps, INSTANCE_ACTOR, newActivityId, PEER_ORDERING_KEY } from "./core.ts";
-import { countUnits, deleteFollowers, findNodeAndUnit, findUnit, recordPeerError, touchPeer } from "./federation.store.ts";
+import {
+  type Core,
+  errorText,
+  type FederationDeps,
+  INSTANCE_ACTOR,
+  newActivityId,
+  PEER_ORDERING_KEY,
+} from "./core.ts";
+import {
+  countUnits,
+  deleteFollowers,
+  findNodeAndUnit,
+  findUnit,
+  recordPeerError,
+  touchPeer,
+} from "./federation.store.ts";
 import { decideFollow, FollowerRegistry, saveFollower } from "./followers.ts";
 import { createKeyStore } from "./keys.ts";
 import { DrizzleKvStore } from "./kv-store.ts";
@@ -60,7 +74,10 @@ export type FederationParts = {
 export async function buildFederation(deps: FederationDeps): Promise<FederationParts> {
   const { config, log } = deps;
   const db = deps.database.db;
-  const policy = new PeerPolicy({ allowLocal: config.federationAllowLocal, ownDomain: config.domain });
+  const policy = new PeerPolicy({
+    allowLocal: config.federationAllowLocal,
+    ownDomain: config.domain,
+  });
   await policy.load(db);
   const keys = createKeyStore(db, config.encryptKey);
   const kv = new DrizzleKvStore(db);
@@ -144,7 +161,8 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
     policy,
     keys,
     ctx: () => fed.createContext(new URL(config.baseUrl), undefined),
-    instanceUri: () => fed.createContext(new URL(config.baseUrl), undefined).getActorUri(INSTANCE_ACTOR),
+    instanceUri: () =>
+      fed.createContext(new URL(config.baseUrl), undefined).getActorUri(INSTANCE_ACTOR),
     instanceRsaSender() {
       instanceRsa ??= (async () => {
         const pairs = await core.ctx().getActorKeyPairs(INSTANCE_ACTOR);
@@ -162,7 +180,9 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
           `${config.domain}/input_base_topic/${unitUuid}/schema_update/pepeunit`,
           JSON.stringify({ COMMAND: "SchemaUpdate" }),
         )
-        .catch((err: unknown) => log.warn({ err: errorText(err) }, "federation: SchemaUpdate not sent"));
+        .catch((err: unknown) =>
+          log.warn({ err: errorText(err) }, "federation: SchemaUpdate not sent"),
+        );
     },
   };
   relay = createRelay(core, followers, links, () => queue, config.federationBatchMs);
@@ -201,8 +221,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       }
       const found = await findNodeAndUnit(db, identifier);
       if (
-        !found ||
-        found.node.type !== "Output" ||
+        found?.node.type !== "Output" ||
         found.node.visibility !== "Public" ||
         found.unit.visibility !== "Public"
       ) {
@@ -249,7 +268,10 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
     return async (ctx: InboxContext<void>, activity: T) => {
       const actorId = activity.actorId;
       if (!actorId || !activity.id || activity.id.origin !== actorId.origin) {
-        log.info({ activity: activity.id?.href, actor: actorId?.href }, "federation: activity and actor origins differ; ignored");
+        log.info(
+          { activity: activity.id?.href, actor: actorId?.href },
+          "federation: activity and actor origins differ; ignored",
+        );
         return;
       }
       const domain = domainOf(actorId);
@@ -262,7 +284,10 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       try {
         await handle(ctx, activity, domain);
       } catch (err) {
-        log.error({ err: errorText(err), activity: activity.id.href }, `federation: handling ${name} failed`);
+        log.error(
+          { err: errorText(err), activity: activity.id.href },
+          `federation: handling ${name} failed`,
+        );
       }
     };
   }
@@ -330,7 +355,14 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       }),
       { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
     );
-    log.info({ follower: followerActor.href, output: identifier, reason: decision.ok ? null : decision.reason }, "federation: follow rejected");
+    log.info(
+      {
+        follower: followerActor.href,
+        output: identifier,
+        reason: decision.ok ? null : decision.reason,
+      },
+      "federation: follow rejected",
+    );
   }
 
   /** The Follow an Accept/Reject/Undo is about (embedded or by id). */
@@ -359,12 +391,16 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
         const result = await accept.getResult({ documentLoader: offline });
         const topic = result?.name?.toString() ?? "";
         if (!isHomeTopic(topic, edge)) {
-          log.warn({ edge: edge.uuid, topic }, "federation: Accept with an unexpected topic ignored");
+          log.warn(
+            { edge: edge.uuid, topic },
+            "federation: Accept with an unexpected topic ignored",
+          );
           return;
         }
         if (edge.status === "Active" && edge.remoteTopic === topic) return;
         const e = await activateRemote(core, links, edge, topic);
-        if (e) deps.events.emit("federation.remote-edges.changed", { unitUuids: [e.inputUnitUuid] });
+        if (e)
+          deps.events.emit("federation.remote-edges.changed", { unitUuids: [e.inputUnitUuid] });
       }),
     )
     .on(
@@ -373,8 +409,16 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
         const followId = followIdOf(reject);
         const edge = followId ? links.byFollow(followId) : undefined;
         if (!edge || edge.domain !== domain) return;
-        const outcome = await rejectRemote(core, links, edge, reject.summary?.toString() ?? "rejected");
-        log.info({ edge: edge.uuid, outcome }, "federation: follow rejected by the output's instance");
+        const outcome = await rejectRemote(
+          core,
+          links,
+          edge,
+          reject.summary?.toString() ?? "rejected",
+        );
+        log.info(
+          { edge: edge.uuid, outcome },
+          "federation: follow rejected by the output's instance",
+        );
         if (edge.status === "Active") {
           deps.events.emit("federation.remote-edges.changed", { unitUuids: [edge.inputUnitUuid] });
         }
@@ -388,7 +432,8 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
         if (!gone || new URL(gone).origin !== del.actorId?.origin) return;
         const affected = links.all().filter((e) => e.remoteActor === gone);
         if (!affected.length) return;
-        for (const e of affected) await rejectRemote(core, links, { ...e, status: "Active" }, "deleted");
+        for (const e of affected)
+          await rejectRemote(core, links, { ...e, status: "Active" }, "deleted");
         deps.events.emit("federation.remote-edges.changed", {
           unitUuids: [...new Set(affected.map((e) => e.inputUnitUuid))],
         });

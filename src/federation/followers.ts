@@ -36,7 +36,10 @@ export class FollowerRegistry {
 
   add(f: Follower): void {
     let m = this.#byNode.get(f.nodeUuid);
-    if (!m) this.#byNode.set(f.nodeUuid, (m = new Map()));
+    if (!m) {
+      m = new Map();
+      this.#byNode.set(f.nodeUuid, m);
+    }
     m.set(f.followId, f);
     this.#byFollow.set(f.followId, f);
   }
@@ -78,7 +81,7 @@ export async function decideFollow(
   const peer = core.policy.decide(domain);
   if (!peer.ok) return peer;
   const found = await findNodeAndUnit(core.db, nodeUuid);
-  if (!found || found.node.type !== "Output") return { ok: false, reason: "no such output variable" };
+  if (found?.node.type !== "Output") return { ok: false, reason: "no such output variable" };
   const level = ORDER[
     Math.min(ORDER.indexOf(found.unit.visibility), ORDER.indexOf(found.node.visibility))
   ] as Visibility;
@@ -136,7 +139,10 @@ export async function revokeFollowers(
         { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
       );
     } catch (err) {
-      core.log.warn({ err: errorText(err), follower: f.followerActor }, "federation: revoke not sent");
+      core.log.warn(
+        { err: errorText(err), follower: f.followerActor },
+        "federation: revoke not sent",
+      );
     }
   }
 }

@@ -41,7 +41,10 @@ export function createKeyStore(db: DbLike, encryptKey: Uint8Array): KeyStore {
       if (!row) throw new Error(`no ${algorithm} key for ${actor}`);
       out.push({
         publicKey: await importJwk(row.publicJwk as JsonWebKey, "public"),
-        privateKey: await importJwk(decryptJson<JsonWebKey>(encryptKey, row.privateJwkEnc), "private"),
+        privateKey: await importJwk(
+          decryptJson<JsonWebKey>(encryptKey, row.privateJwkEnc),
+          "private",
+        ),
       });
     }
     return out;

@@ -86,7 +86,9 @@ export class RemoteEdgeRegistry {
     return this.all()
       .filter((e) => e.inputUnitUuid === unitUuid && e.status === "Active" && e.remoteTopic)
       .filter((e) => usable(e.domain))
-      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.uuid.localeCompare(b.uuid));
+      .sort(
+        (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.uuid.localeCompare(b.uuid),
+      );
   }
 }
 
@@ -135,7 +137,10 @@ async function resolveInbox(core: Core, actorUrl: URL): Promise<URL> {
   const instance = await lookup(new URL(`/ap/actors/${INSTANCE_ACTOR}`, actorUrl));
   const inbox = instance?.endpoints?.sharedInbox ?? instance?.inboxId;
   if (inbox && inbox.origin === actorUrl.origin) return inbox;
-  throw new HttpError(502, `the instance ${actorUrl.host} could not be reached as a federation peer`);
+  throw new HttpError(
+    502,
+    `the instance ${actorUrl.host} could not be reached as a federation peer`,
+  );
 }
 
 export async function linkRemote(
@@ -154,7 +159,9 @@ export async function linkRemote(
   }
   if (found.node.type !== "Input") throw unprocessable("input_uuid must be an Input variable");
   if (!canManage(user, found.unit.creatorUuid) && !found.node.isRewritableInput) {
-    throw forbidden("this input is not rewritable: only its unit's creator (or an admin) may link into it");
+    throw forbidden(
+      "this input is not rewritable: only its unit's creator (or an admin) may link into it",
+    );
   }
   const actorUrl = parseRemoteOutput(core, input.output);
   if (actorUrl.origin === new URL(core.deps.config.baseUrl).origin) {
@@ -162,7 +169,9 @@ export async function linkRemote(
   }
   const decision = await core.policy.check(actorUrl);
   if (!decision.ok) throw forbidden(decision.reason);
-  if (registry.all().some((e) => e.inputUuid === found.node.uuid && e.remoteActor === actorUrl.href)) {
+  if (
+    registry.all().some((e) => e.inputUuid === found.node.uuid && e.remoteActor === actorUrl.href)
+  ) {
     throw conflict("these variables are already linked");
   }
   const inbox = await resolveInbox(core, actorUrl);
@@ -237,7 +246,9 @@ export async function unlinkRemote(
       canSee(user, inp.unit.visibility, inp.unit.creatorUuid) &&
       canSee(user, inp.node.visibility, inp.unit.creatorUuid);
     if (!sees) throw notFound("edge");
-    throw forbidden("only the edge's creator, the input unit's creator or an admin may remove this link");
+    throw forbidden(
+      "only the edge's creator, the input unit's creator or an admin may remove this link",
+    );
   }
   const [removed] = await deleteRemoteEdges(core.db, [uuid]);
   if (!removed) return null;

@@ -57,7 +57,9 @@ type Claimed = { id: number; message: string; attempts: number; created_at: stri
 
 export class DrizzleMessageQueue implements MessageQueue {
   readonly nativeRetrial = true;
-  readonly #o: Required<Omit<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers">> &
+  readonly #o: Required<
+    Omit<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers">
+  > &
     Pick<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers">;
   readonly #wake = new EventEmitter();
 
@@ -139,7 +141,10 @@ export class DrizzleMessageQueue implements MessageQueue {
   async #fail(c: Claimed, err: unknown, message: unknown): Promise<void> {
     const age = Date.now() - new Date(c.created_at).getTime();
     if (age > this.#o.maxAgeMs) {
-      this.#o.log.warn({ id: c.id, attempts: c.attempts + 1 }, "federation queue: giving up on a message");
+      this.#o.log.warn(
+        { id: c.id, attempts: c.attempts + 1 },
+        "federation queue: giving up on a message",
+      );
       await this.#finish(c.id);
       this.#o.onDone?.(message);
       return;

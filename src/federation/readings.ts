@@ -36,7 +36,9 @@ function encodePayload(payload: Uint8Array): { value: string; encoding: string |
 }
 
 /** The batch as compact JSON-LD (generated serializer), nested contexts folded into the top one. */
-export async function serializeBatch(readings: OutgoingReading[]): Promise<Record<string, unknown>> {
+export async function serializeBatch(
+  readings: OutgoingReading[],
+): Promise<Record<string, unknown>> {
   const batch = new ReadingBatch({
     readings: readings.map((r) => {
       const { value, encoding } = encodePayload(r.payload);
@@ -52,7 +54,9 @@ export async function serializeBatch(readings: OutgoingReading[]): Promise<Recor
   const json = (await batch.toJsonLd()) as Record<string, unknown>;
   const context = JSON.stringify(json["@context"]);
   // The generated serializer repeats the (identical) context on every reading.
-  const list = json.readings as { "@list"?: Array<Record<string, unknown>> } | Array<Record<string, unknown>>;
+  const list = json.readings as
+    | { "@list"?: Array<Record<string, unknown>> }
+    | Array<Record<string, unknown>>;
   const items = Array.isArray(list) ? list : (list["@list"] ?? []);
   for (const item of items) {
     if (JSON.stringify(item["@context"]) === context) delete item["@context"];

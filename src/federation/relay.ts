@@ -5,7 +5,12 @@ import type { FollowerRegistry } from "./followers.ts";
 import type { RemoteEdgeRegistry } from "./links.ts";
 import type { DrizzleMessageQueue } from "./message-queue.ts";
 import { domainOf } from "./policy.ts";
-import { type IncomingReading, type OutgoingReading, ReadingsAdd, serializeBatch } from "./readings.ts";
+import {
+  type IncomingReading,
+  type OutgoingReading,
+  ReadingsAdd,
+  serializeBatch,
+} from "./readings.ts";
 
 // Values across instances.
 //
@@ -82,7 +87,11 @@ export function createRelay(
       to: new URL(followerActor),
     });
     add.batchJson = await serializeBatch(readings);
-    const message: ReadingsMessage = { type: READINGS_MESSAGE, inbox, activity: await add.toJsonLd() };
+    const message: ReadingsMessage = {
+      type: READINGS_MESSAGE,
+      inbox,
+      activity: await add.toJsonLd(),
+    };
     // Fedify's own ordering key for this peer: after our Accept, before our next activity.
     await queue().enqueue(message, {
       orderingKey: `${PEER_ORDERING_KEY}\n${new URL(inbox).origin}`,
@@ -109,7 +118,10 @@ export function createRelay(
 
   function schedule(inbox: string, p: Peer): void {
     if (p.timer) return;
-    if (p.readings.length >= MAX_BATCH) return flush(inbox);
+    if (p.readings.length >= MAX_BATCH) {
+      flush(inbox);
+      return;
+    }
     const delay = p.outstanding < WINDOW ? batchMs : MAX_HOLD_MS;
     p.timer = setTimeout(() => {
       p.timer = null;

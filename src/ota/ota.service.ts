@@ -121,18 +121,41 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     return requestFor(await loadUnit(unitUuid));
   }
 
+  /** The default branch head a job moves followers to, read once per job (not per unit). */
+  const jobHeads = new WeakMap<UpdateJob, Promise<string | null>>();
+  function headFor(job: UpdateJob): Promise<string | null> {
+    let head = jobHeads.get(job);
+    if (!head) {
+      head = findRepo(db, job.repoUuid).then((repo) =>
+        repo?.defaultBranch
+          ? deps.git.resolveCommit(repo.uuid, `refs/heads/${repo.defaultBranch}`)
+          : null,
+      );
+      jobHeads.set(job, head);
+    }
+    return head;
+  }
+
   /** One unit of a job: follow-repo units move to the default branch head, others re-send their target. */
-  async function sendForJob(unitUuid: string): Promise<JobSendResult> {
+  async function sendForJob(unitUuid: string, job: UpdateJob): Promise<JobSendResult> {
     const unit = await findUnit(db, unitUuid);
     if (!unit) return { status: "Gone" };
     try {
-      const result = await updateUnit(unit.uuid, unit.followRepo ? { followRepo: true } : null);
+      // A follower already at the head needs no version change (and no variable re-sync).
+      const move = unit.followRepo && unit.commit !== (await headFor(job));
+      const result = await updateUnit(unit.uuid, move ? { followRepo: true } : null);
       return result.status === "RequestSent" ? result : { status: "Error", error: result.error };
     } catch (err) {
       // The version cannot be set (its template is invalid, the branch is gone): say why.
       const error = err instanceof Error ? err.message : String(err);
       if (err instanceof HttpError && err.status === 404) return { status: "Gone" };
       await markError(db, unit.uuid, error).catch(() => {});
+      events.emit("unit.update-status", {
+        unitUuid: unit.uuid,
+        commit: unit.commit,
+        status: "Error",
+        error,
+      });
       return { status: "Error", error };
     }
   }

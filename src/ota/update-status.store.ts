@@ -14,17 +14,24 @@ export async function markRequestSent(db: DbLike, unitUuid: string, at: Date): P
     .where(eq(units.uuid, unitUuid));
 }
 
-/** Records Success or Error for the request made at `requestedAt`; false when it is no longer current. */
+/**
+ * Records Success or Error for the request made at `requestedAt`; false when it is no
+ * longer current. A Success also records the running commit at once (the broker's
+ * ingest writes it too, batched), so the two never disagree in an answer.
+ */
 export async function markFinished(
   db: DbLike,
   unitUuid: string,
   requestedAt: Date,
-  status: "Success" | "Error",
-  error: string | null,
+  outcome: { status: "Success"; commit: string } | { status: "Error"; error: string },
 ): Promise<boolean> {
   const rows = await db
     .update(units)
-    .set({ updateStatus: status, updateError: error })
+    .set(
+      outcome.status === "Success"
+        ? { updateStatus: "Success", updateError: null, currentCommit: outcome.commit }
+        : { updateStatus: "Error", updateError: outcome.error },
+    )
     .where(
       and(
         eq(units.uuid, unitUuid),

@@ -51,7 +51,12 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
 
   function settle(unitUuid: string, p: Pending, status: "Success" | "Error", error: string | null) {
     if (pending.get(unitUuid) === p) pending.delete(unitUuid);
-    const write = markFinished(db, unitUuid, p.requestedAt, status, error)
+    const write = markFinished(
+      db,
+      unitUuid,
+      p.requestedAt,
+      status === "Success" ? { status, commit: p.commit } : { status, error: error ?? "" },
+    )
       .then((current) => {
         // A newer request replaced this one meanwhile: its outcome is not this one's.
         if (!current) return;

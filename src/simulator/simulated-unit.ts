@@ -415,7 +415,10 @@ export class SimulatedUnit extends EventEmitter<SimulatedUnitEvents> {
     return this.logSync();
   }
 
-  /** Download, unpack over the working directory, restart from the new files. */
+  /**
+   * Like the clients' RESTART_EXEC mode: drop the MQTT connection, download, unpack over
+   * the working directory, restart from the new files. A failed download reconnects as is.
+   */
   private async update(payload: Record<string, unknown>): Promise<void> {
     const from = this.commit;
     const target = typeof payload.PU_COMMIT_VERSION === "string" ? payload.PU_COMMIT_VERSION : "";
@@ -423,15 +426,17 @@ export class SimulatedUnit extends EventEmitter<SimulatedUnitEvents> {
       this.log("Info", "No update needed: current version = target version");
       return;
     }
-    const rest = this.rest as DeviceRest;
+    this.clearTimers();
+    await this.disconnect();
     let archive: Buffer;
     try {
-      archive = await rest.firmwareTgz();
+      archive = await (this.rest as DeviceRest).firmwareTgz();
+      await unpackFirmware(archive, this.dir);
     } catch (err) {
-      this.log("Error", `Update download failed: ${(err as Error).message}`);
+      this.log("Error", `Update failed: ${(err as Error).message}`);
+      if (this.running) await this.connect();
       return;
     }
-    await unpackFirmware(archive, this.dir);
     this.log("Info", "Success extract archive");
     await this.restart();
     if (target && this.commit !== target) {

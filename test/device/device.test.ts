@@ -38,7 +38,9 @@ function runEmulator(args: string[]) {
     lines.push(JSON.parse(text) as Line);
     for (const w of waiters.splice(0)) w();
   });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
   return {
     child,
     exited,

@@ -1,4 +1,11 @@
-import { connectClient, makeUnit, makeWorld, type TestClient, type World, type WorldUnit } from "../broker/mqtt-helpers.ts";
+import {
+  connectClient,
+  makeUnit,
+  makeWorld,
+  type TestClient,
+  type World,
+  type WorldUnit,
+} from "../broker/mqtt-helpers.ts";
 import { type FedInstance, startFedInstance } from "../helpers/federation.ts";
 import type { TestInstance } from "../helpers/instance.ts";
 
@@ -78,9 +85,14 @@ export async function linkRemote(side: Side, output: string, inputUuid: string) 
 
 export async function remoteEdge(side: Side, uuid: string) {
   const res = await side.fi.api.get("/federation/remote_edges", side.world.bob.token);
-  return (res.body.remote_edges as Array<{ uuid: string; status: string; reason: string | null; remote_topic: string | null }>).find(
-    (e) => e.uuid === uuid,
-  );
+  return (
+    res.body.remote_edges as Array<{
+      uuid: string;
+      status: string;
+      reason: string | null;
+      remote_topic: string | null;
+    }>
+  ).find((e) => e.uuid === uuid);
 }
 
 export async function schemaInputs(side: Side, unit: WorldUnit, name: string): Promise<string[]> {

@@ -64,7 +64,9 @@ describe("federation: link, values, unlink, remote deletion", () => {
 
     // B counts A as a follower; A knows B as a peer.
     const peersB = await b.fi.api.get("/admin/federation/peers", b.world.admin.token);
-    expect(peersB.body.peers.find((p: { domain: string }) => p.domain === a.fi.domain)?.followers).toBe(1);
+    expect(
+      peersB.body.peers.find((p: { domain: string }) => p.domain === a.fi.domain)?.followers,
+    ).toBe(1);
   });
 
   it("a unit may not subscribe to a remote topic it has no active edge for", async () => {
@@ -72,9 +74,9 @@ describe("federation: link, values, unlink, remote deletion", () => {
     const dev = await device(a, other);
     open.push(dev);
     const home = sensor.homeTopic("Output", "temperature");
-    const granted = await dev.subscribeAsync(home, { qos: 0 }).catch(
-      (err: { packet?: { granted?: number[] } }) => err.packet?.granted ?? [],
-    );
+    const granted = await dev
+      .subscribeAsync(home, { qos: 0 })
+      .catch((err: { packet?: { granted?: number[] } }) => err.packet?.granted ?? []);
     expect(granted[0]).toBe(0x80);
   });
 

@@ -44,10 +44,14 @@ describe("federation lifecycle", () => {
   it("off: no ActivityPub endpoints, remote edges suspended (SchemaUpdate); on: all restored", async () => {
     const devA = await device(a, relay);
     open.push(devA);
-    await devA.subscribeAsync(`${a.fi.domain}/input_base_topic/${relay.uuid}/schema_update/pepeunit`);
+    await devA.subscribeAsync(
+      `${a.fi.domain}/input_base_topic/${relay.uuid}/schema_update/pepeunit`,
+    );
     await devA.subscribeAsync(home, { qos: 1 });
     const actor = () =>
-      fetch(`${a.fi.baseUrl}/ap/actors/instance`, { headers: { accept: "application/activity+json" } });
+      fetch(`${a.fi.baseUrl}/ap/actors/instance`, {
+        headers: { accept: "application/activity+json" },
+      });
     expect((await actor()).status).toBe(200);
 
     const off = await a.fi.api.patch("/admin/federation", { enabled: false }, a.world.admin.token);
@@ -75,7 +79,8 @@ describe("federation lifecycle", () => {
   it("a follower restarted mid-stream loses nothing and sees no reordering", async () => {
     const devA = await device(a, relay);
     await devA.subscribeAsync(home, { qos: 1 });
-    const got = () => devA.received.filter((m) => m.topic === home).map((m) => Number(m.payload.toString()));
+    const got = () =>
+      devA.received.filter((m) => m.topic === home).map((m) => Number(m.payload.toString()));
     for (let i = 1; i <= 10; i++) await devB.publishAsync(home, String(i), { qos: 1 });
     await eventually(() => got().includes(10));
     await devA.endAsync(true);
@@ -85,7 +90,10 @@ describe("federation lifecycle", () => {
     for (let i = 11; i <= 30; i++) await devB.publishAsync(home, String(i), { qos: 1 });
     await eventually(async () => {
       const peers = await b.fi.api.get("/admin/federation/peers", b.world.admin.token);
-      return peers.body.peers.find((p: { domain: string }) => p.domain === a.fi.domain)?.delivery_errors > 0;
+      return (
+        peers.body.peers.find((p: { domain: string }) => p.domain === a.fi.domain)
+          ?.delivery_errors > 0
+      );
     });
     // B holds its queue while A's device reconnects (B publishes nothing meanwhile),
     // so the backlog is delivered when somebody is there to see it.
@@ -96,9 +104,10 @@ describe("federation lifecycle", () => {
     await devA2.subscribeAsync(home, { qos: 1 });
     await b.fi.api.patch("/admin/federation", { enabled: true }, b.world.admin.token);
     for (let i = 31; i <= 40; i++) await devB.publishAsync(home, String(i), { qos: 1 });
-    const after = () => devA2.received.filter((m) => m.topic === home).map((m) => Number(m.payload.toString()));
-    await eventually(() => after().includes(40), 20_000);
-    expect(after()).toEqual(Array.from({ length: 30 }, (_, i) => i + 11));
+    const later = () =>
+      devA2.received.filter((m) => m.topic === home).map((m) => Number(m.payload.toString()));
+    await eventually(() => later().includes(40), 20_000);
+    expect(later()).toEqual(Array.from({ length: 30 }, (_, i) => i + 11));
     expect(got()).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
   });
 });

@@ -59,7 +59,8 @@ describe("federation documents (actors, WebFinger, NodeInfo)", () => {
     const before = await (await lookupObject(url, opts))?.toJsonLd();
     await b.restart();
     const after = await (await lookupObject(url, opts))?.toJsonLd();
-    const pem = (j: unknown) => (j as { publicKey?: { publicKeyPem?: string } }).publicKey?.publicKeyPem;
+    const pem = (j: unknown) =>
+      (j as { publicKey?: { publicKeyPem?: string } }).publicKey?.publicKeyPem;
     expect(pem(before)).toMatch(/BEGIN PUBLIC KEY/);
     expect(pem(after)).toBe(pem(before));
   });
@@ -78,7 +79,9 @@ describe("federation documents (actors, WebFinger, NodeInfo)", () => {
       expect(jrd.links.find((l) => l.rel === "self")?.href).toBe(`${b.baseUrl}/ap/actors/${actor}`);
     }
     // Fedify's client, by actor URL (acct: lookups always use https, which loopback lacks).
-    const jrd = await lookupWebFinger(`${b.baseUrl}/ap/actors/${uuid}`, { allowPrivateAddress: true });
+    const jrd = await lookupWebFinger(`${b.baseUrl}/ap/actors/${uuid}`, {
+      allowPrivateAddress: true,
+    });
     expect(jrd?.links?.find((l) => l.rel === "self")?.href).toBe(`${b.baseUrl}/ap/actors/${uuid}`);
   });
 
@@ -98,7 +101,11 @@ describe("federation documents (actors, WebFinger, NodeInfo)", () => {
   });
 
   it("actors of non-Public entities are not disclosed (404), nor found by WebFinger", async () => {
-    for (const id of [priv.uuid, priv.nodeUuid("Output", "temperature"), pub.nodeUuid("Input", "relay")]) {
+    for (const id of [
+      priv.uuid,
+      priv.nodeUuid("Output", "temperature"),
+      pub.nodeUuid("Input", "relay"),
+    ]) {
       const res = await fetch(`${b.baseUrl}/ap/actors/${id}`, {
         headers: { accept: "application/activity+json" },
       });

@@ -88,7 +88,9 @@ describe("federation policy", () => {
     // Only the output's owner sees or changes its grants.
     const list = await b.fi.api.get(`/federation/grants?node_uuid=${out}`, b.world.bob.token);
     expect(list.body.grants).toHaveLength(2);
-    expect((await b.fi.api.get(`/federation/grants?node_uuid=${out}`, b.world.admin.token)).status).toBe(200);
+    expect(
+      (await b.fi.api.get(`/federation/grants?node_uuid=${out}`, b.world.admin.token)).status,
+    ).toBe(200);
 
     // Revoking the grant rejects the follower: A removes the edge.
     const del = await b.fi.api.delete(`/federation/grants/${g2.body.uuid}`, b.world.bob.token);
@@ -189,8 +191,27 @@ describe("federation policy", () => {
     expect(unsigned.status).toBe(401);
     // Signed with a key that is not A's, under A's key id.
     const { privateKey } = await generateCryptoKeyPair("RSASSA-PKCS1-v1_5");
-    const forged = await signRequest(post(follow), privateKey, new URL(`${a.fi.baseUrl}/ap/actors/instance#main-key`));
+    const forged = await signRequest(
+      post(follow),
+      privateKey,
+      new URL(`${a.fi.baseUrl}/ap/actors/instance#main-key`),
+    );
     expect((await fetch(forged)).status).toBe(401);
+    // Readings (their own fast path) unsigned, and forged.
+    const readings = {
+      "@context": "https://www.w3.org/ns/activitystreams",
+      id: `${a.fi.baseUrl}/ap/activities/forged-${Date.now()}`,
+      type: "Add",
+      actor: `${a.fi.baseUrl}/ap/actors/instance`,
+      object: { type: ["Object", "ReadingBatch"], readings: [] },
+    };
+    expect((await fetch(post(readings))).status).toBe(401);
+    const forgedReadings = await signRequest(
+      post(readings),
+      privateKey,
+      new URL(`${a.fi.baseUrl}/ap/actors/instance#main-key`),
+    );
+    expect((await fetch(forgedReadings)).status).toBe(401);
     // An unknown type, and a body over the limit.
     const unknown = await fetch(post({ ...follow, type: "Frobnicate" }));
     expect(unknown.status).toBeGreaterThanOrEqual(400);

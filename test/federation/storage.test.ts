@@ -120,7 +120,10 @@ describe("DrizzleMessageQueue", () => {
     const q = newQueue({ retryBaseMs: 30, retryMaxMs: 60, concurrency: 4 });
     for (let i = 0; i < 10; i++) await q.enqueue({ k: "a", i }, { orderingKey: "a" });
     for (let i = 0; i < 10; i++) await q.enqueue({ k: "b", i }, { orderingKey: "b" });
-    const failures = new Map<number, number>([[3, 2], [7, 1]]);
+    const failures = new Map<number, number>([
+      [3, 2],
+      [7, 1],
+    ]);
     const seen: Record<string, number[]> = { a: [], b: [] };
     const ctl = new AbortController();
     const done = q.listen(

@@ -36,7 +36,10 @@ describe("federation vocabulary (generated)", () => {
     expect(batch.readings.map((r) => r.sequenceNumber)).toEqual([10, 11, 12]);
     expect(batch.readings[1]?.encoding).toBe("base64");
     // Inside an Add, as peers receive it.
-    const add = new ReadingsAdd({ id: new URL("https://b.example/ap/activities/1"), actor: new URL("https://b.example/ap/actors/instance") });
+    const add = new ReadingsAdd({
+      id: new URL("https://b.example/ap/activities/1"),
+      actor: new URL("https://b.example/ap/actors/instance"),
+    });
     add.batchJson = json;
     const wire = await add.toJsonLd({ format: "compact" });
     // Fedify's own parser accepts the envelope…
@@ -48,7 +51,13 @@ describe("federation vocabulary (generated)", () => {
   });
 
   it("anything that is not a ReadingBatch yields no readings", async () => {
-    expect(await parseBatch({ "@context": "https://www.w3.org/ns/activitystreams", type: "Add", object: { type: "Note" } })).toBeNull();
+    expect(
+      await parseBatch({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        type: "Add",
+        object: { type: "Note" },
+      }),
+    ).toBeNull();
     expect(await parseBatch(null)).toBeNull();
   });
 });

@@ -88,7 +88,10 @@ describe("the unit simulator CLI", () => {
     expect(stderr).toContain(`unit ${a.uuid} running version`);
     // Log lines are the device's JSON lines.
     const first = stdout.split("\n").find((l) => l.includes("MQTT connected"));
-    expect(JSON.parse(first ?? "{}")).toMatchObject({ level: "Info", text: `MQTT connected as ${a.uuid}` });
+    expect(JSON.parse(first ?? "{}")).toMatchObject({
+      level: "Info",
+      text: `MQTT connected as ${a.uuid}`,
+    });
   });
 
   it("refuses to start without unit files and says how to run it", async () => {
@@ -97,7 +100,9 @@ describe("the unit simulator CLI", () => {
     child.stderr.on("data", (d) => {
       stderr += String(d);
     });
-    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    const code = await new Promise<number | null>((resolve) =>
+      child.once("exit", (c) => resolve(c)),
+    );
     expect(code).toBe(2);
     expect(stderr).toContain("give --archive, --env with --schema, or --dir");
     expect(stderr).toContain("Usage: npm run unit");

@@ -4,7 +4,6 @@ import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unitLogs } from "../../src/db/schema.ts";
 import type { SimulatedUnit } from "../../src/simulator/simulated-unit.ts";
-import { startTestInstance, type TestInstance } from "../helpers/instance.ts";
 import {
   eventually,
   linkNodes,
@@ -13,6 +12,7 @@ import {
   type World,
   type WorldUnit,
 } from "../broker/mqtt-helpers.ts";
+import { startTestInstance, type TestInstance } from "../helpers/instance.ts";
 import { nextEvent, startSimulatedUnit } from "./sim-helpers.ts";
 
 // The unit simulator (src/simulator/) driven against a real instance: real firmware
@@ -112,21 +112,24 @@ describe("simulated units on a real instance", () => {
   });
 
   it("EnvUpdate: the unit downloads its env again, writes env.json and reconnects", async () => {
+    // The instance may send EnvUpdate on its own after the edit; any EnvUpdate will do.
+    const updated = nextEvent(simA, "env-updated");
     const edited = await inst.api.patch(
       `/units/env/${a.uuid}`,
       { PUC_WIFI_SSID: "lab-net" },
       world.bob.token,
     );
     expect(edited.status).toBe(200);
-    const updated = nextEvent(simA, "env-updated");
-    const ready = nextEvent(simA, "ready");
     await command(a, "env_update/pepeunit", { COMMAND: "EnvUpdate" });
     await updated;
-    await ready;
     const env = JSON.parse(await readFile(path.join(simA.dir, "env.json"), "utf8"));
     expect(env.PUC_WIFI_SSID).toBe("lab-net");
     expect(simA.env.PUC_WIFI_SSID).toBe("lab-net");
-    expect(simA.connected).toBe(true);
+    await eventually(async () => simA.connected);
+    // Reconnected with the new env: still routed.
+    const got = nextEvent(simB, "input", (m) => m.payload.toString() === "after-env");
+    await simA.publishOutput("output/pepeunit", "after-env");
+    await got;
   });
 
   it("LogSync: the unit publishes its recent log lines and the instance stores them", async () => {
@@ -151,9 +154,9 @@ describe("simulated units on a real instance", () => {
       return r.length >= lines ? r : null;
     });
     expect(stored.map((r) => r.text)).toContain(`MQTT connected as ${d.uuid}`);
-    expect(stored.every((r) => ["Debug", "Info", "Warning", "Error", "Critical"].includes(r.level))).toBe(
-      true,
-    );
+    expect(
+      stored.every((r) => ["Debug", "Info", "Warning", "Error", "Critical"].includes(r.level)),
+    ).toBe(true);
   });
 
   it("Update: a new commit is downloaded, unpacked over the unit's files and reported as running", async () => {
@@ -191,11 +194,16 @@ describe("simulated units on a real instance", () => {
     expect(await readFile(path.join(simB.dir, "main.py"), "utf8")).toBe("print('v2')\n");
     const env = JSON.parse(await readFile(path.join(simB.dir, "env.json"), "utf8"));
     expect(env.PU_COMMIT_VERSION).toBe(newCommit);
+    // The state it sent after restarting names the new commit (the OTA tracker may mark
+    // current_commit a moment before the batched state write lands: wait for both).
     const reported = await eventually(async () => {
       const res = await inst.api.get(`/units/${b.uuid}`, world.bob.token);
-      return res.body.current_commit === newCommit ? res.body : null;
+      const body = res.body;
+      return body.current_commit === newCommit && body.last_state?.pu_commit_version === newCommit
+        ? body
+        : null;
     }, 15_000);
-    expect(reported.last_state.pu_commit_version).toBe(newCommit);
+    expect(reported.current_commit).toBe(newCommit);
     if (reported.update_status !== null) {
       await eventually(async () => {
         const res = await inst.api.get(`/units/${b.uuid}`, world.bob.token);

@@ -1,4 +1,4 @@
-import type { Edge } from "@xyflow/svelte";
+import { type Edge, type NodeHandle, Position } from "@xyflow/svelte";
 import type { InputFlowNode } from "../components/nodes/InputNode.svelte";
 import type { OutputFlowNode } from "../components/nodes/OutputNode.svelte";
 import type { RepoFlowNode } from "../components/nodes/RepoNode.svelte";
@@ -70,6 +70,7 @@ export class GraphStore {
   /** Where a large graph opens: its top-left corner at a readable zoom. */
   initialView = $state.raw<{ x: number; y: number; zoom: number } | null>(null);
   #positions: Positions = {};
+  #allEdges: Edge[] = [];
   #key = layoutKey(null);
 
   matchCount = $derived(this.nodes.filter((n) => !n.hidden).length);
@@ -97,7 +98,11 @@ export class GraphStore {
       this.repos = repos;
       this.units = units;
       this.links = links;
+      const T0 = performance.now();
+      console.log("PROF fetched", Math.round(T0));
       this.rebuild(true);
+      console.log("PROF rebuild", Math.round(performance.now() - T0));
+      requestAnimationFrame(() => console.log("PROF raf", Math.round(performance.now() - T0)));
       this.loaded = true;
       this.generation++;
     } catch (err) {
@@ -178,8 +183,14 @@ export class GraphStore {
     this.rebuild();
   }
 
-  addLink(link: UnitNodeEdge): void {
-    if (!this.links.some((l) => l.uuid === link.uuid)) this.links = [...this.links, link];
+  addLink(link: UnitNodeEdge | object): void {
+    // A link to a remote instance's output (federation) has no local output node: reload.
+    if (!("output_uuid" in link)) {
+      void this.load();
+      return;
+    }
+    const local = link as UnitNodeEdge;
+    if (!this.links.some((l) => l.uuid === local.uuid)) this.links = [...this.links, local];
     this.rebuild();
   }
 
@@ -216,11 +227,17 @@ export class GraphStore {
   applyFilters(): void {
     const visible = this.#visibleIds();
     this.nodes = this.nodes.map((n) => (n.hidden === !visible.has(n.id) ? n : { ...n, hidden: !visible.has(n.id) }));
+    this.#showEdges(visible);
+  }
+
+  /**
+   * Edges are left out (not just hidden) when filtered: Svelte Flow renders
+   * both ends of every edge in its list, hidden or not.
+   */
+  #showEdges(visible: Set<string>): void {
     const shown = this.#edgeFilter(visible);
-    this.edges = this.edges.map((e) => {
-      const hidden = !shown(e);
-      return e.hidden === hidden ? e : { ...e, hidden };
-    });
+    const selected = new Set(this.edges.filter((e) => e.selected).map((e) => e.id));
+    this.edges = this.#allEdges.filter(shown).map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
   }
 
   /** Large graphs: keep only edges with an end inside `rect` (flow coordinates). */
@@ -241,7 +258,11 @@ export class GraphStore {
       const p = abs.get(id);
       return !!p && p.x > rect.x - 250 && p.x < rect.x + rect.w && p.y > rect.y - 150 && p.y < rect.y + rect.h;
     };
-    return (e) => visible.has(e.source) && visible.has(e.target) && (inside(e.source) || inside(e.target));
+    // A repo has many units: its edges show only for the units in view.
+    return (e) =>
+      visible.has(e.source) &&
+      visible.has(e.target) &&
+      (inside(e.target) || (e.targetHandle !== "repo" && inside(e.source)));
   }
 
   /** Rebuild nodes and edges from the API data; `relayout` places unplaced nodes with dagre. */
@@ -256,6 +277,11 @@ export class GraphStore {
     // a node being rendered; rendered nodes keep what the DOM measured.
     const measured = new Map(this.nodes.map((n) => [n.id, n.measured]));
     const size = (id: string, width: number, height: number) => measured.get(id) ?? { width, height };
+    // Svelte Flow renders every node once to measure its handles. For a large
+    // graph their places are given instead, so only the nodes in view render.
+    const large = this.repos.length + this.units.reduce((n, u) => n + 1 + u.unit_nodes.length, 0) > LARGE_GRAPH;
+    const handle = (id: string, type: "source" | "target", position: Position, x: number, y: number): NodeHandle[] | undefined =>
+      large ? [{ id, type, position, x: x - 5.5, y: y - 5.5, width: 11, height: 11 }] : undefined;
     const nodes: FlowNode[] = [];
     const edges: Edge[] = [];
     for (const repo of this.repos) {
@@ -267,6 +293,7 @@ export class GraphStore {
         deletable: false,
         selected: selected.has(repo.uuid),
         measured: size(repo.uuid, REPO_W, REPO_H),
+        handles: handle("units", "source", Position.Right, REPO_W, REPO_H / 2),
       });
     }
     for (const unit of this.units) {
@@ -281,6 +308,7 @@ export class GraphStore {
         deletable: false,
         selected: selected.has(unit.uuid),
         measured: size(unit.uuid, UNIT_W, UNIT_H),
+        handles: handle("repo", "target", Position.Top, UNIT_W / 2, 0),
       });
       inputs.forEach((variable, i) => {
         nodes.push({
@@ -299,6 +327,7 @@ export class GraphStore {
           deletable: false,
           selected: selected.has(variable.uuid),
           measured: size(variable.uuid, VAR_W, VAR_H),
+          handles: handle("in", "target", Position.Left, 0, VAR_H / 2),
         });
       });
       outputs.forEach((variable, i) => {
@@ -311,6 +340,7 @@ export class GraphStore {
           deletable: false,
           selected: selected.has(variable.uuid),
           measured: size(variable.uuid, VAR_W, VAR_H),
+          handles: handle("out", "source", Position.Right, VAR_W, VAR_H / 2),
         });
       });
       if (repoNames.has(unit.repo_uuid)) {
@@ -347,9 +377,8 @@ export class GraphStore {
     }
     this.nodes = nodes;
     if (relayout) this.#initialView();
-    const shown = this.#edgeFilter(visible);
-    for (const e of edges) e.hidden = !shown(e);
-    this.edges = edges;
+    this.#allEdges = edges;
+    this.#showEdges(visible);
   }
 
   #visibleIds(): Set<string> {

@@ -1,0 +1,254 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { createSimulatedUnit, type SimulatedUnit } from "../../src/simulator/simulated-unit.ts";
+import { type BenchUnit, call, createBenchWorld, pool } from "../lib/bench-world.ts";
+import { newestProfile, printProfile } from "../lib/cpu-profile.ts";
+import { type ReferenceBroker, startMosquitto } from "../lib/mosquitto.ts";
+import { processStats } from "../lib/process-stats.ts";
+import { record } from "../lib/report.ts";
+import { startBenchServer } from "../lib/server.ts";
+import { ratio, sleep } from "../lib/stats.ts";
+
+// A fleet of simulated units (src/simulator/, many per process) on one server:
+//  - what 1 000 connected idle units cost the server (RSS, CPU-seconds), against the
+//    same fleet on a Mosquitto started here; goal < 20 MB RSS per 1 000 idle units;
+//  - a mass update of the whole fleet: a new commit on the repo's default branch, the
+//    repo synced, and every unit gets Update → downloads its tgz → restarts from it →
+//    reports the new commit. Time to 50/95/100 % of the fleet; goal 100 % < 60 s.
+// BENCH_FLEET changes the fleet size (default 1 000).
+
+const MB = 2 ** 20;
+
+async function writeUnitDir(root: string, unit: BenchUnit): Promise<string> {
+  const dir = path.join(root, unit.uuid);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, "env.json"), JSON.stringify(unit.env, null, 4));
+  await writeFile(path.join(dir, "schema.json"), JSON.stringify(unit.schema, null, 4));
+  return dir;
+}
+
+async function startFleet(
+  dirs: string[],
+  mqttUrl: string,
+  httpBaseUrl: string,
+): Promise<SimulatedUnit[]> {
+  const sims = dirs.map((dir) =>
+    createSimulatedUnit({ dir, mqttUrl, httpBaseUrl, logInputs: false, reconnectMs: 1000 }),
+  );
+  await pool(sims, 50, (s) => s.start());
+  return sims;
+}
+
+/** Server RSS grown by the fleet and CPU-seconds per idle minute, both per 1 000 units. */
+async function idleCost(pid: number, baselineRss: number, fleet: number, idleSeconds: number) {
+  await sleep(3000);
+  const a = processStats(pid);
+  await sleep(idleSeconds * 1000);
+  const b = processStats(pid);
+  const per1k = 1000 / fleet;
+  return {
+    rssMbPer1k: Math.round(((b.rssBytes - baselineRss) / MB) * per1k * 10) / 10,
+    cpuSecPerMinPer1k:
+      Math.round(((b.cpuSeconds - a.cpuSeconds) / idleSeconds) * 60 * per1k * 100) / 100,
+    rssMb: Math.round(b.rssBytes / MB),
+  };
+}
+
+/** The fields of GET /repos/{uuid}/update_units jobs this suite reads. */
+type JobJson = { status?: string; succeeded?: number; failed?: number };
+
+type Trigger =
+  | "automatic on repo sync"
+  | "POST /repos/{uuid}/update_units"
+  | "POST /units/{uuid}/update";
+
+export async function massUpdateSuite(
+  database: { name: string; url?: string },
+  seconds: number,
+): Promise<void> {
+  const fleet = Number(process.env.BENCH_FLEET ?? 1000);
+  const idleSeconds = Math.max(5, seconds);
+  console.log(
+    `\n# Fleet of ${fleet} simulated units on ${database.name}: idle cost and mass update`,
+  );
+  const server = await startBenchServer({ databaseUrl: database.url });
+  const root = await mkdtemp(path.join(tmpdir(), "pepeunit-bench-fleet-"));
+  let sims: SimulatedUnit[] = [];
+  let mosquitto: ReferenceBroker | null = null;
+  try {
+    const world = await createBenchWorld(server.url, "bench-fleet");
+    let t = performance.now();
+    const units = await world.createUnits(fleet, 16);
+    console.log(
+      `  created ${fleet} units (with env and schema) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
+    const dirs = await pool(units, 32, (u) => writeUnitDir(root, u));
+
+    await sleep(2000);
+    const baseline = processStats(server.pid);
+    t = performance.now();
+    const cpuBefore = baseline.cpuSeconds;
+    sims = await startFleet(dirs, `mqtt://127.0.0.1:${server.mqttPort}`, server.url);
+    const connectS = (performance.now() - t) / 1000;
+    const connectCpu = processStats(server.pid).cpuSeconds - cpuBefore;
+    console.log(
+      `  ${fleet} units connected and subscribed in ${connectS.toFixed(1)} s (server ${connectCpu.toFixed(1)} cpu-s)`,
+    );
+    const pepIdle = await idleCost(server.pid, baseline.rssBytes, fleet, idleSeconds);
+    console.log(
+      `  idle: +${pepIdle.rssMbPer1k} MB RSS per 1 000 units, ${pepIdle.cpuSecPerMinPer1k} cpu-s/min per 1 000 units`,
+    );
+
+    // --- the mass update
+    const updatedAt = new Map<string, number>();
+    let updateCommands = 0;
+    let t0 = 0;
+    const newCommit = world.fixture.commit("bench v2", {
+      "main.py": `print('v2 ${Date.now()}')\n`,
+    });
+    for (const s of sims) {
+      s.on("command", (c) => {
+        if (c.command === "Update") updateCommands++;
+      });
+      s.on("updated", (e) => {
+        if (e.to === newCommit) updatedAt.set(s.uuid, performance.now() - t0);
+      });
+    }
+    const cpuBeforeUpdate = processStats(server.pid).cpuSeconds;
+    let peakRss = 0;
+    const rssSampler = setInterval(() => {
+      peakRss = Math.max(peakRss, processStats(server.pid).rssBytes);
+    }, 250);
+    t0 = performance.now();
+    await call(server.url, "POST", `/repos/${world.repoUuid}/sync`, undefined, world.token);
+    let trigger: Trigger = "automatic on repo sync";
+    const jobsOf = async () => {
+      try {
+        return ((
+          await call(
+            server.url,
+            "GET",
+            `/repos/${world.repoUuid}/update_units`,
+            undefined,
+            world.token,
+          )
+        ).jobs ?? []) as JobJson[];
+      } catch {
+        return [];
+      }
+    };
+    const autoDeadline = performance.now() + 5000;
+    while (
+      updateCommands === 0 &&
+      (await jobsOf()).length === 0 &&
+      performance.now() < autoDeadline
+    )
+      await sleep(100);
+    if (updateCommands === 0 && (await jobsOf()).length === 0) {
+      try {
+        await call(server.url, "POST", `/repos/${world.repoUuid}/update_units`, {}, world.token);
+        trigger = "POST /repos/{uuid}/update_units";
+      } catch {
+        trigger = "POST /units/{uuid}/update";
+        await pool(units, 16, (u) =>
+          call(server.url, "POST", `/units/${u.uuid}/update`, {}, world.token),
+        );
+      }
+    }
+    console.log(`  mass update triggered: ${trigger}`);
+    const limitMs = Math.max(180, seconds * 12) * 1000;
+    let lastReport = 0;
+    while (updatedAt.size < fleet && performance.now() - t0 < limitMs) {
+      await sleep(100);
+      if (performance.now() - lastReport > 5000) {
+        lastReport = performance.now();
+        console.log(
+          `    ${((performance.now() - t0) / 1000).toFixed(0)} s: ${updatedAt.size}/${fleet} updated`,
+        );
+      }
+    }
+    const times = [...updatedAt.values()].sort((a, b) => a - b);
+    const at = (p: number) => {
+      const need = Math.ceil((p / 100) * fleet);
+      return times.length >= need ? Math.round((times[need - 1] as number) / 100) / 10 : null;
+    };
+    // The server's own account: the job's Success count once every unit reported.
+    let confirmed: number | null = null;
+    const confirmDeadline = performance.now() + 15_000;
+    while (performance.now() < confirmDeadline) {
+      const jobs = await jobsOf();
+      const job = jobs[0];
+      if (job) {
+        confirmed = Number(job.succeeded);
+        if (job.status === "Finished" || confirmed >= fleet) break;
+      }
+      await sleep(250);
+    }
+    clearInterval(rssSampler);
+    const updateCpu = processStats(server.pid).cpuSeconds - cpuBeforeUpdate;
+    const t100 = at(100);
+    console.log(
+      `  updated: 50% ${at(50)} s, 95% ${at(95)} s, 100% ${t100} s; server confirmed ${confirmed}`,
+    );
+    record({
+      suite: "fleet",
+      case: `mass update of ${fleet} units (${trigger})`,
+      database: database.name,
+      metric: {
+        "50% s": at(50),
+        "95% s": at(95),
+        "100% s": t100,
+        updated: updatedAt.size,
+        "server Success": confirmed,
+        "server cpu-s": Math.round(updateCpu * 10) / 10,
+        "peak rss MB": Math.round(peakRss / MB),
+      },
+      goal: "100 % < 60 s",
+      met: t100 !== null && t100 < 60,
+    });
+    await pool(sims, 100, (s) => s.stop());
+    sims = [];
+
+    // --- the same fleet, idle, on Mosquitto
+    let mosIdle: Awaited<ReturnType<typeof idleCost>> | null = null;
+    mosquitto = await startMosquitto();
+    if (mosquitto) {
+      await sleep(500);
+      const mosBaseline = processStats(mosquitto.pid);
+      sims = await startFleet(dirs, `mqtt://127.0.0.1:${mosquitto.port}`, server.url);
+      mosIdle = await idleCost(mosquitto.pid, mosBaseline.rssBytes, fleet, idleSeconds);
+      console.log(
+        `  mosquitto idle: +${mosIdle.rssMbPer1k} MB RSS per 1 000 units, ${mosIdle.cpuSecPerMinPer1k} cpu-s/min per 1 000 units`,
+      );
+      await pool(sims, 100, (s) => s.stop());
+      sims = [];
+    } else {
+      console.log("  mosquitto is not installed: no reference for the idle fleet");
+    }
+    record({
+      suite: "fleet",
+      case: `${fleet} connected idle units: server cost`,
+      database: database.name,
+      metric: {
+        "rss MB/1k units": pepIdle.rssMbPer1k,
+        "cpu-s/min per 1k": pepIdle.cpuSecPerMinPer1k,
+        "connect s": Math.round(connectS * 10) / 10,
+        "server rss MB": pepIdle.rssMb,
+        "mosquitto rss MB/1k": mosIdle?.rssMbPer1k ?? null,
+        "mosquitto cpu-s/min per 1k": mosIdle?.cpuSecPerMinPer1k ?? null,
+        "× rss": ratio(pepIdle.rssMbPer1k, mosIdle?.rssMbPer1k ?? null),
+      },
+      goal: "< 20 MB RSS per 1000 idle units",
+      met: pepIdle.rssMbPer1k < 20,
+    });
+  } finally {
+    await pool(sims, 100, (s) => s.stop().catch(() => {}));
+    await mosquitto?.stop();
+    await server.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+  const profile = server.cpuProfDir ? newestProfile(server.cpuProfDir) : null;
+  if (profile) printProfile("fleet suite (connect, idle, mass update)", profile);
+}

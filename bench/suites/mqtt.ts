@@ -1,0 +1,422 @@
+import { performance } from "node:perf_hooks";
+import { type BenchUnit, call, createBenchWorld, pool } from "../lib/bench-world.ts";
+import { newestProfile, printProfile } from "../lib/cpu-profile.ts";
+import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
+import { type ReferenceBroker, startMosquitto } from "../lib/mosquitto.ts";
+import { processStats } from "../lib/process-stats.ts";
+import { record } from "../lib/report.ts";
+import { startBenchServer } from "../lib/server.ts";
+import { ms, percentile, ratio, sleep } from "../lib/stats.ts";
+
+// Device-plane routing, Pepeunit against a Mosquitto started here, both pinned to
+// core 0 and driven by the same load generator (bench/lib/lean-mqtt.ts) from this
+// process. On Pepeunit every client is a real unit (its JWT, its exact ACL) and every
+// route a real edge; Mosquitto gets the same client ids, topics and payloads,
+// anonymously. Goals: latency within 3× Mosquitto's; ≥ 30 000 routed msg/s with
+// authorization on.
+//
+// The per-client rate limit of the instance (PEPEUNIT_MQTT_MAX_MSG_PER_S, default 100)
+// is raised for this server: a few clients carry the whole load here.
+
+const PAIRS = 10;
+const FANOUT = 100;
+const RATE_STEPS = [
+  2_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 150_000, 200_000,
+];
+/** A rate is sustained when nothing is lost and the backlog stays bounded (p99 under this). */
+const SUSTAINED_P99_MS = 250;
+const MAGIC = 0x70657065;
+
+type Target = { name: "pepeunit" | "mosquitto"; port: number; pid: number };
+
+type Endpoint = { unit: BenchUnit; topics: string[] };
+
+/** Connects one lean client per unit, subscribing one topic per SUBSCRIBE like a device. */
+async function connectUnits(target: Target, endpoints: Endpoint[]): Promise<LeanClient[]> {
+  return pool(endpoints, 20, async ({ unit, topics }) => {
+    const c = await LeanClient.connect({
+      port: target.port,
+      clientId: unit.uuid,
+      username: unit.token,
+    });
+    for (const t of topics) {
+      const granted = await c.subscribe(t);
+      if (granted === 0x80) throw new Error(`${target.name} refused ${t} to ${unit.uuid}`);
+    }
+    return c;
+  });
+}
+
+type FlowResult = {
+  sent: number;
+  received: number;
+  lost: number;
+  achieved: number;
+  p50: number | null;
+  p99: number | null;
+  serverCpu: number;
+};
+
+/**
+ * Each sender publishes on its output at rate/senders msg/s for `seconds`; every
+ * message carries its send time, the receivers record the latency. Then up to 3 s
+ * for stragglers.
+ */
+async function flow(
+  target: Target,
+  senders: Array<{ client: LeanClient; encoder: PublishEncoder }>,
+  receivers: LeanClient[],
+  rate: number,
+  seconds: number,
+): Promise<FlowResult> {
+  const runId = (Math.random() * 0xffffffff) >>> 0;
+  const capacity = Math.ceil(rate * seconds * 1.05) + 1000;
+  const latencies = new Float64Array(capacity);
+  let received = 0;
+  for (const r of receivers) {
+    r.onMessage = (_topic, payload) => {
+      if (
+        payload.length !== 20 ||
+        payload.readUInt32LE(12) !== runId ||
+        payload.readUInt32LE(16) !== MAGIC
+      )
+        return;
+      const sentAt = payload.readDoubleLE(0);
+      if (received < capacity) latencies[received] = performance.now() - sentAt;
+      received++;
+    };
+  }
+  const cpuBefore = processStats(target.pid).cpuSeconds;
+  const durationMs = seconds * 1000;
+  const start = performance.now();
+  let sent = 0;
+  let seq = 0;
+  let rr = 0;
+  for (;;) {
+    const now = performance.now();
+    const elapsed = now - start;
+    if (elapsed >= durationMs) break;
+    const due = Math.floor((elapsed * rate) / 1000) - sent;
+    if (due > 0) {
+      const base = Math.floor(due / senders.length);
+      const extra = due % senders.length;
+      for (let k = 0; k < senders.length; k++) {
+        const s = senders[(k + rr) % senders.length] as (typeof senders)[number];
+        const count = base + (k < extra ? 1 : 0);
+        if (count === 0) continue;
+        const buf = Buffer.allocUnsafe(count * s.encoder.packetBytes);
+        for (let j = 0; j < count; j++) {
+          const off = s.encoder.writeInto(buf, j * s.encoder.packetBytes);
+          buf.writeDoubleLE(now, off);
+          buf.writeUInt32LE(seq++, off + 8);
+          buf.writeUInt32LE(runId, off + 12);
+          buf.writeUInt32LE(MAGIC, off + 16);
+        }
+        s.client.write(buf);
+      }
+      rr = (rr + extra) % senders.length;
+      sent += due;
+    }
+    await sleep(1);
+  }
+  const sendMs = performance.now() - start;
+  const drainUntil = performance.now() + 3000;
+  while (received < sent && performance.now() < drainUntil) await sleep(10);
+  const cpu = processStats(target.pid).cpuSeconds - cpuBefore;
+  for (const r of receivers) r.onMessage = () => {};
+  const samples = latencies.subarray(0, Math.min(received, capacity));
+  return {
+    sent,
+    received,
+    lost: sent - received,
+    achieved: Math.round((sent / sendMs) * 1000),
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    serverCpu: Math.round((cpu / (sendMs / 1000)) * 100),
+  };
+}
+
+/** Steps the rate up until a step loses messages or its backlog grows; the last good rate. */
+async function maxSustained(
+  target: Target,
+  senders: Array<{ client: LeanClient; encoder: PublishEncoder }>,
+  receivers: LeanClient[],
+  stepSeconds: number,
+): Promise<{ rate: number; limitedBy: string; last: FlowResult | null }> {
+  let best = 0;
+  let last: FlowResult | null = null;
+  for (const rate of RATE_STEPS) {
+    const r = await flow(target, senders, receivers, rate, stepSeconds);
+    const ok = r.lost === 0 && (r.p99 ?? Infinity) < SUSTAINED_P99_MS;
+    console.log(
+      `    ${target.name} @ ${rate} msg/s: sent ${r.sent} (${r.achieved}/s) lost ${r.lost} p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms server cpu ${r.serverCpu}%${ok ? "" : "  <- not sustained"}`,
+    );
+    if (!ok)
+      return {
+        rate: best,
+        limitedBy: r.lost ? `loss at ${rate}` : `p99 ${ms(r.p99)} ms at ${rate}`,
+        last: r,
+      };
+    if (r.achieved < rate * 0.95) return { rate: r.achieved, limitedBy: "load generator", last: r };
+    best = rate;
+    last = r;
+    await sleep(300);
+  }
+  return { rate: best, limitedBy: "highest step", last };
+}
+
+type FanResult = { rounds: number; complete: number; p50: number | null; p99: number | null };
+
+/**
+ * Rounds of "one message to each of `receivers`": `send(tag)` starts a round, the round
+ * ends when every receiver got a payload with that tag. Time to the last subscriber.
+ */
+async function fanout(
+  receivers: LeanClient[],
+  rounds: number,
+  send: (tag: string) => Promise<void> | void,
+): Promise<FanResult> {
+  const runId = Math.random().toString(36).slice(2, 8);
+  let counts = new Map<string, number>();
+  let done: ((t: number) => void) | null = null;
+  let current = "";
+  for (const r of receivers) {
+    r.onMessage = (_topic, payload) => {
+      const tag = payload.toString("latin1");
+      if (tag !== current) return;
+      const n = (counts.get(tag) ?? 0) + 1;
+      counts.set(tag, n);
+      if (n === receivers.length) done?.(performance.now());
+    };
+  }
+  const times: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    current = `fan:${runId}:${i}`;
+    counts = new Map();
+    const finished = new Promise<number | null>((resolve) => {
+      done = resolve;
+      setTimeout(() => resolve(null), 5000).unref();
+    });
+    const t0 = performance.now();
+    await send(current);
+    const t1 = await finished;
+    if (t1 !== null) times.push(t1 - t0);
+    await sleep(5);
+  }
+  for (const r of receivers) r.onMessage = () => {};
+  return { rounds, complete: times.length, p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+type Measured = {
+  latency: FlowResult;
+  sustained: { rate: number; limitedBy: string; last: FlowResult | null };
+  unitFan: FanResult;
+  instanceFan: FanResult | null;
+};
+
+export async function mqttSuite(
+  database: { name: string; url?: string },
+  seconds: number,
+): Promise<void> {
+  console.log(`\n# MQTT routing on ${database.name}: Pepeunit vs Mosquitto`);
+  const server = await startBenchServer({
+    databaseUrl: database.url,
+    env: { PEPEUNIT_MQTT_MAX_MSG_PER_S: "10000000" },
+  });
+  let mosquitto: ReferenceBroker | null = null;
+  const clients: LeanClient[] = [];
+  try {
+    mosquitto = await startMosquitto();
+    if (!mosquitto)
+      console.log("  mosquitto is not installed: Pepeunit is measured alone, without ratios");
+
+    const world = await createBenchWorld(server.url, "bench-mqtt");
+    const units = await world.createUnits(2 * PAIRS + 1 + FANOUT);
+    const senders = units.slice(0, PAIRS);
+    const receivers = units.slice(PAIRS, 2 * PAIRS);
+    const fanSender = units[2 * PAIRS] as BenchUnit;
+    const fanReceivers = units.slice(2 * PAIRS + 1);
+    const OUT = "output/pepeunit";
+    const IN = "input/pepeunit";
+    await pool(senders, 8, (s, i) =>
+      world.link(s.nodeUuid("Output", OUT), (receivers[i] as BenchUnit).nodeUuid("Input", IN)),
+    );
+    await pool(fanReceivers, 8, (r) =>
+      world.link(fanSender.nodeUuid("Output", OUT), r.nodeUuid("Input", IN)),
+    );
+    // schema.json after the edges: the receivers' input_topic lists now hold the linked outputs.
+    await pool([...receivers, ...fanReceivers], 8, (u) => world.refresh(u));
+
+    const stepSeconds = Math.max(2, Math.min(5, seconds / 2));
+    const measure = async (target: Target): Promise<Measured> => {
+      console.log(`  ${target.name}:`);
+      const endpoints = (list: BenchUnit[]) =>
+        list.map((unit) => ({ unit, topics: unit.inputTopics() }));
+      const sendClients = await connectUnits(target, endpoints(senders));
+      const recvClients = await connectUnits(target, endpoints(receivers));
+      const fanSendClient = (await connectUnits(target, endpoints([fanSender])))[0] as LeanClient;
+      const fanRecvClients = await connectUnits(target, endpoints(fanReceivers));
+      clients.push(...sendClients, ...recvClients, fanSendClient, ...fanRecvClients);
+      const pairs = sendClients.map((client, i) => ({
+        client,
+        encoder: new PublishEncoder((senders[i] as BenchUnit).topic("Output", OUT), 20),
+      }));
+
+      const latency = await flow(target, pairs.slice(0, 1), recvClients.slice(0, 1), 1000, seconds);
+      console.log(
+        `    1 pair @ 1000 msg/s: p50 ${ms(latency.p50)} ms p99 ${ms(latency.p99)} ms lost ${latency.lost}`,
+      );
+      const sustained = await maxSustained(target, pairs, recvClients, stepSeconds);
+
+      const fanTopic = fanSender.topic("Output", OUT);
+      const unitFan = await fanout(
+        fanRecvClients,
+        Math.max(50, Math.min(300, seconds * 20)),
+        (tag) => fanSendClient.publish(fanTopic, tag),
+      );
+      console.log(
+        `    1 unit -> ${FANOUT} units: p50 ${ms(unitFan.p50)} ms p99 ${ms(unitFan.p99)} ms (${unitFan.complete}/${unitFan.rounds} complete)`,
+      );
+
+      // Instance → 100 units: Pepeunit publishes a value into each unit's input through
+      // its API (PATCH /unit_nodes/set_state_input/{input}, 100 requests at once);
+      // Mosquitto's equivalent is one client publishing the 100 messages.
+      const inputs = fanReceivers.map((u) => ({
+        topic: u.topic("Input", IN),
+        node: u.nodeUuid("Input", IN),
+      }));
+      const instanceRounds = Math.max(10, Math.min(40, seconds * 2));
+      let instanceFan: FanResult | null = null;
+      if (target.name === "pepeunit") {
+        const probe = await fetch(
+          `${server.url}/pepeunit/api/v1/unit_nodes/set_state_input/${inputs[0]?.node}`,
+          {
+            method: "PATCH",
+            headers: { "content-type": "application/json", "x-auth-token": world.token },
+            body: JSON.stringify({ state: "probe" }),
+          },
+        );
+        if (probe.status === 200) {
+          instanceFan = await fanout(fanRecvClients, instanceRounds, async (tag) => {
+            await Promise.all(
+              inputs.map((i) =>
+                call(
+                  server.url,
+                  "PATCH",
+                  `/unit_nodes/set_state_input/${i.node}`,
+                  { state: tag },
+                  world.token,
+                ),
+              ),
+            );
+          });
+        } else {
+          console.log(
+            `    set_state_input answered ${probe.status}: instance -> ${FANOUT} units skipped`,
+          );
+        }
+      } else {
+        const publisher = await LeanClient.connect({
+          port: target.port,
+          clientId: "bench-instance",
+        });
+        clients.push(publisher);
+        instanceFan = await fanout(fanRecvClients, instanceRounds, (tag) => {
+          for (const i of inputs) publisher.publish(i.topic, tag);
+        });
+      }
+      if (instanceFan) {
+        console.log(
+          `    instance -> ${FANOUT} units: p50 ${ms(instanceFan.p50)} ms p99 ${ms(instanceFan.p99)} ms (${instanceFan.complete}/${instanceFan.rounds} complete)`,
+        );
+      }
+      for (const c of clients.splice(0)) c.close();
+      return { latency, sustained, unitFan, instanceFan };
+    };
+
+    const pep = await measure({ name: "pepeunit", port: server.mqttPort, pid: server.pid });
+    const mos = mosquitto
+      ? await measure({ name: "mosquitto", port: mosquitto.port, pid: mosquitto.pid })
+      : null;
+    const stats = processStats(server.pid);
+    const within3 = (a: number | null, b: number | null | undefined) =>
+      b === undefined ? null : a !== null && b !== null && a <= 3 * b;
+    const bothWithin = (
+      p: { p50: number | null; p99: number | null },
+      m?: { p50: number | null; p99: number | null } | null,
+    ) => (m ? Boolean(within3(p.p50, m.p50) && within3(p.p99, m.p99)) : null);
+
+    record({
+      suite: "mqtt",
+      case: "unit→instance→unit latency @ 1k msg/s",
+      database: database.name,
+      metric: {
+        "p50 ms": ms(pep.latency.p50),
+        "p99 ms": ms(pep.latency.p99),
+        "mosquitto p50 ms": ms(mos?.latency.p50 ?? null),
+        "mosquitto p99 ms": ms(mos?.latency.p99 ?? null),
+        "× p50": ratio(pep.latency.p50, mos?.latency.p50 ?? null),
+        "× p99": ratio(pep.latency.p99, mos?.latency.p99 ?? null),
+        lost: pep.latency.lost,
+      },
+      goal: "p50 and p99 ≤ 3× Mosquitto",
+      met: bothWithin(pep.latency, mos?.latency),
+    });
+    record({
+      suite: "mqtt",
+      case: `max sustained routed rate, ${PAIRS} unit pairs (ACL on)`,
+      database: database.name,
+      metric: {
+        "msg/s": pep.sustained.rate,
+        "limited by": pep.sustained.limitedBy,
+        "mosquitto msg/s": mos?.sustained.rate ?? null,
+        "mosquitto limited by": mos?.sustained.limitedBy ?? null,
+        "× mosquitto": ratio(pep.sustained.rate, mos?.sustained.rate ?? null),
+        "server cpu": pep.sustained.last ? `${pep.sustained.last.serverCpu}%` : null,
+      },
+      goal: ">= 30000 msg/s, no loss",
+      met: pep.sustained.rate >= 30_000,
+    });
+    record({
+      suite: "mqtt",
+      case: `1 unit → ${FANOUT} units, time to last subscriber`,
+      database: database.name,
+      metric: {
+        "p50 ms": ms(pep.unitFan.p50),
+        "p99 ms": ms(pep.unitFan.p99),
+        "mosquitto p50 ms": ms(mos?.unitFan.p50 ?? null),
+        "mosquitto p99 ms": ms(mos?.unitFan.p99 ?? null),
+        "× p50": ratio(pep.unitFan.p50, mos?.unitFan.p50 ?? null),
+        "× p99": ratio(pep.unitFan.p99, mos?.unitFan.p99 ?? null),
+        incomplete: pep.unitFan.rounds - pep.unitFan.complete,
+      },
+      goal: "p50 and p99 ≤ 3× Mosquitto",
+      met: bothWithin(pep.unitFan, mos?.unitFan),
+    });
+    if (pep.instanceFan) {
+      record({
+        suite: "mqtt",
+        case: `instance → ${FANOUT} units (100× set_state_input), time to last`,
+        database: database.name,
+        metric: {
+          "p50 ms": ms(pep.instanceFan.p50),
+          "p99 ms": ms(pep.instanceFan.p99),
+          "mosquitto p50 ms": ms(mos?.instanceFan?.p50 ?? null),
+          "mosquitto p99 ms": ms(mos?.instanceFan?.p99 ?? null),
+          "× p50": ratio(pep.instanceFan.p50, mos?.instanceFan?.p50 ?? null),
+          "× p99": ratio(pep.instanceFan.p99, mos?.instanceFan?.p99 ?? null),
+          incomplete: pep.instanceFan.rounds - pep.instanceFan.complete,
+          "server rss MB": Math.round(stats.rssBytes / 2 ** 20),
+        },
+        goal: "p50 and p99 ≤ 3× Mosquitto (Pepeunit side includes 100 HTTP requests)",
+        met: bothWithin(pep.instanceFan, mos?.instanceFan),
+      });
+    }
+  } finally {
+    for (const c of clients) c.close();
+    await mosquitto?.stop();
+    await server.stop();
+  }
+  const profile = server.cpuProfDir ? newestProfile(server.cpuProfDir) : null;
+  if (profile) printProfile("MQTT suite (latency, rate steps, fan-out)", profile);
+}
