@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { toRemoteEdgeOut, RemoteEdgeOut } from "../federation/federation.schemas.ts";
+import { RemoteEdgeOut, toRemoteEdgeOut } from "../federation/federation.schemas.ts";
 import { requireUser } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import {

@@ -69,7 +69,7 @@ export type FederationService = {
 
 export async function createFederationService(deps: FederationDeps): Promise<FederationService> {
   const parts = await buildFederation(deps);
-  const { core, fed, followers, links, relay, queue } = parts;
+  const { core, fed, followers, links, relay } = parts;
   const { events, log, config } = deps;
   const db = core.db;
   const policy = core.policy;
@@ -414,7 +414,6 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       const prune = setInterval(() => void parts.kv.prune().catch(() => {}), 10 * 60_000);
       prune.unref();
       ac.signal.addEventListener("abort", () => clearInterval(prune));
-      void queue;
     },
 
     async stop() {

@@ -74,7 +74,10 @@ export function spaRoutes(distDir: string = WEB_DIST_DIR) {
     if (urlPath.startsWith("/assets/")) return next();
     try {
       const html = await readFile(path.join(distDir, "index.html"), "utf8");
-      return c.html(html, 200, { "cache-control": "no-cache", "x-content-type-options": "nosniff" });
+      return c.html(html, 200, {
+        "cache-control": "no-cache",
+        "x-content-type-options": "nosniff",
+      });
     } catch {
       return c.text("The web UI is not built: run `npm run web:build` (npm start does it).", 503);
     }

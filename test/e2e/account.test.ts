@@ -33,8 +33,12 @@ describe("accounts", { timeout: 120_000 }, () => {
       const errors = page.locator('[data-testid="field-error"]');
       expect(await errors.count()).toBe(4);
       // Each error is tied to its input for assistive technology.
-      expect(await page.getByLabel("Login", { exact: true }).getAttribute("aria-invalid")).toBe("true");
-      expect(await page.getByLabel("Login", { exact: true }).getAttribute("aria-describedby")).toContain("reg-login-error");
+      expect(await page.getByLabel("Login", { exact: true }).getAttribute("aria-invalid")).toBe(
+        "true",
+      );
+      expect(
+        await page.getByLabel("Login", { exact: true }).getAttribute("aria-describedby"),
+      ).toContain("reg-login-error");
 
       await fillRegister(page, "firstadmin");
       const dialog = page.locator('[data-testid="first-run"]');
@@ -43,7 +47,9 @@ describe("accounts", { timeout: 120_000 }, () => {
       await dialog.getByRole("button", { name: "Add the standard unit repositories" }).click();
       const message = dialog.locator('[data-testid="standard-repos-message"]');
       await message.waitFor();
-      const hasEndpoint = (await fetch(`${ctx.inst.httpUrl}/pepeunit/api/v1/openapi.json`).then((r) => r.json())).paths["/admin/standard_repos"];
+      const hasEndpoint = (
+        await fetch(`${ctx.inst.httpUrl}/pepeunit/api/v1/openapi.json`).then((r) => r.json())
+      ).paths["/admin/standard_repos"];
       if (hasEndpoint) expect(await message.innerText()).toMatch(/Added|added/);
       else expect(await message.innerText()).toContain("cannot add the standard repositories yet");
       await dialog.getByRole("button", { name: "Not now" }).click();
@@ -69,16 +75,22 @@ describe("accounts", { timeout: 120_000 }, () => {
       await page.getByLabel("New password", { exact: true }).fill("a-new-password");
       await page.getByLabel("Repeat the new password").fill("a-new-password");
       await page.getByRole("button", { name: "Change password" }).click();
-      await expect.poll(() => page.locator("#pw-old-error").innerText()).toContain("old password is wrong");
+      await expect
+        .poll(() => page.locator("#pw-old-error").innerText())
+        .toContain("old password is wrong");
       await page.getByLabel("Current password").fill("pw-bob-secret");
       await page.getByRole("button", { name: "Change password" }).click();
-      await expect.poll(() => page.getByTestId("notice").allInnerTexts()).toContainEqual(expect.stringContaining("Password changed"));
+      await expect
+        .poll(() => page.getByTestId("notice").allInnerTexts())
+        .toContainEqual(expect.stringContaining("Password changed"));
       await page.getByRole("button", { name: "Log out" }).click();
       await page.getByRole("link", { name: "Log in" }).click();
       await page.getByLabel("Login or e-mail").fill("bob");
       await page.getByLabel("Password", { exact: true }).fill("pw-bob-secret");
       await page.getByRole("button", { name: "Log in" }).click();
-      await expect.poll(() => page.getByRole("alert").innerText()).toContain("wrong login or password");
+      await expect
+        .poll(() => page.getByRole("alert").innerText())
+        .toContain("wrong login or password");
       await page.getByLabel("Password", { exact: true }).fill("a-new-password");
       await page.getByRole("button", { name: "Log in" }).click();
       await page.getByTestId("account-link").waitFor();
@@ -90,14 +102,20 @@ describe("accounts", { timeout: 120_000 }, () => {
 
   it("tells what each registration mode means for a new account", async () => {
     const setMode = async (mode: string) => {
-      const r = await ctx.inst.api.patch("/admin/settings", { registration_mode: mode }, adminToken);
+      const r = await ctx.inst.api.patch(
+        "/admin/settings",
+        { registration_mode: mode },
+        adminToken,
+      );
       return r.status;
     };
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl);
     try {
       expect(await setMode("ManualApproval")).toBe(200);
       await fillRegister(page, "carol");
-      await expect.poll(() => page.getByTestId("register-outcome").innerText()).toContain("awaiting approval");
+      await expect
+        .poll(() => page.getByTestId("register-outcome").innerText())
+        .toContain("awaiting approval");
       // Logging in before approval explains why it is refused.
       await page.goto("/#/login");
       await page.getByLabel("Login or e-mail").fill("carol");
@@ -107,7 +125,9 @@ describe("accounts", { timeout: 120_000 }, () => {
 
       expect(await setMode("Closed")).toBe(200);
       await fillRegister(page, "dave");
-      await expect.poll(() => page.getByTestId("register-error").innerText()).toContain("Registration is closed");
+      await expect
+        .poll(() => page.getByTestId("register-error").innerText())
+        .toContain("Registration is closed");
     } finally {
       await context.close();
     }
@@ -125,12 +145,18 @@ describe("accounts with e-mail verification", { timeout: 120_000 }, () => {
 
   it("says a verification e-mail was sent", async () => {
     const admin = await createUser(ctx.inst.api, "mailadmin");
-    const mode = await ctx.inst.api.patch("/admin/settings", { registration_mode: "EmailVerification" }, admin.token);
+    const mode = await ctx.inst.api.patch(
+      "/admin/settings",
+      { registration_mode: "EmailVerification" },
+      admin.token,
+    );
     expect(mode.status).toBe(200);
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl);
     try {
       await fillRegister(page, "erin");
-      await expect.poll(() => page.getByTestId("register-outcome").innerText()).toContain("verification e-mail has been sent");
+      await expect
+        .poll(() => page.getByTestId("register-outcome").innerText())
+        .toContain("verification e-mail has been sent");
       expect(await smtp?.next()).toContain("erin@example.test");
     } finally {
       await context.close();

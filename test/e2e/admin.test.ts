@@ -17,9 +17,17 @@ describe("admin console", { timeout: 150_000 }, () => {
   const ctx = useE2e({}, async ({ inst }) => {
     admin = await createUser(inst.api, "root");
     bob = await createUser(inst.api, "bob");
-    const repo = await createRepo(inst.api, bob.token, createFixtureRepo(), { name: "bobs-secret-repo", visibility: "Private" });
+    const repo = await createRepo(inst.api, bob.token, createFixtureRepo(), {
+      name: "bobs-secret-repo",
+      visibility: "Private",
+    });
     privateRepo = repo.uuid;
-    privateUnit = (await createUnit(inst.api, bob.token, repo.uuid, { name: "bobs-secret-unit", visibility: "Private" })).uuid;
+    privateUnit = (
+      await createUnit(inst.api, bob.token, repo.uuid, {
+        name: "bobs-secret-unit",
+        visibility: "Private",
+      })
+    ).uuid;
   });
 
   it("changes the registration mode and explains a refused one", async () => {
@@ -29,21 +37,36 @@ describe("admin console", { timeout: 150_000 }, () => {
       const form = page.getByTestId("settings-form");
       await form.getByLabel(/Manual approval/).check();
       await form.getByRole("button", { name: "Save settings" }).click();
-      await expect.poll(async () => (await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode).toBe("ManualApproval");
+      await expect
+        .poll(
+          async () =>
+            (await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode,
+        )
+        .toBe("ManualApproval");
       // E-mail verification needs SMTP, which this instance lacks: the server's reason is shown.
       expect(await form.innerText()).toContain("none is configured");
       await form.getByLabel(/E-mail verification/).check();
       await form.getByRole("button", { name: "Save settings" }).click();
       await expect.poll(() => form.getByRole("alert").innerText()).toContain("SMTP");
-      expect((await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode).toBe("ManualApproval");
+      expect((await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode).toBe(
+        "ManualApproval",
+      );
     } finally {
       await context.close();
     }
   });
 
   it("verifies, blocks, unblocks and deletes users", async () => {
-    await ctx.inst.api.patch("/admin/settings", { registration_mode: "ManualApproval" }, admin.token);
-    const reg = await ctx.inst.api.post("/users", { login: "newbie", email: "newbie@example.test", password: "pw-newbie-secret" });
+    await ctx.inst.api.patch(
+      "/admin/settings",
+      { registration_mode: "ManualApproval" },
+      admin.token,
+    );
+    const reg = await ctx.inst.api.post("/users", {
+      login: "newbie",
+      email: "newbie@example.test",
+      password: "pw-newbie-secret",
+    });
     expect(reg.body.status).toBe("PendingApproval");
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: admin.token });
     try {
@@ -54,10 +77,16 @@ describe("admin console", { timeout: 150_000 }, () => {
       await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Active");
       await row.getByRole("button", { name: "Block" }).click();
       await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Blocked");
-      expect((await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" })).status).toBe(403);
+      expect(
+        (await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" }))
+          .status,
+      ).toBe(403);
       await row.getByRole("button", { name: "Unblock" }).click();
       await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Active");
-      expect((await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" })).status).toBe(200);
+      expect(
+        (await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" }))
+          .status,
+      ).toBe(200);
       // The admin's own row has no block/delete.
       const own = page.locator('[data-testid="users-table"] tr[data-login="root"]');
       expect(await own.getByRole("button").count()).toBe(0);
@@ -74,7 +103,9 @@ describe("admin console", { timeout: 150_000 }, () => {
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: admin.token });
     try {
       await page.goto("/#/admin");
-      await expect.poll(() => page.getByTestId("admin-repos").innerText()).toContain("bobs-secret-repo");
+      await expect
+        .poll(() => page.getByTestId("admin-repos").innerText())
+        .toContain("bobs-secret-repo");
       expect(await page.getByTestId("admin-units").innerText()).toContain("bobs-secret-unit");
       expect(await page.getByTestId("admin-federation").innerText()).toContain("Federation");
       await page.getByTestId("admin-units").getByRole("link", { name: "bobs-secret-unit" }).click();
@@ -82,14 +113,18 @@ describe("admin console", { timeout: 150_000 }, () => {
       expect(await flowNode(page, privateUnit).count()).toBe(1);
       expect(await flowNode(page, privateRepo).count()).toBe(1);
       // As manager of everything, the admin gets the unit's controls.
-      expect(await page.getByTestId("panel-unit").getByRole("button", { name: "Edit env" }).count()).toBe(1);
+      expect(
+        await page.getByTestId("panel-unit").getByRole("button", { name: "Edit env" }).count(),
+      ).toBe(1);
     } finally {
       await context.close();
     }
     // A plain user has neither the console nor bob's private nodes.
     await ctx.inst.api.patch("/admin/settings", { registration_mode: "Open" }, admin.token);
     const other = await createUser(ctx.inst.api, "carl");
-    const { context: c2, page: p2 } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: other.token });
+    const { context: c2, page: p2 } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token: other.token,
+    });
     try {
       await gotoGraph(p2);
       expect(await p2.getByRole("link", { name: "Admin", exact: true }).count()).toBe(0);

@@ -14,15 +14,39 @@ describe("anonymous visitor", { timeout: 120_000 }, () => {
   const ctx = useE2e({}, async ({ inst }) => {
     const admin = await createUser(inst.api, "owner");
     const fixture = createFixtureRepo();
-    const pub = await createRepo(inst.api, admin.token, fixture, { name: "public-repo", visibility: "Public" });
-    const internal = await createRepo(inst.api, admin.token, createFixtureRepo(), { name: "internal-repo", visibility: "Internal" });
-    const priv = await createRepo(inst.api, admin.token, createFixtureRepo(), { name: "private-repo", visibility: "Private" });
+    const pub = await createRepo(inst.api, admin.token, fixture, {
+      name: "public-repo",
+      visibility: "Public",
+    });
+    const internal = await createRepo(inst.api, admin.token, createFixtureRepo(), {
+      name: "internal-repo",
+      visibility: "Internal",
+    });
+    const priv = await createRepo(inst.api, admin.token, createFixtureRepo(), {
+      name: "private-repo",
+      visibility: "Private",
+    });
     seeded.pubRepo = pub.uuid;
     seeded.internalRepo = internal.uuid;
     seeded.privRepo = priv.uuid;
-    seeded.pubUnit = (await createUnit(inst.api, admin.token, pub.uuid, { name: "public-unit", visibility: "Public" })).uuid;
-    seeded.internalUnit = (await createUnit(inst.api, admin.token, pub.uuid, { name: "internal-unit", visibility: "Internal" })).uuid;
-    seeded.privUnit = (await createUnit(inst.api, admin.token, priv.uuid, { name: "private-unit", visibility: "Private" })).uuid;
+    seeded.pubUnit = (
+      await createUnit(inst.api, admin.token, pub.uuid, {
+        name: "public-unit",
+        visibility: "Public",
+      })
+    ).uuid;
+    seeded.internalUnit = (
+      await createUnit(inst.api, admin.token, pub.uuid, {
+        name: "internal-unit",
+        visibility: "Internal",
+      })
+    ).uuid;
+    seeded.privUnit = (
+      await createUnit(inst.api, admin.token, priv.uuid, {
+        name: "private-unit",
+        visibility: "Private",
+      })
+    ).uuid;
   });
 
   it("sees only Public repos, units and variables", async () => {
@@ -54,7 +78,9 @@ describe("anonymous visitor", { timeout: 120_000 }, () => {
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl);
     try {
       await gotoGraph(page);
-      await flowNode(page, seeded.pubUnit as string).getByRole("button", { name: "public-unit" }).click();
+      await flowNode(page, seeded.pubUnit as string)
+        .getByRole("button", { name: "public-unit" })
+        .click();
       const panel = page.locator('[data-testid="panel-unit"]');
       await panel.waitFor();
       expect(page.url()).toContain(`#/unit/${seeded.pubUnit}`);
@@ -97,7 +123,9 @@ describe("anonymous visitor", { timeout: 120_000 }, () => {
     const apiMissing = await fetch(`${base}/pepeunit/api/v1/no-such-thing`);
     expect(apiMissing.status).toBe(404);
     expect(await apiMissing.json()).toEqual({ detail: "not found" });
-    expect((await fetch(`${base}/healthz`)).headers.get("content-type")).toContain("application/json");
+    expect((await fetch(`${base}/healthz`)).headers.get("content-type")).toContain(
+      "application/json",
+    );
     expect(await (await fetch(`${base}/pepeunit/docs`)).text()).toContain("swagger");
     const wellKnown = await fetch(`${base}/.well-known/nodeinfo`);
     expect(await wellKnown.text()).not.toContain('<div id="app">');

@@ -20,11 +20,16 @@ describe("live values", { timeout: 120_000 }, () => {
   });
 
   it("a value a device publishes appears on its output node and the linked input, without reload", async () => {
-    const device = await connectUnit(ctx.inst.mqttUrl, await unitToken(ctx.inst.api, token, seeded.sensor.uuid));
+    const device = await connectUnit(
+      ctx.inst.mqttUrl,
+      await unitToken(ctx.inst.api, token, seeded.sensor.uuid),
+    );
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
     try {
       await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
-      await expect.poll(() => page.getByTestId("live-status").getAttribute("data-status")).toBe("live");
+      await expect
+        .poll(() => page.getByTestId("live-status").getAttribute("data-status"))
+        .toBe("live");
       const outValue = flowNode(page, seeded.output.uuid).getByTestId("value");
       expect(await outValue.innerText()).toBe("—");
       // The browser's subscriptions are in place shortly after connecting; publish until seen.
@@ -43,7 +48,9 @@ describe("live values", { timeout: 120_000 }, () => {
       await expect.poll(() => outValue.innerText()).toBe("23.75");
       expect(await page.getByTestId("panel-value").innerText()).toBe("23.75");
       // The linked input shows what its device receives through the link.
-      await expect.poll(() => flowNode(page, seeded.input.uuid).getByTestId("value").innerText()).toBe("23.75");
+      await expect
+        .poll(() => flowNode(page, seeded.input.uuid).getByTestId("value").innerText())
+        .toBe("23.75");
       // The same page, never reloaded: navigation entries did not grow.
       expect(await page.evaluate(() => performance.getEntriesByType("navigation").length)).toBe(1);
     } finally {
@@ -54,7 +61,10 @@ describe("live values", { timeout: 120_000 }, () => {
 
   it("an input pop-up sets the value when the server offers it (and shows it live)", async () => {
     const hasSetInput = "/unit_nodes/set_state_input/{uuid}" in paths;
-    const relay = await connectUnit(ctx.inst.mqttUrl, await unitToken(ctx.inst.api, token, seeded.relay.uuid));
+    const relay = await connectUnit(
+      ctx.inst.mqttUrl,
+      await unitToken(ctx.inst.api, token, seeded.relay.uuid),
+    );
     const received: string[] = [];
     relay.on("message", (topic, payload) => {
       if (topic === seeded.input.topic) received.push(payload.toString());
@@ -69,7 +79,9 @@ describe("live values", { timeout: 120_000 }, () => {
       if (!hasSetInput) return;
       await panel.getByLabel("Set value").fill("ON");
       await panel.getByRole("button", { name: "Send" }).click();
-      await expect.poll(() => flowNode(page, seeded.input.uuid).getByTestId("value").innerText()).toBe("ON");
+      await expect
+        .poll(() => flowNode(page, seeded.input.uuid).getByTestId("value").innerText())
+        .toBe("ON");
       await expect.poll(() => received).toContain("ON");
     } finally {
       await context.close();

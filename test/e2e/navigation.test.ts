@@ -9,7 +9,12 @@ import { useE2e } from "./support/suite.ts";
 // deep links that focus a node, and a layout remembered per user.
 
 const transformOf = (page: Page, uuid: string) =>
-  page.evaluate((id) => (document.querySelector(`.svelte-flow__node[data-id="${id}"]`) as HTMLElement | null)?.style.transform ?? "", uuid);
+  page.evaluate(
+    (id) =>
+      (document.querySelector(`.svelte-flow__node[data-id="${id}"]`) as HTMLElement | null)?.style
+        .transform ?? "",
+    uuid,
+  );
 
 describe("search, filters, focus and layout", { timeout: 150_000 }, () => {
   let maker = { uuid: "", token: "" };
@@ -64,9 +69,13 @@ describe("search, filters, focus and layout", { timeout: 150_000 }, () => {
       await expect.poll(() => flowNode(page, mine.output.uuid).isVisible()).toBe(false);
       expect(await flowNode(page, mine.input.uuid).isVisible()).toBe(true);
       // A link is drawn only while both its ends are shown.
-      expect(await page.locator(`.svelte-flow__edge[data-id="${mine.edge.uuid}"]`).isVisible()).toBe(false);
+      expect(
+        await page.locator(`.svelte-flow__edge[data-id="${mine.edge.uuid}"]`).isVisible(),
+      ).toBe(false);
       await page.getByTestId("filter-output").check();
-      await expect.poll(() => page.locator(`.svelte-flow__edge[data-id="${mine.edge.uuid}"]`).isVisible()).toBe(true);
+      await expect
+        .poll(() => page.locator(`.svelte-flow__edge[data-id="${mine.edge.uuid}"]`).isVisible())
+        .toBe(true);
     } finally {
       await context.close();
     }
@@ -79,20 +88,40 @@ describe("search, filters, focus and layout", { timeout: 150_000 }, () => {
       await page.getByTestId("panel-unit").waitFor();
       const node = flowNode(page, theirs.relay.uuid);
       await expect.poll(async () => (await node.getAttribute("class")) ?? "").toContain("selected");
-      const canvas = (await page.getByTestId("graph-canvas").boundingBox()) as { x: number; y: number; width: number; height: number };
+      const canvas = (await page.getByTestId("graph-canvas").boundingBox()) as {
+        x: number;
+        y: number;
+        width: number;
+        height: number;
+      };
       await expect
         .poll(async () => {
           const b = await node.boundingBox();
-          return b ? Math.abs(b.x + b.width / 2 - (canvas.x + canvas.width / 2)) < 40 && Math.abs(b.y + b.height / 2 - (canvas.y + canvas.height / 2)) < 40 : false;
+          return b
+            ? Math.abs(b.x + b.width / 2 - (canvas.x + canvas.width / 2)) < 40 &&
+                Math.abs(b.y + b.height / 2 - (canvas.y + canvas.height / 2)) < 40
+            : false;
         })
         .toBe(true);
       const inView = async (uuid: string) => {
         const b = await flowNode(page, uuid).boundingBox();
-        return !!b && b.x >= canvas.x - 1 && b.y >= canvas.y - 1 && b.x + b.width <= canvas.x + canvas.width + 1 && b.y + b.height <= canvas.y + canvas.height + 1;
+        return (
+          !!b &&
+          b.x >= canvas.x - 1 &&
+          b.y >= canvas.y - 1 &&
+          b.x + b.width <= canvas.x + canvas.width + 1 &&
+          b.y + b.height <= canvas.y + canvas.height + 1
+        );
       };
       expect(await inView(mine.repo.uuid)).toBe(false);
       await page.getByRole("button", { name: "Zoom to fit" }).click();
-      for (const uuid of [mine.repo.uuid, theirs.repo.uuid, mine.sensor.uuid, theirs.relay.uuid, mine.output.uuid]) {
+      for (const uuid of [
+        mine.repo.uuid,
+        theirs.repo.uuid,
+        mine.sensor.uuid,
+        theirs.relay.uuid,
+        mine.output.uuid,
+      ]) {
         await expect.poll(() => inView(uuid)).toBe(true);
       }
     } finally {
@@ -105,7 +134,10 @@ describe("search, filters, focus and layout", { timeout: 150_000 }, () => {
     try {
       await gotoGraph(page);
       const before = await transformOf(page, mine.sensor.uuid);
-      const box = (await flowNode(page, mine.sensor.uuid).locator(".gnode-kind").boundingBox()) as { x: number; y: number };
+      const box = (await flowNode(page, mine.sensor.uuid).locator(".gnode-kind").boundingBox()) as {
+        x: number;
+        y: number;
+      };
       await page.mouse.move(box.x + 5, box.y + 5);
       await page.mouse.down();
       for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + 5 + i * 12, box.y + 5 + i * 9);

@@ -33,7 +33,9 @@ describe("repositories on the graph", { timeout: 120_000 }, () => {
       await form.getByLabel("Private remote repository").check();
       expect(await form.getByTestId("credentials").count()).toBe(1);
       await form.getByRole("button", { name: "Create repository" }).click();
-      await expect.poll(() => form.locator("#repo-username-error").innerText()).toContain("username");
+      await expect
+        .poll(() => form.locator("#repo-username-error").innerText())
+        .toContain("username");
       await form.getByLabel("Private remote repository").uncheck();
       expect(await form.getByTestId("credentials").count()).toBe(0);
 
@@ -50,7 +52,14 @@ describe("repositories on the graph", { timeout: 120_000 }, () => {
       const uuid = /#\/repo\/([0-9a-f-]{36})/.exec(page.url())?.[1] as string;
       expect(uuid).toBeDefined();
       const saved = (await ctx.inst.api.get(`/repos/${uuid}`, token)).body;
-      expect(saved).toMatchObject({ name: "thermometer", url: fixture.url, is_private: false, visibility: "Internal", sync_interval_s: 7200, auto_sync: false });
+      expect(saved).toMatchObject({
+        name: "thermometer",
+        url: fixture.url,
+        is_private: false,
+        visibility: "Internal",
+        sync_interval_s: 7200,
+        auto_sync: false,
+      });
       const node = flowNode(page, uuid);
       await expect.poll(() => node.getByTestId("sync-status").innerText()).toBe("Synced");
       expect(await node.innerText()).toContain("no default branch");
@@ -64,7 +73,9 @@ describe("repositories on the graph", { timeout: 120_000 }, () => {
       expect(options.some((o) => o.startsWith("main"))).toBe(true);
       await select.selectOption("dev");
       await panel.getByRole("button", { name: "Set" }).click();
-      await expect.poll(async () => (await ctx.inst.api.get(`/repos/${uuid}`, token)).body.default_branch).toBe("dev");
+      await expect
+        .poll(async () => (await ctx.inst.api.get(`/repos/${uuid}`, token)).body.default_branch)
+        .toBe("dev");
       await expect.poll(() => node.innerText()).toContain("⎇ dev");
       expect(await node.getByRole("button", { name: /New unit from/ }).count()).toBe(1);
     } finally {
@@ -84,7 +95,9 @@ describe("repositories on the graph", { timeout: 120_000 }, () => {
       const node = flowNode(page, repo.uuid);
       await expect.poll(() => node.getByTestId("sync-status").innerText()).toBe("Error");
       expect((await node.getByTestId("sync-error").innerText()).length).toBeGreaterThan(5);
-      expect(await panel.getByTestId("panel-sync-error").innerText()).toBe(await node.getByTestId("sync-error").innerText());
+      expect(await panel.getByTestId("panel-sync-error").innerText()).toBe(
+        await node.getByTestId("sync-error").innerText(),
+      );
     } finally {
       await context.close();
     }
@@ -108,13 +121,18 @@ describe("repositories on the graph", { timeout: 120_000 }, () => {
 
       await panel.getByRole("button", { name: "Delete", exact: true }).click();
       await panel.getByRole("button", { name: "Really delete" }).click();
-      await expect.poll(() => panel.getByTestId("repo-action-error").innerText()).toContain("units use this repo");
+      await expect
+        .poll(() => panel.getByTestId("repo-action-error").innerText())
+        .toContain("units use this repo");
       expect((await ctx.inst.api.get(`/repos/${repo.uuid}`, token)).status).toBe(200);
 
       expect((await ctx.inst.api.delete(`/units/${unit.uuid}`, token)).status).toBe(204);
       await page.reload();
       await page.getByTestId("panel-repo").waitFor();
-      await page.getByTestId("panel-repo").getByRole("button", { name: "Delete", exact: true }).click();
+      await page
+        .getByTestId("panel-repo")
+        .getByRole("button", { name: "Delete", exact: true })
+        .click();
       await page.getByTestId("panel-repo").getByRole("button", { name: "Really delete" }).click();
       await expect.poll(() => flowNode(page, repo.uuid).count()).toBe(0);
       expect((await ctx.inst.api.get(`/repos/${repo.uuid}`, token)).status).toBe(404);

@@ -17,7 +17,10 @@ async function noHorizontalScroll(page: Page): Promise<boolean> {
   return page.evaluate(() => {
     const fits = (el: Element) => el.scrollWidth <= el.clientWidth + 1;
     const forms = [...document.querySelectorAll("form")];
-    return fits(document.documentElement) && forms.every((f) => f.getBoundingClientRect().right <= window.innerWidth + 1 && fits(f));
+    return (
+      fits(document.documentElement) &&
+      forms.every((f) => f.getBoundingClientRect().right <= window.innerWidth + 1 && fits(f))
+    );
   });
 }
 
@@ -27,14 +30,36 @@ describe("screens", { timeout: 180_000 }, () => {
   const ctx = useE2e({}, async ({ inst }) => {
     token = (await createUser(inst.api, "maker")).token;
     seeded = await seedPair(inst.api, token, { prefix: "greenhouse" });
-    const lamps = await createRepo(inst.api, token, createFixtureRepo(), { name: "lamp-firmware", visibility: "Internal" });
-    const lamp = await createUnit(inst.api, token, lamps.uuid, { name: "porch-lamp", visibility: "Internal" });
-    await inst.api.post("/unit_node_edges", { output_uuid: nodeOf(seeded.sensor, "Output", "output/pepeunit").uuid, input_uuid: nodeOf(lamp, "Input", "relay").uuid }, token);
+    const lamps = await createRepo(inst.api, token, createFixtureRepo(), {
+      name: "lamp-firmware",
+      visibility: "Internal",
+    });
+    const lamp = await createUnit(inst.api, token, lamps.uuid, {
+      name: "porch-lamp",
+      visibility: "Internal",
+    });
+    await inst.api.post(
+      "/unit_node_edges",
+      {
+        output_uuid: nodeOf(seeded.sensor, "Output", "output/pepeunit").uuid,
+        input_uuid: nodeOf(lamp, "Input", "relay").uuid,
+      },
+      token,
+    );
     // A device reports its state and a value, so the screens show live data.
-    const device = await connectUnit(inst.mqttUrl, await unitToken(inst.api, token, seeded.sensor.uuid));
+    const device = await connectUnit(
+      inst.mqttUrl,
+      await unitToken(inst.api, token, seeded.sensor.uuid),
+    );
     await device.publishAsync(
       `localhost:8080/output_base_topic/${seeded.sensor.uuid}/state/pepeunit`,
-      JSON.stringify({ ifconfig: ["192.168.1.40"], millis: 5_400_000, mem_free: 81_920, mem_alloc: 40_960, pu_commit_version: seeded.fixture.head() }),
+      JSON.stringify({
+        ifconfig: ["192.168.1.40"],
+        millis: 5_400_000,
+        mem_free: 81_920,
+        mem_alloc: 40_960,
+        pu_commit_version: seeded.fixture.head(),
+      }),
     );
     await device.publishAsync(seeded.output.topic, "22.4");
     await device.endAsync();
@@ -47,7 +72,9 @@ describe("screens", { timeout: 180_000 }, () => {
       await gotoGraph(page);
       await page.waitForTimeout(600);
       await screenshot(page, "graph");
-      expect(await page.evaluate(() => matchMedia("(prefers-color-scheme: dark)").matches)).toBe(false);
+      expect(await page.evaluate(() => matchMedia("(prefers-color-scheme: dark)").matches)).toBe(
+        false,
+      );
       await page.goto(`/#/unit/${seeded.sensor.uuid}`);
       await page.getByTestId("panel-unit").waitFor();
       await page.waitForTimeout(600);
@@ -63,7 +90,10 @@ describe("screens", { timeout: 180_000 }, () => {
   });
 
   it("dark theme follows the system", async () => {
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token, colorScheme: "dark" });
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token,
+      colorScheme: "dark",
+    });
     try {
       await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
       await page.waitForTimeout(600);
@@ -77,7 +107,9 @@ describe("screens", { timeout: 180_000 }, () => {
   });
 
   it("phone width: forms fit without sideways scrolling, keyboard reaches every field with visible focus", async () => {
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { viewport: { width: 390, height: 844 } });
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      viewport: { width: 390, height: 844 },
+    });
     try {
       await page.goto("/#/register");
       await page.getByTestId("register-form").waitFor();
@@ -102,7 +134,10 @@ describe("screens", { timeout: 180_000 }, () => {
     } finally {
       await context.close();
     }
-    const phone = await openPage(ctx.browser, ctx.inst.httpUrl, { token, viewport: { width: 390, height: 844 } });
+    const phone = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token,
+      viewport: { width: 390, height: 844 },
+    });
     try {
       await gotoGraph(phone.page);
       await phone.page.waitForTimeout(500);

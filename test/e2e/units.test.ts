@@ -33,22 +33,33 @@ describe("units on the graph", { timeout: 150_000 }, () => {
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
     try {
       await gotoGraph(page);
-      await flowNode(page, repo.uuid).getByRole("button", { name: "New unit from firmware" }).click();
+      await flowNode(page, repo.uuid)
+        .getByRole("button", { name: "New unit from firmware" })
+        .click();
       const form = page.getByTestId("unit-form");
       await form.waitFor();
       expect(await form.getByTestId("follow-repo").isChecked()).toBe(true);
-      await expect.poll(() => form.getByTestId("current-commit").inputValue()).toBe(mainHead.slice(0, 8));
+      await expect
+        .poll(() => form.getByTestId("current-commit").inputValue())
+        .toBe(mainHead.slice(0, 8));
       expect(await form.getByTestId("current-branch").inputValue()).toBe("main");
       expect(await form.getByTestId("current-branch").getAttribute("readonly")).not.toBeNull();
       await form.getByLabel("Unit name").fill("bad name!");
       await form.getByRole("button", { name: "Create unit" }).click();
-      await expect.poll(() => form.locator("#unit-name-error").innerText()).toContain("letters, digits");
+      await expect
+        .poll(() => form.locator("#unit-name-error").innerText())
+        .toContain("letters, digits");
       await form.getByLabel("Unit name").fill("greenhouse");
       await form.getByRole("button", { name: "Create unit" }).click();
       await page.getByTestId("panel-unit").waitFor();
       const uuid = /#\/unit\/([0-9a-f-]{36})/.exec(page.url())?.[1] as string;
       const unit = (await ctx.inst.api.get(`/units/${uuid}`, token)).body;
-      expect(unit).toMatchObject({ name: "greenhouse", follow_repo: true, branch: "main", commit: mainHead });
+      expect(unit).toMatchObject({
+        name: "greenhouse",
+        follow_repo: true,
+        branch: "main",
+        commit: mainHead,
+      });
       // Its variables appear around it: inputs and outputs of the schema.
       for (const v of unit.unit_nodes) expect(await flowNode(page, v.uuid).count()).toBe(1);
       const unitBox = await flowNode(page, uuid).boundingBox();
@@ -70,12 +81,17 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       // Zoom out so the canvas has empty space around the graph.
       for (let i = 0; i < 3; i++) await page.locator(".svelte-flow__controls-zoomout").click();
       await page.waitForTimeout(300);
-      const canvas = (await page.getByTestId("graph-canvas").boundingBox()) as { x: number; y: number };
+      const canvas = (await page.getByTestId("graph-canvas").boundingBox()) as {
+        x: number;
+        y: number;
+      };
       const handle = `.svelte-flow__node[data-id="${repo.uuid}"] .svelte-flow__handle`;
       const from = await centreOf(page, handle);
       // Without Shift nothing is created, but the UI says how.
       await dragBetween(page, from, { x: canvas.x + 50, y: canvas.y + 40 });
-      await expect.poll(() => page.getByTestId("notice").allInnerTexts()).toContainEqual(expect.stringContaining("Hold Shift"));
+      await expect
+        .poll(() => page.getByTestId("notice").allInnerTexts())
+        .toContainEqual(expect.stringContaining("Hold Shift"));
       expect(await page.getByTestId("unit-form").count()).toBe(0);
 
       const drop = { x: canvas.x + 60, y: canvas.y + 50 };
@@ -83,9 +99,17 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       const viewport = await page.evaluate(() => {
         const el = document.querySelector(".svelte-flow__viewport") as HTMLElement;
         const pane = document.querySelector(".svelte-flow") as HTMLElement;
-        const m = /translate\(([-\d.]+)px, ([-\d.]+)px\) scale\(([-\d.]+)\)/.exec(el.style.transform);
+        const m = /translate\(([-\d.]+)px, ([-\d.]+)px\) scale\(([-\d.]+)\)/.exec(
+          el.style.transform,
+        );
         const r = pane.getBoundingClientRect();
-        return { x: Number(m?.[1]), y: Number(m?.[2]), zoom: Number(m?.[3]), left: r.left, top: r.top };
+        return {
+          x: Number(m?.[1]),
+          y: Number(m?.[2]),
+          zoom: Number(m?.[3]),
+          left: r.left,
+          top: r.top,
+        };
       });
       const dropFlowY = (drop.y - viewport.top - viewport.y) / viewport.zoom;
       await dragBetween(page, from, drop, { shift: true });
@@ -102,10 +126,18 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       await page.getByTestId("panel-unit").waitFor();
       const uuid = /#\/unit\/([0-9a-f-]{36})/.exec(page.url())?.[1] as string;
       const unit = (await ctx.inst.api.get(`/units/${uuid}`, token)).body;
-      expect(unit).toMatchObject({ name: "pinned-unit", follow_repo: false, branch: "main", tag: "v1", commit: mainHead });
+      expect(unit).toMatchObject({
+        name: "pinned-unit",
+        follow_repo: false,
+        branch: "main",
+        tag: "v1",
+        commit: mainHead,
+      });
       // Placed at the drop point's height (moved sideways only if something is already there).
       const nodeY = await page.evaluate((id) => {
-        const el = document.querySelector(`.svelte-flow__node[data-id="${id}"]`) as HTMLElement | null;
+        const el = document.querySelector(
+          `.svelte-flow__node[data-id="${id}"]`,
+        ) as HTMLElement | null;
         return Number(/translate\([-\d.]+px, ?([-\d.]+)px\)/.exec(el?.style.transform ?? "")?.[1]);
       }, uuid);
       expect(Math.abs(nodeY - dropFlowY)).toBeLessThan(2);
@@ -116,12 +148,26 @@ describe("units on the graph", { timeout: 150_000 }, () => {
 
   it("the unit pop-up shows state, edits env with secrets masked, downloads firmware, changes version and deletes", async () => {
     const unit = await createUnit(ctx.inst.api, token, repo.uuid, { name: "popup-unit" });
-    const device = await connectUnit(ctx.inst.mqttUrl, await unitToken(ctx.inst.api, token, unit.uuid));
+    const device = await connectUnit(
+      ctx.inst.mqttUrl,
+      await unitToken(ctx.inst.api, token, unit.uuid),
+    );
     await device.publishAsync(
       `localhost:8080/output_base_topic/${unit.uuid}/state/pepeunit`,
-      JSON.stringify({ ifconfig: ["192.168.7.42", "255.255.255.0"], millis: 3_723_000, mem_free: 51_200, mem_alloc: 20_480, pu_commit_version: mainHead }),
+      JSON.stringify({
+        ifconfig: ["192.168.7.42", "255.255.255.0"],
+        millis: 3_723_000,
+        mem_free: 51_200,
+        mem_alloc: 20_480,
+        pu_commit_version: mainHead,
+      }),
     );
-    await expect.poll(async () => (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body.last_seen_datetime, { timeout: 10_000 }).not.toBeNull();
+    await expect
+      .poll(
+        async () => (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body.last_seen_datetime,
+        { timeout: 10_000 },
+      )
+      .not.toBeNull();
     await device.endAsync();
 
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
@@ -148,21 +194,39 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       await env.locator("#env-PUC_WIFI_SSID").fill("greenhouse-wifi");
       await env.locator("#env-PUC_WIFI_PASS").fill("very-secret");
       await env.getByRole("button", { name: "Save env" }).click();
-      await expect.poll(async () => (await ctx.inst.api.get(`/units/env/${unit.uuid}`, token)).body.PUC_WIFI_SSID).toBe("greenhouse-wifi");
-      expect((await ctx.inst.api.get(`/units/env/${unit.uuid}`, token)).body.PUC_WIFI_PASS).toBe("very-secret");
+      await expect
+        .poll(
+          async () => (await ctx.inst.api.get(`/units/env/${unit.uuid}`, token)).body.PUC_WIFI_SSID,
+        )
+        .toBe("greenhouse-wifi");
+      expect((await ctx.inst.api.get(`/units/env/${unit.uuid}`, token)).body.PUC_WIFI_PASS).toBe(
+        "very-secret",
+      );
 
       // Firmware downloads carry the token (a plain link could not).
-      const [download] = await Promise.all([page.waitForEvent("download"), panel.getByRole("button", { name: "Download zip" }).click()]);
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        panel.getByRole("button", { name: "Download zip" }).click(),
+      ]);
       const zip = readFileSync((await download.path()) as string);
       expect(zip.subarray(0, 2).toString()).toBe("PK");
-      const [tgz] = await Promise.all([page.waitForEvent("download"), panel.getByRole("button", { name: "Download tgz" }).click()]);
+      const [tgz] = await Promise.all([
+        page.waitForEvent("download"),
+        panel.getByRole("button", { name: "Download tgz" }).click(),
+      ]);
       expect(readFileSync((await tgz.path()) as string).length).toBeGreaterThan(20);
 
       // Device-plane controls exist exactly when the server has their endpoints.
       const has = (p: string) => p in paths;
-      expect(await panel.getByTestId("push-update").count()).toBe(has("/units/{uuid}/update") ? 1 : 0);
-      expect(await panel.getByTestId("command-form").count()).toBe(has("/units/send_command_to_input_base_topic/{uuid}") ? 1 : 0);
-      expect(await panel.getByRole("button", { name: "Show logs" }).count()).toBe(has("/units/{uuid}/logs") ? 1 : 0);
+      expect(await panel.getByTestId("push-update").count()).toBe(
+        has("/units/{uuid}/update") ? 1 : 0,
+      );
+      expect(await panel.getByTestId("command-form").count()).toBe(
+        has("/units/send_command_to_input_base_topic/{uuid}") ? 1 : 0,
+      );
+      expect(await panel.getByRole("button", { name: "Show logs" }).count()).toBe(
+        has("/units/{uuid}/logs") ? 1 : 0,
+      );
 
       // Update to a chosen version: pin the dev branch's head.
       const version = panel.getByTestId("unit-version-form");
@@ -170,7 +234,9 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       await version.getByTestId("branch-select").selectOption("dev");
       await expect.poll(() => version.getByTestId("commit-select").inputValue()).toBe(devHead);
       await version.getByRole("button", { name: "Save version" }).click();
-      await expect.poll(async () => (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body.commit).toBe(devHead);
+      await expect
+        .poll(async () => (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body.commit)
+        .toBe(devHead);
       const pinned = (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body;
       expect(pinned).toMatchObject({ follow_repo: false, branch: "dev" });
 

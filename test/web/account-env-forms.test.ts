@@ -1,7 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, errorText, fieldErrorsOf, isMissingEndpoint } from "../../web/src/lib/api-errors.ts";
-import { registrationOutcome, registerPayload, validateLogin, validatePasswordChange, validateRegister } from "../../web/src/lib/forms/account-forms.ts";
-import { envEditsPayload, envEntries, isManagedKey, isSecretKey } from "../../web/src/lib/forms/env-form.ts";
+import {
+  ApiError,
+  errorText,
+  fieldErrorsOf,
+  isMissingEndpoint,
+} from "../../web/src/lib/api-errors.ts";
+import {
+  registerPayload,
+  registrationOutcome,
+  validateLogin,
+  validatePasswordChange,
+  validateRegister,
+} from "../../web/src/lib/forms/account-forms.ts";
+import {
+  envEditsPayload,
+  envEntries,
+  isManagedKey,
+  isSecretKey,
+} from "../../web/src/lib/forms/env-form.ts";
 import { parseHash } from "../../web/src/lib/routes.ts";
 import { unitStateView } from "../../web/src/lib/unit-state.ts";
 
@@ -10,18 +26,44 @@ import { unitStateView } from "../../web/src/lib/unit-state.ts";
 
 describe("account forms", () => {
   it("validates registration like the API and trims what it sends", () => {
-    const ok = { login: " maker ", email: "m@example.org", password: "12345678", confirm: "12345678" };
+    const ok = {
+      login: " maker ",
+      email: "m@example.org",
+      password: "12345678",
+      confirm: "12345678",
+    };
     expect(validateRegister(ok)).toEqual({});
-    expect(registerPayload(ok)).toEqual({ login: "maker", email: "m@example.org", password: "12345678" });
+    expect(registerPayload(ok)).toEqual({
+      login: "maker",
+      email: "m@example.org",
+      password: "12345678",
+    });
     const bad = validateRegister({ login: "ab", email: "nope", password: "short", confirm: "x" });
     expect(Object.keys(bad).sort()).toEqual(["confirm", "email", "login", "password"]);
-    expect(validateLogin({ login: "", password: "" })).toEqual({ login: expect.any(String), password: expect.any(String) });
+    expect(validateLogin({ login: "", password: "" })).toEqual({
+      login: expect.any(String),
+      password: expect.any(String),
+    });
   });
 
   it("checks a password change", () => {
-    expect(validatePasswordChange({ old_password: "old-pass", new_password: "new-pass-1", confirm: "new-pass-1" })).toEqual({});
-    expect(validatePasswordChange({ old_password: "same-pass", new_password: "same-pass", confirm: "same-pass" }).new_password).toMatch(/different/);
-    expect(validatePasswordChange({ old_password: "", new_password: "short", confirm: "other" })).toEqual({
+    expect(
+      validatePasswordChange({
+        old_password: "old-pass",
+        new_password: "new-pass-1",
+        confirm: "new-pass-1",
+      }),
+    ).toEqual({});
+    expect(
+      validatePasswordChange({
+        old_password: "same-pass",
+        new_password: "same-pass",
+        confirm: "same-pass",
+      }).new_password,
+    ).toMatch(/different/);
+    expect(
+      validatePasswordChange({ old_password: "", new_password: "short", confirm: "other" }),
+    ).toEqual({
       old_password: expect.any(String),
       new_password: expect.any(String),
       confirm: expect.any(String),
@@ -36,7 +78,14 @@ describe("account forms", () => {
 });
 
 describe("env editor", () => {
-  const env = { PUC_WIFI_SSID: "", PUC_WIFI_PASS: "", PU_AUTH_TOKEN: "jwt", PU_MQTT_PORT: 1883, DEBUG: false, PEPEUNIT_URL: "http://x" };
+  const env = {
+    PUC_WIFI_SSID: "",
+    PUC_WIFI_PASS: "",
+    PU_AUTH_TOKEN: "jwt",
+    PU_MQTT_PORT: 1883,
+    DEBUG: false,
+    PEPEUNIT_URL: "http://x",
+  };
 
   it("masks secrets and locks what the instance owns", () => {
     expect(isSecretKey("PUC_WIFI_PASS")).toBe(true);
@@ -54,7 +103,13 @@ describe("env editor", () => {
     const entries = envEntries(env);
     const text = Object.fromEntries(entries.map((e) => [e.key, e.value]));
     expect(envEditsPayload(entries, text)).toEqual({ edits: {}, errors: {} });
-    const edited = { ...text, PUC_WIFI_SSID: "home", PU_MQTT_PORT: "8883", DEBUG: "true", PU_AUTH_TOKEN: "forged" };
+    const edited = {
+      ...text,
+      PUC_WIFI_SSID: "home",
+      PU_MQTT_PORT: "8883",
+      DEBUG: "true",
+      PU_AUTH_TOKEN: "forged",
+    };
     expect(envEditsPayload(entries, edited)).toEqual({
       edits: { PUC_WIFI_SSID: "home", PU_MQTT_PORT: 8883, DEBUG: true },
       errors: {},
@@ -71,7 +126,10 @@ describe("API errors", () => {
       { loc: ["name"], msg: "Too small" },
       { loc: ["credentials", "password"], msg: "Required" },
     ];
-    expect(fieldErrorsOf(detail)).toEqual({ name: "Too small", "credentials.password": "Required" });
+    expect(fieldErrorsOf(detail)).toEqual({
+      name: "Too small",
+      "credentials.password": "Required",
+    });
     expect(errorText(detail)).toBe("name: Too small; credentials.password: Required");
     expect(errorText("units use this repo", 409)).toBe("units use this repo");
     expect(errorText(null, 403)).toMatch(/not allowed/);
@@ -88,7 +146,10 @@ describe("deep links and unit state", () => {
   it("parses entity routes", () => {
     const u = "0b3f6f1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
     expect(parseHash(`#/unit/${u}`)).toEqual({ name: "graph", focus: { kind: "unit", uuid: u } });
-    expect(parseHash(`#/variable/${u.toUpperCase()}`)).toEqual({ name: "graph", focus: { kind: "variable", uuid: u } });
+    expect(parseHash(`#/variable/${u.toUpperCase()}`)).toEqual({
+      name: "graph",
+      focus: { kind: "variable", uuid: u },
+    });
     expect(parseHash("#/admin")).toEqual({ name: "admin" });
     expect(parseHash("#/unit/not-a-uuid")).toEqual({ name: "graph", focus: null });
     expect(parseHash("")).toEqual({ name: "graph", focus: null });
@@ -97,11 +158,34 @@ describe("deep links and unit state", () => {
   it("reads a device state, tolerating wrong types", () => {
     const now = Date.parse("2026-01-01T12:00:00Z");
     const v = unitStateView(
-      { last_state: { ifconfig: ["10.0.0.5"], millis: 90_061_000, mem_free: 1024, mem_alloc: 3072 }, last_seen_datetime: "2026-01-01T11:59:00Z", current_commit: "abc" },
+      {
+        last_state: { ifconfig: ["10.0.0.5"], millis: 90_061_000, mem_free: 1024, mem_alloc: 3072 },
+        last_seen_datetime: "2026-01-01T11:59:00Z",
+        current_commit: "abc",
+      },
       now,
     );
-    expect(v).toMatchObject({ online: true, ip: "10.0.0.5", uptime: "1d 1h", memory: "1.0 KiB free of 4.0 KiB", commit: "abc" });
-    const odd = unitStateView({ last_state: { ifconfig: "x", millis: "y" }, last_seen_datetime: "2026-01-01T10:00:00Z", current_commit: null }, now);
-    expect(odd).toMatchObject({ online: false, ip: null, uptime: null, memory: null, commit: null });
+    expect(v).toMatchObject({
+      online: true,
+      ip: "10.0.0.5",
+      uptime: "1d 1h",
+      memory: "1.0 KiB free of 4.0 KiB",
+      commit: "abc",
+    });
+    const odd = unitStateView(
+      {
+        last_state: { ifconfig: "x", millis: "y" },
+        last_seen_datetime: "2026-01-01T10:00:00Z",
+        current_commit: null,
+      },
+      now,
+    );
+    expect(odd).toMatchObject({
+      online: false,
+      ip: null,
+      uptime: null,
+      memory: null,
+      commit: null,
+    });
   });
 });

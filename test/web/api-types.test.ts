@@ -17,6 +17,9 @@ describe("web/src/lib/api-types.ts", () => {
     const doc = await inst.api.get("/pepeunit/api/v1/openapi.json");
     expect(doc.status).toBe(200);
     const expected = await renderApiTypes(doc.body);
-    expect(readFileSync(API_TYPES_FILE, "utf8") === expected, "api-types.ts is stale: run `npm run web:types`").toBe(true);
+    expect(
+      readFileSync(API_TYPES_FILE, "utf8") === expected,
+      "api-types.ts is stale: run `npm run web:types`",
+    ).toBe(true);
   });
 });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { layoutBlocks, SIDE_GAP, UNIT_W, unitBlock, VAR_H, VAR_W } from "../../web/src/lib/layout.ts";
+import {
+  layoutBlocks,
+  SIDE_GAP,
+  UNIT_W,
+  unitBlock,
+  VAR_H,
+  VAR_W,
+} from "../../web/src/lib/layout.ts";
 import { layoutKey, loadPositions, savePositions } from "../../web/src/lib/layout-memory.ts";
 
 // Automatic placement and the remembered layout.
@@ -10,7 +17,8 @@ describe("layout", () => {
     const inputs = [0, 1, 2].map((i) => b.input(i));
     for (const p of inputs) expect(p.x + VAR_W).toBeLessThanOrEqual(-SIDE_GAP + 0.01);
     expect(b.output(0).x).toBeGreaterThanOrEqual(UNIT_W);
-    for (let i = 1; i < inputs.length; i++) expect((inputs[i]?.y ?? 0) - (inputs[i - 1]?.y ?? 0)).toBeGreaterThanOrEqual(VAR_H);
+    for (let i = 1; i < inputs.length; i++)
+      expect((inputs[i]?.y ?? 0) - (inputs[i - 1]?.y ?? 0)).toBeGreaterThanOrEqual(VAR_H);
     expect(b.width).toBe(VAR_W * 2 + UNIT_W + SIDE_GAP * 2);
   });
 
@@ -35,21 +43,31 @@ describe("layout", () => {
   });
 
   it("lays out 500 blocks", () => {
-    const blocks = Array.from({ length: 500 }, (_, i) => ({ id: `u${i}`, width: 600, height: 120 }));
+    const blocks = Array.from({ length: 500 }, (_, i) => ({
+      id: `u${i}`,
+      width: 600,
+      height: 120,
+    }));
     const links = blocks.slice(1).map((b, i) => ({ from: `u${i % 50}`, to: b.id }));
     expect(layoutBlocks(blocks, links).size).toBe(500);
   });
 
   it("remembers positions per user and survives garbage", () => {
     const store = new Map<string, string>();
-    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v) };
+    const storage = {
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void store.set(k, v),
+    };
     savePositions(storage, layoutKey("u1"), { n1: { x: 1, y: 2 } });
     expect(loadPositions(storage, layoutKey("u1"))).toEqual({ n1: { x: 1, y: 2 } });
     expect(loadPositions(storage, layoutKey("u2"))).toEqual({});
     expect(layoutKey(null)).toBe("pepeunit.layout.v1.anonymous");
     store.set(layoutKey("u3"), "{not json");
     expect(loadPositions(storage, layoutKey("u3"))).toEqual({});
-    store.set(layoutKey("u4"), JSON.stringify({ ok: { x: 3, y: 4 }, bad: { x: "a" }, worse: null }));
+    store.set(
+      layoutKey("u4"),
+      JSON.stringify({ ok: { x: 3, y: 4 }, bad: { x: "a" }, worse: null }),
+    );
     expect(loadPositions(storage, layoutKey("u4"))).toEqual({ ok: { x: 3, y: 4 } });
   });
 });

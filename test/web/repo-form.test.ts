@@ -31,16 +31,26 @@ describe("repo form", () => {
     const priv = { ...v, name: "x", url: "https://h/r.git", is_private: true };
     expect(Object.keys(validateRepoForm(priv, "create")).sort()).toEqual(["password", "username"]);
     expect(validateRepoForm({ ...priv, username: "me", password: "tok" }, "create")).toEqual({});
-    expect(validateRepoForm({ ...v, name: "x", url: "not a url" }, "create").url).toMatch(/clone URL/);
-    expect(validateRepoForm({ ...v, name: "x", url: "git@github.com:me/unit.git" }, "create")).toEqual({});
-    expect(validateRepoForm({ ...v, name: "y".repeat(101), url: "https://h/r.git" }, "create").name).toMatch(/100/);
+    expect(validateRepoForm({ ...v, name: "x", url: "not a url" }, "create").url).toMatch(
+      /clone URL/,
+    );
+    expect(
+      validateRepoForm({ ...v, name: "x", url: "git@github.com:me/unit.git" }, "create"),
+    ).toEqual({});
+    expect(
+      validateRepoForm({ ...v, name: "y".repeat(101), url: "https://h/r.git" }, "create").name,
+    ).toMatch(/100/);
   });
 
   it("bounds the sync period to one minute … one year", () => {
     const base = { ...emptyRepoForm(), name: "x", url: "https://h/r.git" };
     expect(validateRepoForm({ ...base, sync_every: 0 }, "create").sync_every).toBeDefined();
-    expect(validateRepoForm({ ...base, sync_every: 366, sync_unit: "days" }, "create").sync_every).toMatch(/year/);
-    expect(validateRepoForm({ ...base, sync_every: 1, sync_unit: "minutes" }, "create")).toEqual({});
+    expect(
+      validateRepoForm({ ...base, sync_every: 366, sync_unit: "days" }, "create").sync_every,
+    ).toMatch(/year/);
+    expect(validateRepoForm({ ...base, sync_every: 1, sync_unit: "minutes" }, "create")).toEqual(
+      {},
+    );
     expect(syncSeconds({ sync_every: 90, sync_unit: "minutes" })).toBe(5400);
     expect(syncPeriodOf(86_400)).toEqual({ sync_every: 1, sync_unit: "days" });
     expect(syncPeriodOf(7200)).toEqual({ sync_every: 2, sync_unit: "hours" });
@@ -48,7 +58,16 @@ describe("repo form", () => {
   });
 
   it("builds the create payload with every API field; credentials only for a private remote", () => {
-    const v = { ...emptyRepoForm(), name: " thermo ", url: " https://h/r.git ", visibility: "Internal" as const, sync_every: 2, sync_unit: "hours" as const, manual_only: true, username: "ignored" };
+    const v = {
+      ...emptyRepoForm(),
+      name: " thermo ",
+      url: " https://h/r.git ",
+      visibility: "Internal" as const,
+      sync_every: 2,
+      sync_unit: "hours" as const,
+      manual_only: true,
+      username: "ignored",
+    };
     expect(createRepoPayload(v)).toEqual({
       name: "thermo",
       url: "https://h/r.git",
@@ -57,7 +76,9 @@ describe("repo form", () => {
       sync_interval_s: 7200,
       auto_sync: false,
     });
-    expect(createRepoPayload({ ...v, is_private: true, username: "me", password: "tok" })).toMatchObject({
+    expect(
+      createRepoPayload({ ...v, is_private: true, username: "me", password: "tok" }),
+    ).toMatchObject({
       is_private: true,
       credentials: { username: "me", password: "tok" },
     });
@@ -66,7 +87,12 @@ describe("repo form", () => {
   it("sends only what changed when editing, never the URL; empty credentials keep the stored ones", () => {
     const form = repoFormFrom(repo);
     expect(updateRepoPayload(form, repo)).toEqual({});
-    expect(updateRepoPayload({ ...form, name: "renamed", url: "https://other/x.git", manual_only: true }, repo)).toEqual({
+    expect(
+      updateRepoPayload(
+        { ...form, name: "renamed", url: "https://other/x.git", manual_only: true },
+        repo,
+      ),
+    ).toEqual({
       name: "renamed",
       auto_sync: false,
     });

@@ -11,7 +11,14 @@ if (!existsSync(path.join(root, "web/dist/index.html"))) {
   console.log("building the web UI (web/dist) …");
   const r = spawnSync(
     process.execPath,
-    [path.join(root, "node_modules/vite/bin/vite.js"), "build", "--config", "web/vite.config.ts", "--logLevel", "warn"],
+    [
+      path.join(root, "node_modules/vite/bin/vite.js"),
+      "build",
+      "--config",
+      "web/vite.config.ts",
+      "--logLevel",
+      "warn",
+    ],
     { cwd: root, stdio: "inherit" },
   );
   if (r.status !== 0) process.exit(r.status ?? 1);

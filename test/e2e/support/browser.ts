@@ -83,7 +83,10 @@ export async function dragBetween(
   await page.mouse.down();
   const steps = 12;
   for (let i = 1; i <= steps; i++) {
-    await page.mouse.move(from.x + ((to.x - from.x) * i) / steps, from.y + ((to.y - from.y) * i) / steps);
+    await page.mouse.move(
+      from.x + ((to.x - from.x) * i) / steps,
+      from.y + ((to.y - from.y) * i) / steps,
+    );
   }
   await page.mouse.up();
   if (opts.shift) await page.keyboard.up("Shift");
@@ -98,7 +101,9 @@ export async function centreOf(page: Page, selector: string): Promise<{ x: numbe
 /** Screen point in the middle of an edge's drawn path. */
 export async function edgeMidpoint(page: Page, edgeId: string): Promise<{ x: number; y: number }> {
   return page.evaluate((id) => {
-    const path = document.querySelector(`.svelte-flow__edge[data-id="${id}"] path.svelte-flow__edge-path`) as SVGPathElement | null;
+    const path = document.querySelector(
+      `.svelte-flow__edge[data-id="${id}"] path.svelte-flow__edge-path`,
+    ) as SVGPathElement | null;
     if (!path) throw new Error(`no edge ${id}`);
     const p = path.getPointAtLength(path.getTotalLength() / 2);
     const m = path.getScreenCTM();

@@ -6,7 +6,11 @@ import { createUnit, nodeOf } from "../../helpers/units.ts";
 // Seeds a small graph through the real API: a repo, two units and one data link
 // (sensor.temperature → relay.relay).
 
-export async function seedPair(api: ApiClient, token: string, opts: { prefix?: string; visibility?: string; fixture?: FixtureRepo } = {}) {
+export async function seedPair(
+  api: ApiClient,
+  token: string,
+  opts: { prefix?: string; visibility?: string; fixture?: FixtureRepo } = {},
+) {
   const p = opts.prefix ?? "demo";
   const visibility = opts.visibility ?? "Public";
   const fixture = opts.fixture ?? createFixtureRepo();
@@ -15,7 +19,11 @@ export async function seedPair(api: ApiClient, token: string, opts: { prefix?: s
   const relay = await createUnit(api, token, repo.uuid, { name: `${p}-relay`, visibility });
   const output = nodeOf(sensor, "Output", "temperature");
   const input = nodeOf(relay, "Input", "relay");
-  const edge = await api.post("/unit_node_edges", { output_uuid: output.uuid, input_uuid: input.uuid }, token);
+  const edge = await api.post(
+    "/unit_node_edges",
+    { output_uuid: output.uuid, input_uuid: input.uuid },
+    token,
+  );
   if (edge.status !== 201) throw new Error(`edge: ${edge.status} ${JSON.stringify(edge.body)}`);
   return { fixture, repo, sensor, relay, output, input, edge: edge.body };
 }

@@ -36,17 +36,29 @@ export async function ensureSpaBuilt(): Promise<void> {
       break;
     } catch {
       // A lock older than 3 minutes belongs to a build that died.
-      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 180_000) rmSync(lock, { recursive: true, force: true });
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 180_000)
+        rmSync(lock, { recursive: true, force: true });
       if (Date.now() > deadline) throw new Error("timed out waiting for another web build");
       await new Promise((r) => setTimeout(r, 500));
     }
   }
   try {
     if (fresh()) return;
-    execFileSync(process.execPath, [path.join(root, "node_modules/vite/bin/vite.js"), "build", "--config", "web/vite.config.ts", "--logLevel", "warn"], {
-      cwd: root,
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    execFileSync(
+      process.execPath,
+      [
+        path.join(root, "node_modules/vite/bin/vite.js"),
+        "build",
+        "--config",
+        "web/vite.config.ts",
+        "--logLevel",
+        "warn",
+      ],
+      {
+        cwd: root,
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
     writeFileSync(stamp, new Date().toISOString());
   } finally {
     rmSync(lock, { recursive: true, force: true });

@@ -12,7 +12,9 @@ import { ensureSpaBuilt } from "./spa-build.ts";
 // BROWSER_SLOTS e2e files (across both database projects) run at once.
 
 const BROWSER_SLOTS = Number(process.env.PEPEUNIT_E2E_SLOTS ?? 2);
-const slotsDir = fileURLToPath(new URL("../../../node_modules/.cache/pepeunit-e2e-slots", import.meta.url));
+const slotsDir = fileURLToPath(
+  new URL("../../../node_modules/.cache/pepeunit-e2e-slots", import.meta.url),
+);
 
 function alive(pid: number): boolean {
   try {

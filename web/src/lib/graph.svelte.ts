@@ -4,6 +4,7 @@ import type { OutputFlowNode } from "../components/nodes/OutputNode.svelte";
 import type { RepoFlowNode } from "../components/nodes/RepoNode.svelte";
 import type { UnitFlowNode } from "../components/nodes/UnitNode.svelte";
 import { api, fetchAll, type Repo, type Unit, type UnitNodeEdge, unwrap } from "./api.ts";
+import { ApiError } from "./api-errors.ts";
 import {
   type Block,
   layoutBlocks,
@@ -75,7 +76,11 @@ export class GraphStore {
 
   matchCount = $derived(this.nodes.filter((n) => !n.hidden).length);
 
-  async load(): Promise<void> {
+  /**
+   * Fetches everything the caller may see. `sessionReady` lets the first load
+   * run in parallel with checking the stored token (the layout key needs the user).
+   */
+  async load(sessionReady: Promise<void> = Promise.resolve()): Promise<void> {
     this.loading = true;
     this.error = null;
     try {
@@ -89,7 +94,9 @@ export class GraphStore {
           return { count: r.count, items: r.units };
         }),
         fetchAll(async (limit, offset) => {
-          const r = await unwrap(api.GET("/unit_node_edges", { params: { query: { limit, offset } } }));
+          const r = await unwrap(
+            api.GET("/unit_node_edges", { params: { query: { limit, offset } } }),
+          );
           return { count: r.count, items: r.unit_node_edges };
         }),
       ]);
@@ -98,14 +105,14 @@ export class GraphStore {
       this.repos = repos;
       this.units = units;
       this.links = links;
-      const T0 = performance.now();
-      console.log("PROF fetched", Math.round(T0));
+      await sessionReady;
       this.rebuild(true);
-      console.log("PROF rebuild", Math.round(performance.now() - T0));
-      requestAnimationFrame(() => console.log("PROF raf", Math.round(performance.now() - T0)));
       this.loaded = true;
       this.generation++;
     } catch (err) {
+      await sessionReady;
+      // A stored token that turned out expired: the session is anonymous now, load again.
+      if (err instanceof ApiError && err.status === 401 && !session.token) return this.load();
       this.error = err instanceof Error ? err.message : String(err);
     } finally {
       this.loading = false;
@@ -117,7 +124,9 @@ export class GraphStore {
    * input also the topics of the outputs linked into it (what its device receives).
    */
   topics(): Array<{ uuid: string; topic: string }> {
-    const own = this.units.flatMap((u) => u.unit_nodes.map((n) => ({ uuid: n.uuid, topic: n.topic })));
+    const own = this.units.flatMap((u) =>
+      u.unit_nodes.map((n) => ({ uuid: n.uuid, topic: n.topic })),
+    );
     const topicOf = new Map(own.map((t) => [t.uuid, t.topic]));
     const linked = this.links.flatMap((l) => {
       const topic = topicOf.get(l.output_uuid);
@@ -145,8 +154,11 @@ export class GraphStore {
 
   upsertRepo(repo: Repo, at?: Point): void {
     const exists = this.repos.some((r) => r.uuid === repo.uuid);
-    this.repos = exists ? this.repos.map((r) => (r.uuid === repo.uuid ? repo : r)) : [...this.repos, repo];
-    if (!exists) this.#place(repo.uuid, at ?? this.#freeSpot({ x: 0, y: -REPO_H - 120 }, REPO_W, REPO_H));
+    this.repos = exists
+      ? this.repos.map((r) => (r.uuid === repo.uuid ? repo : r))
+      : [...this.repos, repo];
+    if (!exists)
+      this.#place(repo.uuid, at ?? this.#freeSpot({ x: 0, y: -REPO_H - 120 }, REPO_W, REPO_H));
     this.rebuild();
   }
 
@@ -157,7 +169,9 @@ export class GraphStore {
 
   upsertUnit(unit: Unit, at?: Point | null): void {
     const exists = this.units.some((u) => u.uuid === unit.uuid);
-    this.units = exists ? this.units.map((u) => (u.uuid === unit.uuid ? unit : u)) : [...this.units, unit];
+    this.units = exists
+      ? this.units.map((u) => (u.uuid === unit.uuid ? unit : u))
+      : [...this.units, unit];
     if (!exists) {
       const inputs = unit.unit_nodes.filter((n) => n.type === "Input").length;
       const outputs = unit.unit_nodes.length - inputs;
@@ -207,7 +221,8 @@ export class GraphStore {
     else delete next[uuid];
     this.nodeErrors = next;
     this.rebuild();
-    if (message) setTimeout(() => this.nodeErrors[uuid] === message && this.flagInput(uuid, null), 10_000);
+    if (message)
+      setTimeout(() => this.nodeErrors[uuid] === message && this.flagInput(uuid, null), 10_000);
   }
 
   /** Remember where nodes are now (after a drag). */
@@ -226,7 +241,9 @@ export class GraphStore {
 
   applyFilters(): void {
     const visible = this.#visibleIds();
-    this.nodes = this.nodes.map((n) => (n.hidden === !visible.has(n.id) ? n : { ...n, hidden: !visible.has(n.id) }));
+    this.nodes = this.nodes.map((n) =>
+      n.hidden === !visible.has(n.id) ? n : { ...n, hidden: !visible.has(n.id) },
+    );
     this.#showEdges(visible);
   }
 
@@ -237,7 +254,9 @@ export class GraphStore {
   #showEdges(visible: Set<string>): void {
     const shown = this.#edgeFilter(visible);
     const selected = new Set(this.edges.filter((e) => e.selected).map((e) => e.id));
-    this.edges = this.#allEdges.filter(shown).map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
+    this.edges = this.#allEdges
+      .filter(shown)
+      .map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
   }
 
   /** Large graphs: keep only edges with an end inside `rect` (flow coordinates). */
@@ -256,7 +275,13 @@ export class GraphStore {
     }
     const inside = (id: string) => {
       const p = abs.get(id);
-      return !!p && p.x > rect.x - 250 && p.x < rect.x + rect.w && p.y > rect.y - 150 && p.y < rect.y + rect.h;
+      return (
+        !!p &&
+        p.x > rect.x - 250 &&
+        p.x < rect.x + rect.w &&
+        p.y > rect.y - 150 &&
+        p.y < rect.y + rect.h
+      );
     };
     // A repo has many units: its edges show only for the units in view.
     return (e) =>
@@ -276,11 +301,19 @@ export class GraphStore {
     // Known sizes up front: fitView and viewport culling work before (or without)
     // a node being rendered; rendered nodes keep what the DOM measured.
     const measured = new Map(this.nodes.map((n) => [n.id, n.measured]));
-    const size = (id: string, width: number, height: number) => measured.get(id) ?? { width, height };
+    const size = (id: string, width: number, height: number) =>
+      measured.get(id) ?? { width, height };
     // Svelte Flow renders every node once to measure its handles. For a large
     // graph their places are given instead, so only the nodes in view render.
-    const large = this.repos.length + this.units.reduce((n, u) => n + 1 + u.unit_nodes.length, 0) > LARGE_GRAPH;
-    const handle = (id: string, type: "source" | "target", position: Position, x: number, y: number): NodeHandle[] | undefined =>
+    const large =
+      this.repos.length + this.units.reduce((n, u) => n + 1 + u.unit_nodes.length, 0) > LARGE_GRAPH;
+    const handle = (
+      id: string,
+      type: "source" | "target",
+      position: Position,
+      x: number,
+      y: number,
+    ): NodeHandle[] | undefined =>
       large ? [{ id, type, position, x: x - 5.5, y: y - 5.5, width: 11, height: 11 }] : undefined;
     const nodes: FlowNode[] = [];
     const edges: Edge[] = [];
@@ -361,7 +394,9 @@ export class GraphStore {
     const visible = this.#visibleIds();
     for (const n of nodes) n.hidden = !visible.has(n.id);
     const known = new Set(nodes.map((n) => n.id));
-    const unitOf = new Map(this.units.flatMap((u) => u.unit_nodes.map((v) => [v.uuid, u] as const)));
+    const unitOf = new Map(
+      this.units.flatMap((u) => u.unit_nodes.map((v) => [v.uuid, u] as const)),
+    );
     for (const link of this.links) {
       if (!known.has(link.output_uuid) || !known.has(link.input_uuid)) continue;
       edges.push({
@@ -371,7 +406,8 @@ export class GraphStore {
         target: link.input_uuid,
         targetHandle: "in",
         class: "data-edge",
-        deletable: admin || link.creator_uuid === me || unitOf.get(link.input_uuid)?.creator_uuid === me,
+        deletable:
+          admin || link.creator_uuid === me || unitOf.get(link.input_uuid)?.creator_uuid === me,
         ariaLabel: "data link",
       });
     }
@@ -390,7 +426,8 @@ export class GraphStore {
     const passes = (type: NodeKind, visibility: keyof Filters["visibility"], creator: string) =>
       f.types[type] && f.visibility[visibility] && (!f.mine || creator === me);
     for (const r of this.repos) {
-      if (passes("repo", r.visibility, r.creator_uuid) && hit(r.name, r.url, r.uuid)) out.add(r.uuid);
+      if (passes("repo", r.visibility, r.creator_uuid) && hit(r.name, r.url, r.uuid))
+        out.add(r.uuid);
     }
     for (const u of this.units) {
       const unitHit = hit(u.name, u.uuid);
@@ -417,7 +454,9 @@ export class GraphStore {
   #freeSpot(p: Point, w: number, h: number): Point {
     const rects = this.#occupied();
     const free = (x: number, y: number) =>
-      rects.every((r) => x + w + 24 <= r.x || x >= r.x + r.w + 24 || y + h + 24 <= r.y || y >= r.y + r.h + 24);
+      rects.every(
+        (r) => x + w + 24 <= r.x || x >= r.x + r.w + 24 || y + h + 24 <= r.y || y >= r.y + r.h + 24,
+      );
     for (let k = 0; k < 400; k++) {
       const x = p.x + (k % 20) * (w + 48);
       const y = p.y + Math.floor(k / 20) * (h + 48);
@@ -477,14 +516,14 @@ export class GraphStore {
     for (const u of this.units) for (const n of u.unit_nodes) unitOf.set(n.uuid, u.uuid);
     const links = [
       ...this.units.map((u) => ({ from: u.repo_uuid, to: u.uuid })),
-      ...this.links.map((l) => ({ from: unitOf.get(l.output_uuid) ?? "", to: unitOf.get(l.input_uuid) ?? "" })),
+      ...this.links.map((l) => ({
+        from: unitOf.get(l.output_uuid) ?? "",
+        to: unitOf.get(l.input_uuid) ?? "",
+      })),
     ];
     const placed = layoutBlocks(blocks, links);
     // Keep what the person placed; shift the automatic layout below it.
-    const rememberedBottom = Math.max(
-      -Infinity,
-      ...this.#occupied().map((r) => r.y + r.h),
-    );
+    const rememberedBottom = Math.max(-Infinity, ...this.#occupied().map((r) => r.y + r.h));
     const dy = Number.isFinite(rememberedBottom) ? rememberedBottom + 120 : 0;
     for (const id of unplaced) {
       const p = placed.get(id);

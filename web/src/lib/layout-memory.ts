@@ -16,7 +16,8 @@ export function loadPositions(storage: Pick<Storage, "getItem">, key: string): P
     const out: Positions = {};
     for (const [id, p] of Object.entries(parsed as Record<string, unknown>)) {
       const pt = p as Partial<Point> | null;
-      if (pt && Number.isFinite(pt.x) && Number.isFinite(pt.y)) out[id] = { x: Number(pt.x), y: Number(pt.y) };
+      if (pt && Number.isFinite(pt.x) && Number.isFinite(pt.y))
+        out[id] = { x: Number(pt.x), y: Number(pt.y) };
     }
     return out;
   } catch {
@@ -24,7 +25,11 @@ export function loadPositions(storage: Pick<Storage, "getItem">, key: string): P
   }
 }
 
-export function savePositions(storage: Pick<Storage, "setItem">, key: string, positions: Positions): void {
+export function savePositions(
+  storage: Pick<Storage, "setItem">,
+  key: string,
+  positions: Positions,
+): void {
   try {
     storage.setItem(key, JSON.stringify(positions));
   } catch {

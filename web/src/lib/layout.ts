@@ -25,7 +25,8 @@ export function unitBlock(inputs: number, outputs: number) {
   const columnH = rows * VAR_H + (rows - 1) * VAR_GAP;
   const height = Math.max(UNIT_H, columnH);
   const unitTop = (height - UNIT_H) / 2;
-  const columnTop = (n: number) => (height - (n * VAR_H + Math.max(n - 1, 0) * VAR_GAP)) / 2 - unitTop;
+  const columnTop = (n: number) =>
+    (height - (n * VAR_H + Math.max(n - 1, 0) * VAR_GAP)) / 2 - unitTop;
   return {
     width: VAR_W + SIDE_GAP + UNIT_W + SIDE_GAP + VAR_W,
     height,
@@ -106,7 +107,8 @@ function dagreLayout(blocks: Block[], links: Link[]): Map<string, Point> {
   g.setGraph({ rankdir: "LR", nodesep: 36, ranksep: 110, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const b of blocks) g.setNode(b.id, { width: b.width, height: b.height });
-  for (const l of links) if (l.from !== l.to && g.hasNode(l.from) && g.hasNode(l.to)) g.setEdge(l.from, l.to);
+  for (const l of links)
+    if (l.from !== l.to && g.hasNode(l.from) && g.hasNode(l.to)) g.setEdge(l.from, l.to);
   dagre.layout(g);
   const out = new Map<string, Point>();
   for (const b of blocks) {

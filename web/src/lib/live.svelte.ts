@@ -34,7 +34,9 @@ export class LiveValues {
   #subscribed = new Set<string>();
 
   /** Values the REST API already knows (last_value), unless a newer one arrived live. */
-  seed(nodes: Array<{ uuid: string; last_value: string | null; last_value_datetime: string | null }>): void {
+  seed(
+    nodes: Array<{ uuid: string; last_value: string | null; last_value_datetime: string | null }>,
+  ): void {
     for (const n of nodes) {
       if (n.last_value === null) continue;
       const at = n.last_value_datetime ?? "";
@@ -64,7 +66,8 @@ export class LiveValues {
       this.#token = token;
     }
     this.#byTopic = new Map();
-    for (const t of topics) this.#byTopic.set(t.topic, [...(this.#byTopic.get(t.topic) ?? []), t.uuid]);
+    for (const t of topics)
+      this.#byTopic.set(t.topic, [...(this.#byTopic.get(t.topic) ?? []), t.uuid]);
     if (!token) return;
     if (!this.#client) this.#start(token);
     else this.#resubscribe();

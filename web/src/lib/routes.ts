@@ -17,7 +17,8 @@ const ENTITY_RE = new RegExp(`^/(repo|unit|variable|edge)/(${UUID})$`);
 export function parseHash(hash: string): Route {
   const path = hash.replace(/^#/, "") || "/";
   const m = ENTITY_RE.exec(path);
-  if (m?.[1] && m[2]) return { name: "graph", focus: { kind: m[1] as EntityKind, uuid: m[2].toLowerCase() } };
+  if (m?.[1] && m[2])
+    return { name: "graph", focus: { kind: m[1] as EntityKind, uuid: m[2].toLowerCase() } };
   if (path === "/login") return { name: "login" };
   if (path === "/register") return { name: "register" };
   if (path === "/account") return { name: "account" };

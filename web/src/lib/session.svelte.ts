@@ -1,5 +1,5 @@
+import { api, setApiToken, type User, unwrap } from "./api.ts";
 import { ApiError } from "./api-errors.ts";
-import { api, setApiToken, unwrap, type User } from "./api.ts";
 
 const TOKEN_KEY = "pepeunit.token";
 
@@ -18,7 +18,8 @@ export class Session {
         this.user = await unwrap(api.GET("/users/me"));
       } catch (err) {
         // An expired or revoked token: back to anonymous; a network error keeps it.
-        if (err instanceof ApiError && (err.status === 401 || err.status === 403)) this.#setToken(null);
+        if (err instanceof ApiError && (err.status === 401 || err.status === 403))
+          this.#setToken(null);
       }
     }
     this.ready = true;

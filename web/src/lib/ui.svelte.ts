@@ -3,7 +3,10 @@ import type { Point } from "./layout.ts";
 // UI state shared across components: which create form is open, and short
 // notices (announced to screen readers through an aria-live region).
 
-export type Creating = { kind: "repo" } | { kind: "unit"; repoUuid: string; at: Point | null } | null;
+export type Creating =
+  | { kind: "repo" }
+  | { kind: "unit"; repoUuid: string; at: Point | null }
+  | null;
 export type Notice = { id: number; kind: "info" | "error" | "success"; text: string };
 
 export class Ui {

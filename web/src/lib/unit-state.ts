@@ -40,10 +40,9 @@ export function unitStateView(
   now: number,
   stateIntervalS = 60,
 ): UnitStateView {
-  const st = (typeof unit.last_state === "object" && unit.last_state !== null ? unit.last_state : {}) as Record<
-    string,
-    unknown
-  >;
+  const st = (
+    typeof unit.last_state === "object" && unit.last_state !== null ? unit.last_state : {}
+  ) as Record<string, unknown>;
   const seen = unit.last_seen_datetime ? Date.parse(unit.last_seen_datetime) : Number.NaN;
   const ifconfig = Array.isArray(st.ifconfig) ? st.ifconfig : [];
   const ip = typeof ifconfig[0] === "string" ? ifconfig[0] : null;
@@ -51,7 +50,8 @@ export function unitStateView(
   const alloc = num(st.mem_alloc);
   const millis = num(st.millis);
   let memory: string | null = null;
-  if (free !== null && alloc !== null) memory = `${formatBytes(free)} free of ${formatBytes(free + alloc)}`;
+  if (free !== null && alloc !== null)
+    memory = `${formatBytes(free)} free of ${formatBytes(free + alloc)}`;
   else if (free !== null) memory = `${formatBytes(free)} free`;
   const commit =
     unit.current_commit ?? (typeof st.pu_commit_version === "string" ? st.pu_commit_version : null);

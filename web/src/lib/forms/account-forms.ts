@@ -44,13 +44,13 @@ export function registrationOutcome(status: string): { kind: "active" | "info"; 
     case "PendingEmail":
       return {
         kind: "info",
-        message:
-          "Almost there: a verification e-mail has been sent. Open its link, then log in.",
+        message: "Almost there: a verification e-mail has been sent. Open its link, then log in.",
       };
     case "PendingApproval":
       return {
         kind: "info",
-        message: "Your account is awaiting approval by the instance admin. You can log in once approved.",
+        message:
+          "Your account is awaiting approval by the instance admin. You can log in once approved.",
       };
     case "Blocked":
       return { kind: "info", message: "This account is blocked." };

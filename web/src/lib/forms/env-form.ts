@@ -29,7 +29,13 @@ export function isSecretKey(key: string): boolean {
 }
 
 export type EnvValue = string | number | boolean;
-export type EnvEntry = { key: string; value: string; kind: "string" | "number" | "boolean"; managed: boolean; secret: boolean };
+export type EnvEntry = {
+  key: string;
+  value: string;
+  kind: "string" | "number" | "boolean";
+  managed: boolean;
+  secret: boolean;
+};
 
 export function envEntries(env: Record<string, unknown>): EnvEntry[] {
   return Object.entries(env).map(([key, v]) => ({
@@ -62,8 +68,10 @@ export function envEditsPayload(
     const text = edited[entry.key];
     if (entry.managed || text === undefined || text === entry.value) continue;
     const value = parseEnvValue(entry, text);
-    if (value === null) errors[entry.key] = entry.kind === "number" ? "Enter a number." : "true or false.";
-    else if (typeof value === "string" && value.length > 4096) errors[entry.key] = "At most 4096 characters.";
+    if (value === null)
+      errors[entry.key] = entry.kind === "number" ? "Enter a number." : "true or false.";
+    else if (typeof value === "string" && value.length > 4096)
+      errors[entry.key] = "At most 4096 characters.";
     else edits[entry.key] = value;
   }
   return { edits, errors };

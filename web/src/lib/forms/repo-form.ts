@@ -43,7 +43,8 @@ export function syncSeconds(v: Pick<RepoFormValues, "sync_every" | "sync_unit">)
 
 /** The largest unit that divides the period exactly (86400 → 1 day, 5400 → 90 minutes). */
 export function syncPeriodOf(seconds: number): { sync_every: number; sync_unit: SyncUnit } {
-  if (seconds % SYNC_UNITS.days === 0) return { sync_every: seconds / SYNC_UNITS.days, sync_unit: "days" };
+  if (seconds % SYNC_UNITS.days === 0)
+    return { sync_every: seconds / SYNC_UNITS.days, sync_unit: "days" };
   if (seconds % SYNC_UNITS.hours === 0)
     return { sync_every: seconds / SYNC_UNITS.hours, sync_unit: "hours" };
   return { sync_every: Math.max(1, Math.round(seconds / 60)), sync_unit: "minutes" };
@@ -90,7 +91,8 @@ export function validateRepoForm(v: RepoFormValues, mode: "create" | "edit"): Fi
     if (!v.username.trim()) e.username = "Enter the username with the new password.";
     else e.password = "Enter the password or token with the new username.";
   }
-  if (!Number.isFinite(v.sync_every) || v.sync_every <= 0) e.sync_every = "Enter a positive number.";
+  if (!Number.isFinite(v.sync_every) || v.sync_every <= 0)
+    e.sync_every = "Enter a positive number.";
   else {
     const s = syncSeconds(v);
     if (s < MIN_SYNC_S) e.sync_every = "At least one minute.";

@@ -18,7 +18,10 @@ export type VersionValues = {
 
 export type UnitFormValues = VersionValues & { name: string; visibility: Visibility };
 
-export function emptyUnitForm(repo: { visibility: Visibility; default_branch: string | null }): UnitFormValues {
+export function emptyUnitForm(repo: {
+  visibility: Visibility;
+  default_branch: string | null;
+}): UnitFormValues {
   return {
     name: "",
     visibility: repo.visibility,
@@ -99,7 +102,12 @@ export function versionPayload(v: VersionValues): VersionPayload {
 }
 
 export function createUnitPayload(repoUuid: string, v: UnitFormValues) {
-  return { repo_uuid: repoUuid, name: v.name.trim(), visibility: v.visibility, ...versionPayload(v) };
+  return {
+    repo_uuid: repoUuid,
+    name: v.name.trim(),
+    visibility: v.visibility,
+    ...versionPayload(v),
+  };
 }
 
 /** Version form values describing a unit's current version. */
