@@ -207,6 +207,14 @@ async function link(a: Server, aToken: string, pairs: Array<{ output: string; in
   }
 }
 
+/** B's view of A: delivery error count and the last error (admin API; the bench user is B's admin). */
+async function peerOf(s: Server, token: string, domain: string) {
+  const res = (await call(s.url, "GET", "/admin/federation/peers", undefined, token)) as {
+    peers: Array<{ domain: string; delivery_errors: number; last_error: string | null }>;
+  };
+  return res.peers.find((p) => p.domain === domain);
+}
+
 const pct = (sorted: number[], p: number) =>
   sorted.length
     ? Math.round(
@@ -362,6 +370,7 @@ export async function federationSuite(
       const afterA = processStats(a.pid());
       const afterB = processStats(b.pid());
       await unsubscribeAll();
+      const peer = await peerOf(b, sb.token, a.domain);
       record({
         suite: "federation",
         case: name,
@@ -377,6 +386,8 @@ export async function federationSuite(
           "A cpu s": Math.round((afterA.cpuSeconds - beforeA.cpuSeconds) * 10) / 10,
           "B rss MB": Math.round(afterB.rssBytes / 2 ** 20),
           "A rss MB": Math.round(afterA.rssBytes / 2 ** 20),
+          "B→A delivery errors": peer?.delivery_errors ?? null,
+          "last error": peer?.last_error ?? null,
         },
         goal,
         met: met(r),

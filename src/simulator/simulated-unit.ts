@@ -160,6 +160,8 @@ export class SimulatedUnit extends EventEmitter<SimulatedUnitEvents> {
   async publishOutput(name: string, value: string | Buffer): Promise<void> {
     const topics = this.schema.output_topic[name] ?? this.schema.output_base_topic[name];
     if (!topics) throw new Error(`no output topic named ${name}`);
+    // Between a command's disconnect and the new connection (EnvUpdate, Update), wait.
+    if (!this.client && this.running) await this.nextReady(10_000);
     const client = this.client;
     if (!client) throw new Error("the unit is not connected");
     for (const topic of topics) await client.publishAsync(topic, value, { qos: this.qos });
@@ -188,6 +190,20 @@ export class SimulatedUnit extends EventEmitter<SimulatedUnitEvents> {
 
   recentLogs(): string[] {
     return this.logBook.recent();
+  }
+
+  private nextReady(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off("ready", onReady);
+        reject(new Error("the unit did not reconnect in time"));
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.once("ready", onReady);
+    });
   }
 
   private get qos(): 0 | 1 {

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 // The two files a unit lives by (device-protocol §2, §3), read from its working
@@ -106,7 +106,13 @@ export async function readUnitFiles(
   return { env, schema };
 }
 
-/** Writes a body downloaded from the instance (4-space JSON, as the archive carries it). */
+/**
+ * Writes a body downloaded from the instance (4-space JSON, as the archive carries it).
+ * Via a rename, so a reader (or a crash) never sees half a file.
+ */
 export async function writeUnitFile(dir: string, file: string, value: unknown): Promise<void> {
-  await writeFile(path.join(dir, file), `${JSON.stringify(value, null, 4)}\n`);
+  const target = path.join(dir, file);
+  const tmp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(value, null, 4)}\n`);
+  await rename(tmp, target);
 }

@@ -21,11 +21,8 @@ const handleOf = (uuid: string) => `.svelte-flow__node[data-id="${uuid}"] .svelt
 describe("data links on the graph", { timeout: 150_000 }, () => {
   let maker = { uuid: "", token: "" };
   let alice = { uuid: "", token: "" };
-  // biome-ignore lint/suspicious/noExplicitAny: unit JSON as the API returns it
   let sensor: any;
-  // biome-ignore lint/suspicious/noExplicitAny: unit JSON as the API returns it
   let relay: any;
-  // biome-ignore lint/suspicious/noExplicitAny: unit JSON as the API returns it
   let foreign: any;
   const ctx = useE2e({}, async ({ inst }) => {
     await createUser(inst.api, "root");

@@ -41,7 +41,7 @@ describe("live values", { timeout: 120_000 }, () => {
             await device.publishAsync(seeded.output.topic, `21.${n}`);
             return outValue.innerText();
           },
-          { timeout: 10_000, intervals: [300] },
+          { timeout: 10_000, interval: 300 },
         )
         .toMatch(/^21\.\d+$/);
       await device.publishAsync(seeded.output.topic, "23.75");

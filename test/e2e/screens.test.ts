@@ -120,7 +120,7 @@ describe("screens", { timeout: 180_000 }, () => {
         await page.keyboard.press("Tab");
         const info = await page.evaluate(() => {
           const el = document.activeElement as HTMLElement | null;
-          if (!el || el.tagName !== "INPUT") return null;
+          if (el?.tagName !== "INPUT") return null;
           const label = document.querySelector(`label[for="${el.id}"]`)?.textContent?.trim() ?? "";
           return { label, outline: getComputedStyle(el).outlineStyle };
         });
