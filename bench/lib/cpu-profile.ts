@@ -11,7 +11,21 @@ type ProfileNode = {
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 };
-type Profile = { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+type Profile = {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  /** µs of CLOCK_MONOTONIC, the clock of process.hrtime: windows are taken in the bench process. */
+  startTime: number;
+};
+
+/** A span of the server's life, in µs of the monotonic clock (see `monotonicUs`). */
+export type ProfileWindow = { fromUs: number; toUs: number };
+
+/** Now on the clock V8 stamps profiles with (CLOCK_MONOTONIC), in µs. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
 
 export type HotFunction = { name: string; where: string; ms: number; percent: number };
 
@@ -36,6 +50,7 @@ const isProject = (node: ProfileNode) =>
 export function analyzeProfile(
   file: string,
   limit = 15,
+  window?: ProfileWindow,
 ): { busyMs: number; self: HotFunction[]; project: HotFunction[] } {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -50,9 +65,12 @@ export function analyzeProfile(
     e.us += us;
     m.set(l.key, e);
   };
+  let t = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     const node = byId.get(profile.samples[i] as number);
     const dt = profile.timeDeltas[i] ?? 0;
+    t += dt;
+    if (window && (t < window.fromUs || t > window.toUs)) continue;
     // Percentages are of busy time: a server waiting for the network costs nothing.
     if (!node || node.callFrame.functionName === "(idle)") continue;
     busyUs += dt;
@@ -92,8 +110,13 @@ export function newestProfile(dir: string): string | null {
   }
 }
 
-export function printProfile(title: string, file: string, limit = 15): void {
-  const { busyMs, self, project } = analyzeProfile(file, limit);
+export function printProfile(
+  title: string,
+  file: string,
+  limit = 15,
+  window?: ProfileWindow,
+): void {
+  const { busyMs, self, project } = analyzeProfile(file, limit, window);
   const line = (f: HotFunction) =>
     `    ${f.percent.toFixed(1).padStart(5)}%  ${String(f.ms).padStart(6)} ms  ${f.name}  ${f.where}`;
   console.log(`\n  CPU profile of the server, ${title} (${busyMs} ms busy; ${file})`);

@@ -66,13 +66,16 @@ async function startServer(core: number, databaseUrl: string | undefined): Promi
       },
     );
     child = c;
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 180_000;
     for (;;) {
       if (c.exitCode !== null) throw new Error(`server exited with ${c.exitCode}`);
       try {
         if ((await fetch(`${url}/healthz`)).ok) return;
       } catch {}
-      if (Date.now() > deadline) throw new Error("server did not start in 60 s");
+      if (Date.now() > deadline) {
+        c.kill("SIGKILL");
+        throw new Error("server did not start in 180 s");
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   };
@@ -269,12 +272,12 @@ async function drive(
   }
   const sendSeconds = (performance.now() - started) / 1000;
   await extra;
-  // Drain: wait until nothing new arrived for 2 s (max 60 s).
+  // Drain: until everything arrived, or nothing new for 8 s (max 120 s).
   let last = -1;
-  const drainDeadline = Date.now() + 60_000;
-  while (received !== last && Date.now() < drainDeadline) {
+  const drainDeadline = Date.now() + 120_000;
+  while (received < total && received !== last && Date.now() < drainDeadline) {
     last = received;
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 8000));
   }
   const elapsed = (performance.now() - started) / 1000;
   lat.sort((x, y) => x - y);
@@ -318,7 +321,10 @@ export async function federationSuite(
   console.log(`\n# federation (instance ↔ instance relay) on ${database.name}`);
   const [urlA, urlB] = await freshDatabases(database.url);
   const b = await startServer(0, urlB);
-  const a = await startServer(1, urlA);
+  const a = await startServer(1, urlA).catch(async (err: unknown) => {
+    await b.close();
+    throw err;
+  });
   const clients: MqttClient[] = [];
   try {
     const sb = await setUp(b, 50);
@@ -453,10 +459,10 @@ export async function federationSuite(
       }
       await restarted;
       let prev = -1;
-      const deadline = Date.now() + 60_000;
-      while (got !== prev && Date.now() < deadline) {
+      const deadline = Date.now() + 120_000;
+      while (got < total && got !== prev && Date.now() < deadline) {
         prev = got;
-        await new Promise((res) => setTimeout(res, 3000));
+        await new Promise((res) => setTimeout(res, 8000));
       }
       lat.sort((x, y) => x - y);
       return { total, got, reordered, p50: pct(lat, 50), p99: pct(lat, 99) };

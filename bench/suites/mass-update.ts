@@ -4,7 +4,12 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { createSimulatedUnit, type SimulatedUnit } from "../../src/simulator/simulated-unit.ts";
 import { type BenchUnit, call, createBenchWorld, pool } from "../lib/bench-world.ts";
-import { newestProfile, printProfile } from "../lib/cpu-profile.ts";
+import {
+  monotonicUs,
+  newestProfile,
+  type ProfileWindow,
+  printProfile,
+} from "../lib/cpu-profile.ts";
 import { type ReferenceBroker, startMosquitto } from "../lib/mosquitto.ts";
 import { processStats } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
@@ -77,10 +82,20 @@ export async function massUpdateSuite(
   const root = await mkdtemp(path.join(tmpdir(), "pepeunit-bench-fleet-"));
   let sims: SimulatedUnit[] = [];
   let mosquitto: ReferenceBroker | null = null;
+  /** Phases of the server's life, to read its CPU profile by phase. */
+  const windows: Array<{ title: string; window: ProfileWindow }> = [];
+  let phaseStart = monotonicUs();
+  const endPhase = (title: string) => {
+    const now = monotonicUs();
+    windows.push({ title, window: { fromUs: phaseStart, toUs: now } });
+    phaseStart = now;
+  };
   try {
     const world = await createBenchWorld(server.url, "bench-fleet");
     let t = performance.now();
+    phaseStart = monotonicUs();
     const units = await world.createUnits(fleet, 16);
+    endPhase(`creating ${fleet} units through the API`);
     console.log(
       `  created ${fleet} units (with env and schema) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
     );
@@ -92,11 +107,13 @@ export async function massUpdateSuite(
     const cpuBefore = baseline.cpuSeconds;
     sims = await startFleet(dirs, `mqtt://127.0.0.1:${server.mqttPort}`, server.url);
     const connectS = (performance.now() - t) / 1000;
+    endPhase(`connecting ${fleet} units`);
     const connectCpu = processStats(server.pid).cpuSeconds - cpuBefore;
     console.log(
       `  ${fleet} units connected and subscribed in ${connectS.toFixed(1)} s (server ${connectCpu.toFixed(1)} cpu-s)`,
     );
     const pepIdle = await idleCost(server.pid, baseline.rssBytes, fleet, idleSeconds);
+    endPhase(`${fleet} units idle`);
     console.log(
       `  idle: +${pepIdle.rssMbPer1k} MB RSS per 1 000 units, ${pepIdle.cpuSecPerMinPer1k} cpu-s/min per 1 000 units`,
     );
@@ -122,6 +139,7 @@ export async function massUpdateSuite(
       peakRss = Math.max(peakRss, processStats(server.pid).rssBytes);
     }, 250);
     t0 = performance.now();
+    phaseStart = monotonicUs();
     await call(server.url, "POST", `/repos/${world.repoUuid}/sync`, undefined, world.token);
     let trigger: Trigger = "automatic on repo sync";
     const jobsOf = async () => {
@@ -187,6 +205,7 @@ export async function massUpdateSuite(
       await sleep(250);
     }
     clearInterval(rssSampler);
+    endPhase(`mass update of ${fleet} units`);
     const updateCpu = processStats(server.pid).cpuSeconds - cpuBeforeUpdate;
     const t100 = at(100);
     console.log(
@@ -250,5 +269,5 @@ export async function massUpdateSuite(
     await rm(root, { recursive: true, force: true });
   }
   const profile = server.cpuProfDir ? newestProfile(server.cpuProfDir) : null;
-  if (profile) printProfile("fleet suite (connect, idle, mass update)", profile);
+  if (profile) for (const w of windows) printProfile(`fleet: ${w.title}`, profile, 15, w.window);
 }

@@ -1,6 +1,11 @@
 import { performance } from "node:perf_hooks";
 import { type BenchUnit, call, createBenchWorld, pool } from "../lib/bench-world.ts";
-import { newestProfile, printProfile } from "../lib/cpu-profile.ts";
+import {
+  monotonicUs,
+  newestProfile,
+  type ProfileWindow,
+  printProfile,
+} from "../lib/cpu-profile.ts";
 import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
 import { type ReferenceBroker, startMosquitto } from "../lib/mosquitto.ts";
 import { processStats } from "../lib/process-stats.ts";
@@ -225,6 +230,17 @@ export async function mqttSuite(
   });
   let mosquitto: ReferenceBroker | null = null;
   const clients: LeanClient[] = [];
+  /** Phases of the Pepeunit server's life, to read its CPU profile by phase. */
+  const windows: Array<{ title: string; window: ProfileWindow }> = [];
+  const phase = async <T>(target: Target, title: string, run: () => Promise<T>): Promise<T> => {
+    const fromUs = monotonicUs();
+    try {
+      return await run();
+    } finally {
+      if (target.name === "pepeunit")
+        windows.push({ title, window: { fromUs, toUs: monotonicUs() } });
+    }
+  };
   try {
     mosquitto = await startMosquitto();
     if (!mosquitto)
@@ -266,7 +282,9 @@ export async function mqttSuite(
       console.log(
         `    1 pair @ 1000 msg/s: p50 ${ms(latency.p50)} ms p99 ${ms(latency.p99)} ms lost ${latency.lost}`,
       );
-      const sustained = await maxSustained(target, pairs, recvClients, stepSeconds);
+      const sustained = await phase(target, "routing at stepped rates", () =>
+        maxSustained(target, pairs, recvClients, stepSeconds),
+      );
 
       const fanTopic = fanSender.topic("Output", OUT);
       const unitFan = await fanout(
@@ -297,19 +315,21 @@ export async function mqttSuite(
           },
         );
         if (probe.status === 200) {
-          instanceFan = await fanout(fanRecvClients, instanceRounds, async (tag) => {
-            await Promise.all(
-              inputs.map((i) =>
-                call(
-                  server.url,
-                  "PATCH",
-                  `/unit_nodes/set_state_input/${i.node}`,
-                  { state: tag },
-                  world.token,
+          instanceFan = await phase(target, "instance → 100 units via set_state_input", () =>
+            fanout(fanRecvClients, instanceRounds, async (tag) => {
+              await Promise.all(
+                inputs.map((i) =>
+                  call(
+                    server.url,
+                    "PATCH",
+                    `/unit_nodes/set_state_input/${i.node}`,
+                    { state: tag },
+                    world.token,
+                  ),
                 ),
-              ),
-            );
-          });
+              );
+            }),
+          );
         } else {
           console.log(
             `    set_state_input answered ${probe.status}: instance -> ${FANOUT} units skipped`,
@@ -418,5 +438,8 @@ export async function mqttSuite(
     await server.stop();
   }
   const profile = server.cpuProfDir ? newestProfile(server.cpuProfDir) : null;
-  if (profile) printProfile("MQTT suite (latency, rate steps, fan-out)", profile);
+  if (profile) {
+    printProfile("MQTT suite, whole run", profile);
+    for (const w of windows) printProfile(`MQTT suite, ${w.title}`, profile, 15, w.window);
+  }
 }

@@ -32,8 +32,6 @@ export type Core = {
   instanceUri(): URL;
   /** The instance actor's RSA key alone (no Ed25519 proof: readings stay cheap to sign). */
   instanceRsaSender(): Promise<SenderKeyPair>;
-  /** Tells a unit that its schema.json changed (device-protocol §4 SchemaUpdate). */
-  sendSchemaUpdate(unitUuid: string): void;
 };
 
 export function errorText(err: unknown): string {

@@ -144,15 +144,11 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       .map((f) => f.nodeUuid);
     await recheckFollowers(core, followers, new Set(nodes));
   });
-  const onRemoteChanged = safe("sending SchemaUpdate", (e: { unitUuids: string[] }) => {
-    for (const u of e.unitUuids) core.sendSchemaUpdate(u);
-  });
   events.on("unit-node.value", onValue);
   events.on("unit-nodes.changed", onNodesChanged);
   events.on("unit.deleted", onUnitDeleted);
   events.on("unit.updated", onUnitUpdated);
   events.on("unit-node.updated", onUnitUpdated);
-  events.on("federation.remote-edges.changed", onRemoteChanged);
 
   const ac = new AbortController();
   let queueDone: Promise<void> | null = null;
@@ -422,7 +418,6 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       events.off("unit.deleted", onUnitDeleted);
       events.off("unit.updated", onUnitUpdated);
       events.off("unit-node.updated", onUnitUpdated);
-      events.off("federation.remote-edges.changed", onRemoteChanged);
       await relay.stop();
       ac.abort();
       await queueDone;

@@ -172,18 +172,6 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       })();
       return instanceRsa;
     },
-    sendSchemaUpdate(unitUuid) {
-      // device-protocol §4: sent whenever the unit's edges change (a unit not listing
-      // schema_update/pepeunit never subscribes to it, so the publish is harmless).
-      deps.broker
-        .publish(
-          `${config.domain}/input_base_topic/${unitUuid}/schema_update/pepeunit`,
-          JSON.stringify({ COMMAND: "SchemaUpdate" }),
-        )
-        .catch((err: unknown) =>
-          log.warn({ err: errorText(err) }, "federation: SchemaUpdate not sent"),
-        );
-    },
   };
   relay = createRelay(core, followers, links, () => queue, config.federationBatchMs);
 

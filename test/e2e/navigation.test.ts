@@ -43,6 +43,8 @@ describe("search, filters, focus and layout", { timeout: 150_000 }, () => {
       await page.getByTestId("panel-unit").waitFor();
       // A variable's topic name finds it (and keeps its unit around it).
       await page.getByLabel("Search the graph").fill("temperature");
+      // Only nodes in view are rendered: bring every match into view first.
+      await page.getByRole("button", { name: "Zoom to fit" }).click();
       await expect.poll(() => flowNode(page, mine.output.uuid).isVisible()).toBe(true);
       expect(await flowNode(page, mine.sensor.uuid).isVisible()).toBe(true);
       expect(await flowNode(page, mine.input.uuid).isVisible()).toBe(false);

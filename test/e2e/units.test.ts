@@ -168,7 +168,17 @@ describe("units on the graph", { timeout: 150_000 }, () => {
         { timeout: 10_000 },
       )
       .not.toBeNull();
-    await device.endAsync();
+    // The device also logs, and listens for commands on its input base topics.
+    await device.publishAsync(
+      `localhost:8080/output_base_topic/${unit.uuid}/log/pepeunit`,
+      JSON.stringify([{ level: "Info", text: "booted fine" }]),
+    );
+    const commands: string[] = [];
+    device.on("message", (_topic, payload) => commands.push(payload.toString()));
+    // Exact topics only: the broker refuses wildcards to a unit.
+    for (const name of ["update", "log_sync"]) {
+      await device.subscribeAsync(`localhost:8080/input_base_topic/${unit.uuid}/${name}/pepeunit`);
+    }
 
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
     try {
@@ -228,6 +238,25 @@ describe("units on the graph", { timeout: 150_000 }, () => {
         has("/units/{uuid}/logs") ? 1 : 0,
       );
 
+      if (has("/units/{uuid}/logs")) {
+        await expect
+          .poll(async () => {
+            await panel.getByRole("button", { name: /Show logs|Reload logs/ }).click();
+            return panel.getByTestId("unit-logs").innerText();
+          })
+          .toContain("booted fine");
+      }
+      if (has("/units/send_command_to_input_base_topic/{uuid}")) {
+        await panel.getByLabel("Command", { exact: true }).selectOption("LogSync");
+        await panel.getByTestId("command-form").getByRole("button", { name: "Send" }).click();
+        await expect.poll(() => commands).toContainEqual('{"COMMAND":"LogSync"}');
+      }
+      if (has("/units/{uuid}/update")) {
+        await panel.getByTestId("push-update").click();
+        await expect.poll(() => panel.getByTestId("update-status").innerText()).toContain("RequestSent");
+        expect(commands.some((c) => c.includes('"COMMAND":"Update"'))).toBe(true);
+      }
+
       // Update to a chosen version: pin the dev branch's head.
       const version = panel.getByTestId("unit-version-form");
       await version.getByTestId("follow-repo").uncheck();
@@ -246,6 +275,7 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       expect((await ctx.inst.api.get(`/units/${unit.uuid}`, token)).status).toBe(404);
     } finally {
       await context.close();
+      await device.endAsync();
     }
   });
 });

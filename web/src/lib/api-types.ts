@@ -920,6 +920,105 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/admin/standard_repos": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The standard unit repositories bundled with the instance, and whether imported (admin) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Bundled repos */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              standard_repos: components["schemas"]["StandardRepo"][];
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    /**
+     * Import the bundled standard unit repositories as Public repos (admin; idempotent)
+     * @description Each is made a local git repository under the data dir and cloned like any repo (also when PEPEUNIT_GIT_ALLOW_LOCAL is false), with default branch main. Calling again creates nothing new; a repo whose bundled copy changed (a newer instance build) is synced to it.
+     */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Imported repos */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              standard_repos: components["schemas"]["StandardRepoImport"][];
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/admin/settings": {
     parameters: {
       query?: never;
@@ -1688,6 +1787,204 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/repos/{uuid}/update_units": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The recent mass updates of a repo the caller may read, newest first */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Jobs */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              jobs: components["schemas"]["UnitUpdateJob"][];
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    /**
+     * Update every unit of the repo in waves (admin: all units; others: their own)
+     * @description Units following the repo move to its default branch head; pinned units get their own target again. At most max_in_flight units wait for their state at once; no more units are sent once failed / (succeeded + failed) passes failure_ratio_stop. Poll the job for progress.
+     */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: {
+        content: {
+          "application/json": components["schemas"]["MassUpdate"];
+        };
+      };
+      responses: {
+        /** @description The job, started */
+        202: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["UnitUpdateJob"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/repos/{uuid}/update_units/{job}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Progress of a mass update (its starter or an admin; automatic jobs: the repo's creator too) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+          job: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The job */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["UnitUpdateJob"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/units/env/{uuid}": {
     parameters: {
       query?: never;
@@ -2080,6 +2377,81 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/units/send_command_to_input_base_topic/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Publish a command on the unit's input base topic (the unit, its creator or an admin)
+     * @description Payloads: {"COMMAND":"Update","PU_COMMIT_VERSION":"<target sha>"} (the unit is then RequestSent until it reports that sha), {"COMMAND":"EnvUpdate"}, {"COMMAND":"SchemaUpdate"}, {"COMMAND":"LogSync"}. 422 when the unit's schema template does not list the command's topic.
+     */
+    post: {
+      parameters: {
+        query: {
+          command: "Update" | "EnvUpdate" | "SchemaUpdate" | "LogSync";
+        };
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Published */
+        204: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description The MQTT broker could not publish */
+        503: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/units/firmware/tgz/{uuid}": {
     parameters: {
       query?: never;
@@ -2272,6 +2644,188 @@ export interface paths {
     };
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/units/{uuid}/logs": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The unit's log entries, newest first (creator or admin)
+     * @description Send the unit LogSync to have it publish the entries it keeps in its log file.
+     */
+    get: {
+      parameters: {
+        query?: {
+          limit?: number;
+          offset?: number | null;
+          /** @description only these levels */
+          level?: components["schemas"]["LogLevel"] | components["schemas"]["LogLevel"][];
+        };
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Log entries */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              count: number;
+              unit_logs: components["schemas"]["UnitLog"][];
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/units/{uuid}/update": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Update a unit's firmware: set its version (optional) and send it Update (creator or admin)
+     * @description Without a body (or with {}) the unit's current target is sent again. With commit or tag (and optionally branch) the unit is pinned to that version; with follow_repo true it follows the repo's default branch. The variables are re-synced for the new version, then {"COMMAND":"Update","PU_COMMIT_VERSION":"<sha>"} is published and the unit is RequestSent until it reports the sha (Success) or 2 × PU_STATE_SEND_INTERVAL passes (Error).
+     */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: {
+        content: {
+          "application/json": components["schemas"]["UnitUpdate"];
+        };
+      };
+      responses: {
+        /** @description Update sent; the unit is RequestSent */
+        202: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Unit"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Conflict */
+        409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description The MQTT broker could not publish (the unit is marked Error) */
+        503: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
     delete?: never;
     options?: never;
     head?: never;
@@ -2689,6 +3243,94 @@ export interface paths {
     options?: never;
     head?: never;
     patch?: never;
+    trace?: never;
+  };
+  "/unit_nodes/set_state_input/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /**
+     * Publish a value to an Input variable and keep it as its last value
+     * @description The unit's creator or an admin, or anyone who sees the input when is_rewritable_input is true.
+     */
+    patch: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": components["schemas"]["SetStateInput"];
+        };
+      };
+      responses: {
+        /** @description The variable with its new last value */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["UnitNode"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description The MQTT broker could not publish */
+        503: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
     trace?: never;
   };
   "/unit_nodes": {
@@ -3165,6 +3807,22 @@ export interface components {
       blocked?: boolean;
       allowed?: boolean;
     };
+    StandardRepo: {
+      name: string;
+      title: string;
+      description: string;
+      imported: boolean;
+      /** Format: uuid */
+      repo_uuid: string | null;
+    };
+    StandardRepoImport: components["schemas"]["StandardRepo"] & {
+      /**
+       * @description created now, already imported, or imported and synced to a newer bundled copy
+       * @enum {string}
+       */
+      status: "created" | "exists" | "updated";
+      commit: string;
+    };
     InstanceSettings: {
       /** @enum {string} */
       registration_mode: "Open" | "EmailVerification" | "ManualApproval" | "Closed";
@@ -3275,6 +3933,49 @@ export interface components {
       /** @description refused when it differs */
       is_private?: unknown;
     };
+    UnitUpdateJob: {
+      /** Format: uuid */
+      uuid: string;
+      /** Format: uuid */
+      repo_uuid: string;
+      /** @enum {string} */
+      kind: "Manual" | "Automatic";
+      /**
+       * @description Stopped: no more units are sent (in-flight ones are still tracked)
+       * @enum {string}
+       */
+      status: "Running" | "Stopped" | "Finished";
+      max_in_flight: number;
+      failure_ratio_stop: number;
+      total: number;
+      sent: number;
+      succeeded: number;
+      failed: number;
+      /** @description sent, waiting for the unit's state */
+      in_flight: number;
+      /** @description not sent yet (never sent, once stopped) */
+      pending: number;
+      stopped_reason: string | null;
+      failures: {
+        /** Format: uuid */
+        unit_uuid: string;
+        error: string;
+      }[];
+      create_datetime: string;
+      finish_datetime: string | null;
+    };
+    MassUpdate: {
+      /**
+       * @description at most this many units wait for their state at once
+       * @default 50
+       */
+      max_in_flight: number;
+      /**
+       * @description sending stops once failed / (succeeded + failed) passes this
+       * @default 0.2
+       */
+      failure_ratio_stop: number;
+    };
     UnitEnv: {
       [key: string]: unknown;
     };
@@ -3289,6 +3990,16 @@ export interface components {
     UnitStateStorage: {
       state: string;
     };
+    UnitLog: {
+      id: number;
+      /** Format: uuid */
+      unit_uuid: string;
+      level: components["schemas"]["LogLevel"];
+      text: string;
+      create_datetime: string;
+    };
+    /** @enum {string} */
+    LogLevel: "Debug" | "Info" | "Warning" | "Error" | "Critical";
     Unit: {
       /** Format: uuid */
       uuid: string;
@@ -3309,6 +4020,8 @@ export interface components {
       /** @enum {string|null} */
       update_status: "RequestSent" | "Success" | "Error" | null;
       update_error: string | null;
+      /** @description whether the unit holds a live MQTT connection right now */
+      is_online: boolean;
       unit_nodes: components["schemas"]["UnitNode"][];
     };
     UnitNode: {
@@ -3329,6 +4042,14 @@ export interface components {
     };
     /** @enum {string} */
     UnitNodeType: "Input" | "Output";
+    UnitUpdate: {
+      /** @description true: follow the repo's default branch head (branch/commit/tag must be absent) */
+      follow_repo?: boolean;
+      /** @description defaults to the unit's branch */
+      branch?: string | null;
+      commit?: string | null;
+      tag?: string | null;
+    };
     CreateUnit: {
       /** Format: uuid */
       repo_uuid: string;
@@ -3349,6 +4070,10 @@ export interface components {
       branch?: string | null;
       commit?: string | null;
       tag?: string | null;
+    };
+    SetStateInput: {
+      /** @description the value, published unchanged */
+      state: string;
     };
     UpdateUnitNode: {
       visibility?: components["schemas"]["Visibility"];

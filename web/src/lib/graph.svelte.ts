@@ -100,12 +100,13 @@ export class GraphStore {
           return { count: r.count, items: r.unit_node_edges };
         }),
       ]);
+      // The layout is per user: wait until the stored token has been checked.
+      await sessionReady;
       this.#key = layoutKey(session.user?.uuid ?? null);
       this.#positions = loadPositions(localStorage, this.#key);
       this.repos = repos;
       this.units = units;
       this.links = links;
-      await sessionReady;
       this.rebuild(true);
       this.loaded = true;
       this.generation++;
