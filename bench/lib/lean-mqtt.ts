@@ -91,9 +91,12 @@ export class LeanClient {
     const parts = [str("MQTT"), Buffer.from([4, flags]), ka, str(o.clientId)];
     if (o.username !== undefined) parts.push(str(o.username), str(""));
     const code = await new Promise<number>((resolve, reject) => {
-      c.connack = resolve;
+      const timer = setTimeout(() => reject(new Error(`no CONNACK for ${o.clientId}`)), 10_000);
+      c.connack = (rc) => {
+        clearTimeout(timer);
+        resolve(rc);
+      };
       socket.write(packet(0x10, Buffer.concat(parts)));
-      setTimeout(() => reject(new Error(`no CONNACK for ${o.clientId}`)), 10_000).unref();
       c.closed.then(() => reject(new Error(`connection closed before CONNACK (${o.clientId})`)));
     });
     if (code !== 0) {
@@ -114,9 +117,12 @@ export class LeanClient {
     const pidBuf = Buffer.alloc(2);
     pidBuf.writeUInt16BE(id);
     return new Promise((resolve, reject) => {
-      this.acks.set(id, resolve);
+      const timer = setTimeout(() => reject(new Error(`no SUBACK for ${topic}`)), 10_000);
+      this.acks.set(id, (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
       this.socket.write(packet(0x82, Buffer.concat([pidBuf, str(topic), Buffer.from([qos])])));
-      setTimeout(() => reject(new Error(`no SUBACK for ${topic}`)), 10_000).unref();
     });
   }
 

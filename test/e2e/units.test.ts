@@ -253,7 +253,9 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       }
       if (has("/units/{uuid}/update")) {
         await panel.getByTestId("push-update").click();
-        await expect.poll(() => panel.getByTestId("update-status").innerText()).toContain("RequestSent");
+        await expect
+          .poll(() => panel.getByTestId("update-status").innerText())
+          .toContain("RequestSent");
         expect(commands.some((c) => c.includes('"COMMAND":"Update"'))).toBe(true);
       }
 
