@@ -8,6 +8,9 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
+    // Most tests wait on servers, brokers and browsers rather than compute: three
+    // files at a time keep both cores busy (the default on 2 cores is one).
+    maxWorkers: 3,
     hookTimeout: 60_000,
     // expect.poll waits for something to happen (a UI update, an MQTT message):
     // on a busy 2-core machine the 1 s default is too short to be a fair wait.
