@@ -3,7 +3,7 @@ import { createFixtureRepo, type FixtureRepo } from "../../test/helpers/git-fixt
 // Units, tokens and edges on a bench server, made through the public API as a user
 // would make them (so every unit has a real token and every link a real edge).
 
-// `any` in this file: API JSON; the suites read the fields they need.
+// biome-ignore lint/suspicious/noExplicitAny: API JSON; the suites read the fields they need.
 export type Json = Record<string, any>;
 
 export async function call(

@@ -46,7 +46,8 @@ describe("search, filters, focus and layout", { timeout: 150_000 }, () => {
       // Only nodes in view are rendered: bring every match into view first.
       await page.getByRole("button", { name: "Zoom to fit" }).click();
       await expect.poll(() => flowNode(page, mine.output.uuid).isVisible()).toBe(true);
-      expect(await flowNode(page, mine.sensor.uuid).isVisible()).toBe(true);
+      // (the zoom animates: wait for the unit to come into view and render)
+      await expect.poll(() => flowNode(page, mine.sensor.uuid).isVisible()).toBe(true);
       expect(await flowNode(page, mine.input.uuid).isVisible()).toBe(false);
     } finally {
       await context.close();
