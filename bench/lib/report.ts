@@ -14,7 +14,8 @@ const rows: Row[] = [];
 
 export function record(row: Row): void {
   rows.push(row);
-  const status = row.met === undefined || row.met === null ? "" : row.met ? "  [goal met]" : "  [GOAL MISSED]";
+  const status =
+    row.met === undefined || row.met === null ? "" : row.met ? "  [goal met]" : "  [GOAL MISSED]";
   const metric = Object.entries(row.metric)
     .map(([k, v]) => `${k}=${v}`)
     .join("  ");
@@ -34,7 +35,8 @@ export function printTable(): void {
     r.met === undefined || r.met === null ? "" : r.met ? "yes" : "NO",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => String(b[i]).length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
   console.log(`\n${line(header)}`);
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const b of body) console.log(line(b));

@@ -2,8 +2,8 @@ import { eq } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import { peekTokenType, verifyUnitToken, verifyUserToken } from "../crypto/tokens.ts";
 import type { Db } from "../db/database.ts";
-import type { EventBus } from "../events.ts";
 import { units, users } from "../db/schema.ts";
+import type { EventBus } from "../events.ts";
 import type { Principal } from "./principal.ts";
 
 export type PrincipalResolver = (token: string) => Promise<Principal | null>;
