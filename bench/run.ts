@@ -1,12 +1,14 @@
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { printTable, writeResults } from "./lib/report.ts";
+import { federationSuite } from "./suites/federation.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
 import { mqttSuite } from "./suites/mqtt.ts";
 import { restSuite } from "./suites/rest.ts";
+import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=mqtt,mass-update
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui
 // runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof).
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -44,6 +46,9 @@ if (wanted("rest")) for (const db of databases) await restSuite(db, seconds);
 const postgresDb = databases[1] as { name: string; url: string };
 if (wanted("mqtt")) await mqttSuite(postgresDb, seconds);
 if (wanted("mass-update")) await massUpdateSuite(postgresDb, seconds);
+if (wanted("federation")) for (const db of databases) await federationSuite(db, seconds);
+// 500 units / 2 000 variables rendered in headless Chromium (needs /usr/bin/chromium).
+if (wanted("ui")) await uiSuite(postgresDb, { units: 500, runs: 3 });
 printTable();
 const file = writeResults({
   started: started.toISOString(),
