@@ -18,5 +18,14 @@ try {
     console.error(err.message);
     process.exit(2);
   }
+  const e = err as NodeJS.ErrnoException & { port?: number };
+  if (e.code === "EADDRINUSE") {
+    // The usual case: another MQTT broker (e.g. Mosquitto) already owns 1883.
+    console.error(
+      `port ${e.port ?? "?"} is already in use by another program; choose another with ` +
+        "PEPEUNIT_HTTP_PORT / PEPEUNIT_MQTT_PORT / PEPEUNIT_MQTTS_PORT",
+    );
+    process.exit(2);
+  }
   throw err;
 }
