@@ -12,7 +12,7 @@ import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "../helpers/database.ts";
 import { createFixtureRepo, type FixtureRepo } from "../helpers/git-fixtures.ts";
 import { type GitHttpServer, startGitHttpServer } from "../helpers/git-http-server.ts";
-import { type ApiClient, createApiClient, createUser } from "../helpers/instance.ts";
+import { type ApiClient, createApiClient, createUser, freePort } from "../helpers/instance.ts";
 
 const USERNAME = "maker";
 const PASSWORD = "s3cret-Pa55word-for-git";
@@ -73,6 +73,8 @@ describe("private repos over HTTP with basic auth", () => {
       PATH: process.env.PATH,
       PEPEUNIT_HTTP_HOST: "127.0.0.1",
       PEPEUNIT_HTTP_PORT: "0",
+      // The broker must not take 1883 (another broker may own it on this machine).
+      PEPEUNIT_MQTT_PORT: String(await freePort()),
       PEPEUNIT_DATA_DIR: path.join(dir, "data"),
       PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
       PEPEUNIT_GIT_ALLOW_LOCAL: "true",
