@@ -185,7 +185,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     }
     const guarded: GuardedConnection = new GuardedConnection(stream, limits, (reason) => {
       const clientId = (guarded as unknown as { client?: Client }).client?.id;
-      log.warn({ clientId, remote, reason }, "mqtt: limit exceeded, disconnecting");
+      log.warn({ clientId, remote, reason }, "mqtt: connection refused, disconnecting");
     });
     guarded.remote = remote;
     sockets.add(guarded);

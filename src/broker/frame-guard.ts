@@ -1,4 +1,5 @@
 import { Duplex } from "node:stream";
+import { connectProtocolLevel, Mqtt5Translator } from "./mqtt5-translator.ts";
 
 // A transport-level guard between a connection and the broker. It reads only the MQTT
 // fixed headers (type + remaining length) as bytes stream by, so it can refuse an
@@ -99,27 +100,70 @@ export class FrameInspector {
 /**
  * Wraps a connection (TCP, TLS or WebSocket stream) for the broker: bytes pass
  * through unchanged until a limit is broken, then the connection is destroyed and
- * `onViolation` told why.
+ * `onViolation` told why. An MQTT 5 client (known from its CONNECT) is translated
+ * to and from 3.1.1 for Aedes (see mqtt5-translator.ts).
+ *
+ * Outgoing bytes are coalesced: mqtt-packet writes a PUBLISH as four or more small
+ * chunks and Aedes delivers each message in its own setImmediate, so the chunks of one
+ * event-loop turn are joined and written to the socket once (one syscall instead of
+ * one per chunk; this is most of the routing cost at high rates). Backpressure still
+ * holds: while the socket wants a drain, write callbacks wait for it.
  */
 export class GuardedConnection extends Duplex {
   /** Where the connection comes from, for logs. */
   remote = "?";
+  /** The client's MQTT protocol level, once its CONNECT arrived (5 means translated). */
+  protocolLevel: number | null = null;
   private readonly inner: Duplex;
   private readonly inspector: FrameInspector;
   private violated = false;
+  /** Bytes before the CONNECT's protocol level is known. */
+  private pending: Buffer | null = Buffer.alloc(0);
+  private translator: Mqtt5Translator | null = null;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private innerFull = false;
+  private readonly heldCallbacks: Array<(err?: Error | null) => void> = [];
 
   constructor(inner: Duplex, limits: FrameLimits, onViolation: (reason: string) => void) {
     super({ allowHalfOpen: false });
     this.inner = inner;
     this.inspector = new FrameInspector(limits);
+    const refuse = (problem: string, quiet = false) => {
+      if (this.violated) return;
+      this.violated = true;
+      if (!quiet) onViolation(problem);
+      this.destroy(quiet ? undefined : new Error(problem));
+    };
     inner.on("data", (chunk: Buffer) => {
       if (this.violated) return;
       const problem = this.inspector.inspect(chunk);
-      if (problem) {
-        this.violated = true;
-        onViolation(problem);
-        this.destroy(new Error(problem));
-        return;
+      if (problem) return refuse(problem);
+      if (this.translator) return this.translator.fromClient(chunk);
+      if (this.pending) {
+        const head = Buffer.concat([this.pending, chunk]);
+        const level = connectProtocolLevel(head);
+        if (level === null) {
+          this.pending = head;
+          return;
+        }
+        this.pending = null;
+        this.protocolLevel = typeof level === "number" ? level : null;
+        if (level === 5) {
+          this.translator = new Mqtt5Translator(
+            {
+              toBroker: (bytes) => {
+                if (!this.push(bytes)) inner.pause();
+              },
+              toClient: (bytes) => this.queueOut(bytes),
+              fail: refuse,
+            },
+            limits.maxPacketBytes,
+          );
+          return this.translator.fromClient(head);
+        }
+        chunk = head;
       }
       if (!this.push(chunk)) inner.pause();
     });
@@ -132,18 +176,53 @@ export class GuardedConnection extends Duplex {
     this.inner.resume();
   }
 
-  override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void) {
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void) {
     if (this.inner.destroyed) return cb(new Error("connection closed"));
-    this.inner.write(chunk, encoding, cb);
+    if (this.translator) this.translator.fromBroker(chunk);
+    else this.queueOut(chunk);
+    if (this.innerFull) this.heldCallbacks.push(cb);
+    else cb();
   }
 
+  private queueOut(bytes: Buffer): void {
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushOut);
+    }
+  }
+
+  private readonly flushOut = (): void => {
+    this.flushScheduled = false;
+    const out = this.out;
+    if (out.length === 0 || this.inner.destroyed) return;
+    const data = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    if (!this.inner.write(data) && !this.innerFull) {
+      this.innerFull = true;
+      this.inner.once("drain", this.releaseHeld);
+    }
+  };
+
+  private readonly releaseHeld = (): void => {
+    this.innerFull = false;
+    for (const cb of this.heldCallbacks.splice(0)) cb();
+  };
+
   override _final(cb: (err?: Error | null) => void): void {
+    this.flushOut();
     this.inner.end();
     cb();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // Whatever was written before the close (e.g. a refusing CONNACK) still goes out.
+    this.flushOut();
+    this.out = [];
     this.inner.destroy();
+    for (const held of this.heldCallbacks.splice(0)) held(err ?? new Error("connection closed"));
     cb(err);
   }
 }
