@@ -5,6 +5,7 @@ import { cachePrincipals, createPrincipalResolver } from "./access/resolve-princ
 import { type Broker, createBroker } from "./broker/broker.ts";
 import { startCommandListeners } from "./commands/command-listeners.ts";
 import type { Config } from "./config.ts";
+import { verifyEncryptKey } from "./crypto/key-check.ts";
 import { createDatabase, type Database } from "./db/database.ts";
 import { createEventBus } from "./events.ts";
 import { createFederationService } from "./federation/federation.service.ts";
@@ -44,6 +45,12 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       url: config.databaseUrl,
       pgliteDir: `${config.dataDir}/pglite`,
     }));
+  try {
+    await verifyEncryptKey(database.db, config.encryptKey);
+  } catch (err) {
+    if (!opts.database) await database.close();
+    throw err;
+  }
   const events = createEventBus();
   const base = {
     config,

@@ -32,6 +32,8 @@ export type UpdateStatus = "RequestSent" | "Success" | "Error";
 export const instanceSettings = pgTable("instance_settings", {
   id: integer("id").primaryKey().default(1),
   registrationMode: text("registration_mode").$type<RegistrationMode>().notNull().default("Open"),
+  /** A known text encrypted with PEPEUNIT_ENCRYPT_KEY: proves at start-up that the key fits. */
+  keyCheck: text("key_check"),
   updatedAt: updatedAt(),
 });
 
