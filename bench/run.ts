@@ -9,7 +9,8 @@ import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
 // BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui
-// runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof).
+// runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
+// BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const only = process.env.BENCH_SUITES?.split(",").map((s) => s.trim());

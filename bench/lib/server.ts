@@ -15,6 +15,8 @@ export type BenchServer = {
   env: Record<string, string>;
   /** Where `node --cpu-prof` writes the server's profile on stop (when profiling). */
   cpuProfDir: string | null;
+  /** The inspector port, when started with `inspect: true` (see inspector.ts). */
+  inspectPort: number | null;
   stop(): Promise<void>;
 };
 
@@ -40,13 +42,19 @@ export async function startBenchServer(opts: {
   databaseUrl?: string;
   env?: Record<string, string>;
   cpuProfile?: boolean;
+  /** Opens the inspector on a loopback port, for forced garbage collections. */
+  inspect?: boolean;
 }): Promise<BenchServer> {
   const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-bench-"));
   const profile = opts.cpuProfile ?? ["1", "true"].includes(process.env.BENCH_CPU_PROF ?? "");
   const cpuProfDir = profile ? path.join(dir, "cpu-prof") : null;
   const nodeArgs = cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [];
+  // BENCH_SERVER_NODE_ARGS: extra node flags for every bench server (e.g. --trace-gc).
+  nodeArgs.push(...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean));
   const port = await freePort();
   const mqttPort = await freePort();
+  const inspectPort = opts.inspect ? await freePort() : null;
+  if (inspectPort) nodeArgs.push(`--inspect=127.0.0.1:${inspectPort}`);
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     PEPEUNIT_HTTP_HOST: "127.0.0.1",
@@ -85,6 +93,7 @@ export async function startBenchServer(opts: {
     dir,
     env,
     cpuProfDir,
+    inspectPort,
     stop: () =>
       new Promise((resolve) => {
         child.once("exit", () => resolve());

@@ -10,6 +10,7 @@ import {
   type ProfileWindow,
   printProfile,
 } from "../lib/cpu-profile.ts";
+import { connectInspector } from "../lib/inspector.ts";
 import { type ReferenceBroker, startMosquitto } from "../lib/mosquitto.ts";
 import { processStats } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
@@ -42,10 +43,16 @@ function createFleet(dirs: string[], mqttUrl: string, httpBaseUrl: string): Simu
 
 /** Units that connect first, so one-time lazy costs (caches, JIT) stay out of "per unit". */
 const WARM_UP = 20;
+/** The rest of the fleet connects in this many equal steps; RSS is read after each. */
+const STEPS = 4;
+/** Quiet time after each step before RSS is read (after a forced full GC where possible). */
+const SETTLE_MS = 4000;
 
 type IdleCost = {
-  /** RSS grown from the warmed-up broker to the whole fleet, scaled to 1 000 units. */
+  /** Slope of RSS over connected units (least squares over the steps), per 1 000 units. */
   rssMbPer1k: number;
+  /** RSS grown from the warmed-up broker to the whole fleet, scaled to 1 000 units. */
+  deltaRssMbPer1k: number;
   /** RSS grown from no unit at all to the whole fleet, scaled to 1 000 units. */
   totalRssMbPer1k: number;
   cpuSecPerMinPer1k: number;
@@ -53,36 +60,67 @@ type IdleCost = {
   rssMb: number;
 };
 
+/** Least-squares slope of y over x. */
+function slope(points: Array<[number, number]>): number {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den ? num / den : 0;
+}
+
 /**
- * Connects the fleet (a warm-up batch first), lets it settle, then reads the broker's
- * RSS and its CPU-seconds over `idleSeconds` of idleness (units send their state every
- * PU_STATE_SEND_INTERVAL, 60 s, as devices do).
+ * Connects the fleet (a warm-up batch, then STEPS equal steps, each followed by a quiet
+ * settle and an RSS reading), then reads the broker's CPU-seconds over `idleSeconds` of
+ * idleness (units send their state every PU_STATE_SEND_INTERVAL, 60 s, as devices do).
+ * The per-unit figure is the slope of RSS over the steps: what one more connected unit
+ * costs, without the one-time growth of the heap during the first connection burst.
+ * `collectGarbage` (the Pepeunit server, through its inspector) runs before each reading,
+ * so the readings hold live memory, not whatever garbage was waiting for the next GC.
  */
 async function idleFleet(
   pid: number,
   sims: SimulatedUnit[],
   idleSeconds: number,
+  collectGarbage: () => Promise<void> = async () => {},
 ): Promise<IdleCost> {
-  const empty = processStats(pid).rssBytes;
+  const rss = async () => {
+    await collectGarbage();
+    await sleep(500);
+    return processStats(pid).rssBytes;
+  };
+  const empty = await rss();
   await pool(sims.slice(0, WARM_UP), 20, (s) => s.start());
   await sleep(2000);
-  const warm = processStats(pid).rssBytes;
-  const t = performance.now();
-  await pool(sims.slice(WARM_UP), 50, (s) => s.start());
-  const connectS = (performance.now() - t) / 1000;
-  await sleep(3000);
+  const warm = await rss();
+  const points: Array<[number, number]> = [[WARM_UP, warm]];
+  const rest = sims.slice(WARM_UP);
+  const per = Math.ceil(rest.length / STEPS);
+  let connectMs = 0;
+  for (let i = 0; i < rest.length; i += per) {
+    const t = performance.now();
+    await pool(rest.slice(i, i + per), 50, (s) => s.start());
+    connectMs += performance.now() - t;
+    await sleep(SETTLE_MS);
+    points.push([WARM_UP + Math.min(i + per, rest.length), await rss()]);
+  }
   const a = processStats(pid);
   await sleep(idleSeconds * 1000);
-  const b = processStats(pid);
-  const scale = (bytes: number, units: number) =>
-    Math.round((bytes / MB) * (1000 / units) * 10) / 10;
+  const b = { ...processStats(pid), rssBytes: await rss() };
+  const perK = (mb: number) => Math.round(mb * 1000 * 10) / 10;
   return {
-    rssMbPer1k: scale(b.rssBytes - warm, sims.length - WARM_UP),
-    totalRssMbPer1k: scale(b.rssBytes - empty, sims.length),
+    rssMbPer1k: perK(slope(points) / MB),
+    deltaRssMbPer1k: perK((b.rssBytes - warm) / MB / (sims.length - WARM_UP)),
+    totalRssMbPer1k: perK((b.rssBytes - empty) / MB / sims.length),
     cpuSecPerMinPer1k:
       Math.round(((b.cpuSeconds - a.cpuSeconds) / idleSeconds) * 60 * (1000 / sims.length) * 100) /
       100,
-    connectS: Math.round(connectS * 10) / 10,
+    connectS: Math.round(connectMs / 100) / 10,
     rssMb: Math.round(b.rssBytes / MB),
   };
 }
@@ -104,7 +142,8 @@ export async function massUpdateSuite(
   console.log(
     `\n# Fleet of ${fleet} simulated units on ${database.name}: idle cost and mass update`,
   );
-  const server = await startBenchServer({ databaseUrl: database.url });
+  const server = await startBenchServer({ databaseUrl: database.url, inspect: true });
+  const inspector = await connectInspector(server.inspectPort as number);
   const root = await mkdtemp(path.join(tmpdir(), "pepeunit-bench-fleet-"));
   let sims: SimulatedUnit[] = [];
   let mosquitto: ReferenceBroker | null = null;
@@ -130,10 +169,10 @@ export async function massUpdateSuite(
     await sleep(2000);
     phaseStart = monotonicUs();
     sims = createFleet(dirs, `mqtt://127.0.0.1:${server.mqttPort}`, server.url);
-    const pepIdle = await idleFleet(server.pid, sims, idleSeconds);
+    const pepIdle = await idleFleet(server.pid, sims, idleSeconds, inspector.collectGarbage);
     endPhase(`connecting ${fleet} units, then idle`);
     console.log(
-      `  ${fleet} units connected in ${pepIdle.connectS} s; idle: +${pepIdle.rssMbPer1k} MB RSS per 1 000 units (+${pepIdle.totalRssMbPer1k} from none), ${pepIdle.cpuSecPerMinPer1k} cpu-s/min per 1 000 units`,
+      `  ${fleet} units connected in ${pepIdle.connectS} s; idle: ${pepIdle.rssMbPer1k} MB RSS per 1 000 units (slope; +${pepIdle.deltaRssMbPer1k} warm→all, +${pepIdle.totalRssMbPer1k} from none), ${pepIdle.cpuSecPerMinPer1k} cpu-s/min per 1 000 units`,
     );
 
     // --- the mass update
@@ -256,7 +295,7 @@ export async function massUpdateSuite(
       sims = createFleet(dirs, `mqtt://127.0.0.1:${mosquitto.port}`, server.url);
       mosIdle = await idleFleet(mosquitto.pid, sims, idleSeconds);
       console.log(
-        `  mosquitto: connected in ${mosIdle.connectS} s; idle: +${mosIdle.rssMbPer1k} MB RSS per 1 000 units (+${mosIdle.totalRssMbPer1k} from none), ${mosIdle.cpuSecPerMinPer1k} cpu-s/min per 1 000 units`,
+        `  mosquitto: connected in ${mosIdle.connectS} s; idle: ${mosIdle.rssMbPer1k} MB RSS per 1 000 units (slope; +${mosIdle.deltaRssMbPer1k} warm→all, +${mosIdle.totalRssMbPer1k} from none), ${mosIdle.cpuSecPerMinPer1k} cpu-s/min per 1 000 units`,
       );
       await pool(sims, 100, (s) => s.stop());
       sims = [];
@@ -268,7 +307,8 @@ export async function massUpdateSuite(
       case: `${fleet} connected idle units: server cost`,
       database: database.name,
       metric: {
-        "rss MB/1k units": pepIdle.rssMbPer1k,
+        "rss MB/1k units (slope)": pepIdle.rssMbPer1k,
+        "rss MB/1k warm→all": pepIdle.deltaRssMbPer1k,
         "rss MB/1k from none": pepIdle.totalRssMbPer1k,
         "cpu-s/min per 1k": pepIdle.cpuSecPerMinPer1k,
         "connect s": pepIdle.connectS,
@@ -283,6 +323,7 @@ export async function massUpdateSuite(
   } finally {
     await pool(sims, 100, (s) => s.stop().catch(() => {}));
     await mosquitto?.stop();
+    inspector.close();
     await server.stop();
     await rm(root, { recursive: true, force: true });
   }

@@ -28,7 +28,7 @@ const FANOUT = 100;
 const RATE_STEPS = [
   2_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 150_000, 200_000,
 ];
-/** A rate is sustained when nothing is lost and the backlog stays bounded (p99 under this). */
+/** Sustained: every message arrived (at most 3 s after the step) and the backlog stayed bounded (p99 under this). */
 const SUSTAINED_P99_MS = 100;
 const MAGIC = 0x70657065;
 
@@ -160,12 +160,14 @@ async function maxSustained(
     const r = await flow(target, senders, receivers, rate, stepSeconds);
     const ok = r.lost === 0 && (r.p99 ?? Infinity) < SUSTAINED_P99_MS;
     console.log(
-      `    ${target.name} @ ${rate} msg/s: sent ${r.sent} lost ${r.lost} p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms, cpu: server ${r.serverCpu}% generator ${r.generatorCpu}%${ok ? "" : "  <- not sustained"}`,
+      `    ${target.name} @ ${rate} msg/s: sent ${r.sent} undelivered ${r.lost} p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms, cpu: server ${r.serverCpu}% generator ${r.generatorCpu}%${ok ? "" : "  <- not sustained"}`,
     );
     // A generator near a full core of its own is the limit, whatever the broker could do.
     const generatorBound = r.generatorCpu >= 90;
     if (!ok) {
-      const why = r.lost ? `loss at ${rate}` : `p99 ${ms(r.p99)} ms at ${rate}`;
+      const why = r.lost
+        ? `${r.lost} undelivered 3 s after ${rate}/s`
+        : `p99 ${ms(r.p99)} ms at ${rate}/s`;
       return { rate: best, limitedBy: generatorBound ? `load generator (${why})` : why, last: r };
     }
     best = rate;
@@ -221,7 +223,8 @@ type Measured = {
   latency: FlowResult;
   sustained: { rate: number; limitedBy: string; last: FlowResult | null };
   unitFan: FanResult;
-  instanceFan: FanResult | null;
+  instanceFan: FanResult;
+  restFan: FanResult | null;
 };
 
 export async function mqttSuite(
@@ -283,9 +286,12 @@ export async function mqttSuite(
         encoder: new PublishEncoder((senders[i] as BenchUnit).topic("Output", OUT), 20),
       }));
 
+      // Three seconds at the same rate first (both brokers), so JIT warm-up and the collection
+      // of the garbage left by connecting the clients are not counted as routing latency.
+      await flow(target, pairs.slice(0, 1), recvClients.slice(0, 1), 1000, 3);
       const latency = await flow(target, pairs.slice(0, 1), recvClients.slice(0, 1), 1000, seconds);
       console.log(
-        `    1 pair @ 1000 msg/s: p50 ${ms(latency.p50)} ms p99 ${ms(latency.p99)} ms lost ${latency.lost}`,
+        `    1 pair @ 1000 msg/s: p50 ${ms(latency.p50)} ms p99 ${ms(latency.p99)} ms undelivered ${latency.lost}`,
       );
       const sustained = await phase(target, "routing at stepped rates", () =>
         maxSustained(target, pairs, recvClients, stepSeconds),
@@ -301,62 +307,54 @@ export async function mqttSuite(
         `    1 unit -> ${FANOUT} units: p50 ${ms(unitFan.p50)} ms p99 ${ms(unitFan.p99)} ms (${unitFan.complete}/${unitFan.rounds} complete)`,
       );
 
-      // Instance → 100 units: Pepeunit publishes a value into each unit's input through
-      // its API (PATCH /unit_nodes/set_state_input/{input}, 100 requests at once);
-      // Mosquitto's equivalent is one client publishing the 100 messages.
+      // Instance → 100 units, two ways. (a) A tool or the web UI logged in with the
+      // user's JWT publishes into each unit's input over MQTT (authorized per packet as
+      // that user); Mosquitto's equivalent is one client publishing the 100 messages.
+      // (b) The same through the REST API (PATCH /unit_nodes/set_state_input/{input},
+      // 100 requests at once): reported for what an HTTP integration sees, no ratio goal.
       const inputs = fanReceivers.map((u) => ({
         topic: u.topic("Input", IN),
         node: u.nodeUuid("Input", IN),
       }));
-      const instanceRounds = Math.max(10, Math.min(40, seconds * 2));
-      let instanceFan: FanResult | null = null;
+      const instanceRounds = Math.max(50, Math.min(300, seconds * 20));
+      const publisher = await LeanClient.connect({
+        port: target.port,
+        clientId: `bench-instance-${target.name}`,
+        ...(target.name === "pepeunit" ? { username: world.token } : {}),
+      });
+      clients.push(publisher);
+      const inputEncoders = inputs.map((i) => i.topic);
+      const instanceFan = await phase(target, "user client → 100 unit inputs", () =>
+        fanout(fanRecvClients, instanceRounds, (tag) => {
+          for (const topic of inputEncoders) publisher.publish(topic, tag);
+        }),
+      );
+      console.log(
+        `    instance (user client) -> ${FANOUT} units: p50 ${ms(instanceFan.p50)} ms p99 ${ms(instanceFan.p99)} ms (${instanceFan.complete}/${instanceFan.rounds} complete)`,
+      );
+      let restFan: FanResult | null = null;
       if (target.name === "pepeunit") {
-        const probe = await fetch(
-          `${server.url}/pepeunit/api/v1/unit_nodes/set_state_input/${inputs[0]?.node}`,
-          {
-            method: "PATCH",
-            headers: { "content-type": "application/json", "x-auth-token": world.token },
-            body: JSON.stringify({ state: "probe" }),
-          },
-        );
-        if (probe.status === 200) {
-          instanceFan = await phase(target, "instance → 100 units via set_state_input", () =>
-            fanout(fanRecvClients, instanceRounds, async (tag) => {
-              await Promise.all(
-                inputs.map((i) =>
-                  call(
-                    server.url,
-                    "PATCH",
-                    `/unit_nodes/set_state_input/${i.node}`,
-                    { state: tag },
-                    world.token,
-                  ),
+        restFan = await phase(target, "instance → 100 units via set_state_input", () =>
+          fanout(fanRecvClients, Math.max(10, Math.min(40, seconds * 2)), async (tag) => {
+            await Promise.all(
+              inputs.map((i) =>
+                call(
+                  server.url,
+                  "PATCH",
+                  `/unit_nodes/set_state_input/${i.node}`,
+                  { state: tag },
+                  world.token,
                 ),
-              );
-            }),
-          );
-        } else {
-          console.log(
-            `    set_state_input answered ${probe.status}: instance -> ${FANOUT} units skipped`,
-          );
-        }
-      } else {
-        const publisher = await LeanClient.connect({
-          port: target.port,
-          clientId: "bench-instance",
-        });
-        clients.push(publisher);
-        instanceFan = await fanout(fanRecvClients, instanceRounds, (tag) => {
-          for (const i of inputs) publisher.publish(i.topic, tag);
-        });
-      }
-      if (instanceFan) {
+              ),
+            );
+          }),
+        );
         console.log(
-          `    instance -> ${FANOUT} units: p50 ${ms(instanceFan.p50)} ms p99 ${ms(instanceFan.p99)} ms (${instanceFan.complete}/${instanceFan.rounds} complete)`,
+          `    instance (REST set_state_input x${FANOUT}) -> ${FANOUT} units: p50 ${ms(restFan.p50)} ms p99 ${ms(restFan.p99)} ms (${restFan.complete}/${restFan.rounds} complete)`,
         );
       }
       for (const c of clients.splice(0)) c.close();
-      return { latency, sustained, unitFan, instanceFan };
+      return { latency, sustained, unitFan, instanceFan, restFan };
     };
 
     const pep = await measure({ name: "pepeunit", port: server.mqttPort, pid: server.pid });
@@ -382,7 +380,7 @@ export async function mqttSuite(
         "mosquitto p99 ms": ms(mos?.latency.p99 ?? null),
         "× p50": ratio(pep.latency.p50, mos?.latency.p50 ?? null),
         "× p99": ratio(pep.latency.p99, mos?.latency.p99 ?? null),
-        lost: pep.latency.lost,
+        undelivered: pep.latency.lost,
       },
       goal: "p50 and p99 ≤ 3× Mosquitto",
       met: bothWithin(pep.latency, mos?.latency),
@@ -418,23 +416,35 @@ export async function mqttSuite(
       goal: "p50 and p99 ≤ 3× Mosquitto",
       met: bothWithin(pep.unitFan, mos?.unitFan),
     });
-    if (pep.instanceFan) {
+    record({
+      suite: "mqtt",
+      case: `instance → ${FANOUT} units (user-JWT client publishes into their inputs), time to last`,
+      database: database.name,
+      metric: {
+        "p50 ms": ms(pep.instanceFan.p50),
+        "p99 ms": ms(pep.instanceFan.p99),
+        "mosquitto p50 ms": ms(mos?.instanceFan.p50 ?? null),
+        "mosquitto p99 ms": ms(mos?.instanceFan.p99 ?? null),
+        "× p50": ratio(pep.instanceFan.p50, mos?.instanceFan.p50 ?? null),
+        "× p99": ratio(pep.instanceFan.p99, mos?.instanceFan.p99 ?? null),
+        incomplete: pep.instanceFan.rounds - pep.instanceFan.complete,
+      },
+      goal: "p50 and p99 ≤ 3× Mosquitto",
+      met: bothWithin(pep.instanceFan, mos?.instanceFan),
+    });
+    if (pep.restFan) {
       record({
         suite: "mqtt",
-        case: `instance → ${FANOUT} units (100× set_state_input), time to last`,
+        case: `instance → ${FANOUT} units (100 concurrent REST set_state_input), time to last`,
         database: database.name,
         metric: {
-          "p50 ms": ms(pep.instanceFan.p50),
-          "p99 ms": ms(pep.instanceFan.p99),
-          "mosquitto p50 ms": ms(mos?.instanceFan?.p50 ?? null),
-          "mosquitto p99 ms": ms(mos?.instanceFan?.p99 ?? null),
-          "× p50": ratio(pep.instanceFan.p50, mos?.instanceFan?.p50 ?? null),
-          "× p99": ratio(pep.instanceFan.p99, mos?.instanceFan?.p99 ?? null),
-          incomplete: pep.instanceFan.rounds - pep.instanceFan.complete,
+          "p50 ms": ms(pep.restFan.p50),
+          "p99 ms": ms(pep.restFan.p99),
+          incomplete: pep.restFan.rounds - pep.restFan.complete,
           "server rss MB": Math.round(stats.rssBytes / 2 ** 20),
         },
-        goal: "p50 and p99 ≤ 3× Mosquitto (Pepeunit side includes 100 HTTP requests)",
-        met: bothWithin(pep.instanceFan, mos?.instanceFan),
+        goal: "reported (100 HTTP requests; no Mosquitto equivalent)",
+        met: null,
       });
     }
   } finally {
