@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -84,6 +85,36 @@ export const repos = pgTable(
     index("repos_creator_idx").on(t.creatorUuid),
     index("repos_next_sync_idx").on(t.nextSyncAt),
   ],
+);
+
+/**
+ * Mass update jobs (src/ota/update-jobs.ts), saved as they progress so a restart
+ * resumes the waves where they were: the units not sent yet and those awaited.
+ */
+export const updateJobs = pgTable(
+  "update_jobs",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    repoUuid: uuid("repo_uuid")
+      .notNull()
+      .references(() => repos.uuid, { onDelete: "cascade" }),
+    creatorUuid: uuid("creator_uuid"),
+    kind: text("kind").$type<"Manual" | "Automatic">().notNull(),
+    maxInFlight: integer("max_in_flight").notNull(),
+    failureRatioStop: doublePrecision("failure_ratio_stop").notNull(),
+    total: integer("total").notNull(),
+    sent: integer("sent").notNull(),
+    succeeded: integer("succeeded").notNull(),
+    failed: integer("failed").notNull(),
+    queue: jsonb("queue").$type<string[]>().notNull(),
+    inFlight: jsonb("in_flight").$type<string[]>().notNull(),
+    status: text("status").$type<"Running" | "Stopped" | "Finished">().notNull(),
+    stoppedReason: text("stopped_reason"),
+    failures: jsonb("failures").$type<Array<{ unitUuid: string; error: string }>>().notNull(),
+    createdAt: createdAt(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [index("update_jobs_repo_idx").on(t.repoUuid, t.createdAt)],
 );
 
 export const units = pgTable(

@@ -131,7 +131,7 @@ export function repoUpdateRoutes(deps: AppDeps) {
           ),
         )
         .orderBy(asc(units.createdAt), asc(units.uuid));
-      const job = otaOf(deps).startMassUpdate({
+      const job = await otaOf(deps).startMassUpdate({
         repoUuid: repo.uuid,
         creatorUuid: user.uuid,
         kind: "Manual",

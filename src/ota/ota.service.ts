@@ -7,6 +7,7 @@ import type { AppDeps } from "../http/types.ts";
 import type { UnitEnv } from "../units/unit-env.ts";
 import { changeUnitVersion, type VersionTarget } from "../units/unit-version.service.ts";
 import { findRepo, findUnit, type UnitRow } from "../units/units.store.ts";
+import { loadUpdateJobs, saveUpdateJob, updateStatusOf } from "./update-jobs.store.ts";
 import {
   createUpdateJobs,
   type JobKind,
@@ -46,7 +47,8 @@ export type OtaService = {
   requestUpdate(unitUuid: string): Promise<RequestResult>;
   /** Moves the unit to `target` first (when given), then sends Update. HttpErrors for a bad target. */
   updateUnit(unitUuid: string, target: VersionTarget | null): Promise<RequestResult>;
-  startMassUpdate(input: MassUpdateInput): UpdateJob;
+  /** Resolves once the job is saved (a restart resumes it). */
+  startMassUpdate(input: MassUpdateInput): Promise<UpdateJob>;
   job(uuid: string): UpdateJob | undefined;
   jobsOfRepo(repoUuid: string): UpdateJob[];
 };
@@ -160,7 +162,11 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     }
   }
 
-  const jobs = createUpdateJobs({ send: sendForJob, log });
+  const jobs = createUpdateJobs({
+    send: sendForJob,
+    persist: (job) => saveUpdateJob(db, job),
+    log,
+  });
   tracker.onOutcome((o) => jobs.outcome(o));
 
   /** The repo's default branch moved: every unit following the repo gets the new head. */
@@ -174,7 +180,7 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
       .orderBy(asc(units.createdAt), asc(units.uuid));
     if (!followers.length) return;
     jobs.supersede(repoUuid, "Automatic", "superseded: the default branch moved again");
-    const job = jobs.start({
+    const job = await jobs.start({
       repoUuid,
       creatorUuid: null,
       kind: "Automatic",
@@ -208,6 +214,8 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     async start() {
       events.on("repo.synced", onSynced);
       events.on("unit.deleted", onDeleted);
+      // Jobs first: the tracker's outcomes for re-armed units go to the jobs awaiting them.
+      await jobs.restore(await loadUpdateJobs(db), (uuids) => updateStatusOf(db, uuids));
       await tracker.restore(windowOf);
     },
     async stop() {

@@ -1,12 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { MAX_JOBS_KEPT } from "./update-jobs.store.ts";
 import type { UpdateOutcome } from "./update-tracker.ts";
 
 // Mass updates (device-protocol §7 at fleet scale): the units of a repo are sent
 // Update in waves — at most max_in_flight wait for their state at once — and sending
 // stops when the failure ratio passes the job's threshold, so a broken version does
-// not brick the whole fleet. Jobs live in memory (the per-unit status is in the
-// database and survives a restart; the wave bookkeeping does not).
+// not brick the whole fleet. Jobs run in memory and are saved as they progress
+// (`persist`, a moment after each change, and before start() answers); restore()
+// takes them back after a restart and resumes the running ones.
 
 export type JobKind = "Manual" | "Automatic";
 export type JobStatus = "Running" | "Stopped" | "Finished";
@@ -53,7 +55,16 @@ export type StartJobInput = {
 };
 
 export type UpdateJobs = {
-  start(input: StartJobInput): UpdateJob;
+  /** Starts a job; resolves once it is saved. */
+  start(input: StartJobInput): Promise<UpdateJob>;
+  /**
+   * Takes back saved jobs after a restart (oldest first) and resumes the running ones;
+   * `statusOf` reads the current update status of the units they were waiting for.
+   */
+  restore(
+    stored: Array<Omit<UpdateJob, "pumping">>,
+    statusOf: (unitUuids: string[]) => Promise<Map<string, UnitUpdateStatus>>,
+  ): Promise<void>;
   get(uuid: string): UpdateJob | undefined;
   /** The kept jobs of a repo, newest first. */
   ofRepo(repoUuid: string): UpdateJob[];
@@ -67,10 +78,16 @@ export type UpdateJobs = {
 };
 
 const MAX_FAILURES_KEPT = 100;
-const MAX_JOBS_KEPT = 200;
+/** Changes of a job within this time are saved together. */
+const SAVE_DELAY_MS = 100;
+
+/** A restored job's awaited unit, as the database has it now (absent: the unit is gone). */
+export type UnitUpdateStatus = { status: string | null; error: string | null };
 
 export function createUpdateJobs(deps: {
   send(unitUuid: string, job: UpdateJob): Promise<JobSendResult>;
+  /** Saves a job; a failure of start()'s first save fails start(). */
+  persist?: (job: UpdateJob) => Promise<void>;
   log: Logger;
 }): UpdateJobs {
   const jobs = new Map<string, UpdateJob>();
@@ -78,12 +95,39 @@ export function createUpdateJobs(deps: {
   const owner = new Map<string, UpdateJob>();
   const pumps = new Set<Promise<void>>();
   let stopped = false;
+  const dirty = new Set<UpdateJob>();
+  let saveTimer: NodeJS.Timeout | null = null;
+  let saving: Promise<void> = Promise.resolve();
+
+  /** Saves the changed jobs one after the other, each as it is when its turn comes. */
+  function saveDirty(): Promise<void> {
+    if (saveTimer) clearTimeout(saveTimer);
+    saveTimer = null;
+    const persist = deps.persist;
+    const batch = [...dirty];
+    dirty.clear();
+    if (!persist) return saving;
+    for (const job of batch) {
+      saving = saving.then(() =>
+        persist(job).catch((err: unknown) =>
+          deps.log.error({ err, job: job.uuid }, "ota: saving a job failed"),
+        ),
+      );
+    }
+    return saving;
+  }
+
+  function changed(job: UpdateJob) {
+    dirty.add(job);
+    saveTimer ??= setTimeout(() => void saveDirty(), SAVE_DELAY_MS);
+  }
 
   function finishIfDone(job: UpdateJob) {
     if (job.finishedAt || job.inFlight.size) return;
     if (job.status === "Running" && job.queue.length) return;
     if (job.status === "Running") job.status = "Finished";
     job.finishedAt = new Date();
+    changed(job);
   }
 
   function record(job: UpdateJob, unitUuid: string, status: "Success" | "Error", error: string) {
@@ -106,6 +150,7 @@ export function createUpdateJobs(deps: {
         `ota: job stopped: ${job.stoppedReason}`,
       );
     }
+    changed(job);
     schedulePump(job);
     finishIfDone(job);
   }
@@ -139,6 +184,7 @@ export function createUpdateJobs(deps: {
           record(job, unitUuid, "Error", result.error);
         }
         // RequestSent: the tracker's outcome (maybe already in) settles it.
+        changed(job);
       }
     } finally {
       job.pumping = false;
@@ -163,7 +209,7 @@ export function createUpdateJobs(deps: {
   }
 
   return {
-    start(input) {
+    async start(input) {
       const job: UpdateJob = {
         uuid: randomUUID(),
         repoUuid: input.repoUuid,
@@ -185,10 +231,46 @@ export function createUpdateJobs(deps: {
         pumping: false,
       };
       jobs.set(job.uuid, job);
+      // Saved before anyone is told the job exists, so a restart cannot lose it.
+      try {
+        await deps.persist?.(job);
+      } catch (err) {
+        jobs.delete(job.uuid);
+        throw err;
+      }
       forget();
       finishIfDone(job);
       schedulePump(job);
       return job;
+    },
+    async restore(stored, statusOf) {
+      for (const saved of stored) {
+        const job: UpdateJob = { ...saved, inFlight: new Set(saved.inFlight), pumping: false };
+        jobs.set(job.uuid, job);
+      }
+      const running = [...jobs.values()].filter((j) => j.status === "Running");
+      const awaited = await statusOf(running.flatMap((j) => [...j.inFlight]));
+      for (const job of running) {
+        for (const unitUuid of [...job.inFlight]) {
+          const now = awaited.get(unitUuid);
+          if (!now) {
+            // Deleted while the instance was down: leaves the job without counting.
+            job.inFlight.delete(unitUuid);
+            job.sent--;
+            job.total--;
+            changed(job);
+          } else if (now.status === "RequestSent") {
+            // Re-armed by the tracker, whose outcome comes back through outcome().
+            owner.set(unitUuid, job);
+          } else if (now.status === "Success") {
+            record(job, unitUuid, "Success", "");
+          } else {
+            record(job, unitUuid, "Error", now.error ?? "update status lost in a restart");
+          }
+        }
+        schedulePump(job);
+        finishIfDone(job);
+      }
     },
     get: (uuid) => jobs.get(uuid),
     ofRepo: (repoUuid) => [...jobs.values()].filter((j) => j.repoUuid === repoUuid).reverse(),
@@ -201,6 +283,7 @@ export function createUpdateJobs(deps: {
         for (const unitUuid of job.inFlight)
           if (owner.get(unitUuid) === job) owner.delete(unitUuid);
         job.inFlight.clear();
+        changed(job);
         finishIfDone(job);
       }
     },
@@ -214,12 +297,14 @@ export function createUpdateJobs(deps: {
       owner.delete(unitUuid);
       job.sent--;
       job.total--;
+      changed(job);
       schedulePump(job);
       finishIfDone(job);
     },
     async stop() {
       stopped = true;
       await Promise.all([...pumps]);
+      await saveDirty();
     },
   };
 }

@@ -210,7 +210,7 @@ export type WorldUnit = {
 };
 
 export async function makeUnit(
-  inst: TestInstance,
+  inst: Pick<TestInstance, "api">,
   ownerToken: string,
   repoUuid: string,
   overrides: object = {},
@@ -249,7 +249,7 @@ export type World = {
   repoUuid: string;
 };
 
-export async function makeWorld(inst: TestInstance): Promise<World> {
+export async function makeWorld(inst: Pick<TestInstance, "api">): Promise<World> {
   const admin = await createUser(inst.api, "admin");
   const bob = await createUser(inst.api, "bob");
   const fixture = createFixtureRepo();

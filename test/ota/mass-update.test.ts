@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  connectClient,
   eventually,
   makeUnit,
   makeWorld,
@@ -9,6 +8,7 @@ import {
   type WorldUnit,
 } from "../broker/mqtt-helpers.ts";
 import { createUser, startTestInstance, type TestInstance } from "../helpers/instance.ts";
+import { answeringDevice } from "./ota-helpers.ts";
 
 // POST /repos/{uuid}/update_units: the units of a repo are sent Update in waves and the
 // job stops sending once too many fail. Bob's ten devices answer every Update with a
@@ -16,23 +16,6 @@ import { createUser, startTestInstance, type TestInstance } from "../helpers/ins
 
 const ANSWERING = 10;
 const SILENT = 10;
-
-/** A device that reports the sha of every Update it receives, as a real one would after updating. */
-async function answeringDevice(inst: TestInstance, unit: WorldUnit): Promise<TestClient> {
-  const client = await connectClient(inst.mqttUrl, unit.token, { clientId: unit.uuid });
-  const updateTopic = unit.base("input_base_topic", "update/pepeunit");
-  client.on("message", (topic, payload) => {
-    if (topic !== updateTopic) return;
-    const sha = JSON.parse(payload.toString()).PU_COMMIT_VERSION;
-    client.publish(
-      unit.base("output_base_topic", "state/pepeunit"),
-      JSON.stringify({ millis: 1, pu_commit_version: sha }),
-      { qos: 1 },
-    );
-  });
-  await client.subscribeAsync(updateTopic, { qos: 1 });
-  return client;
-}
 
 describe("mass update of a repo's units", () => {
   let inst: TestInstance;
