@@ -252,6 +252,8 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
   function listener<T extends Activity>(
     name: string,
     handle: (ctx: InboxContext<void>, activity: T, domain: string) => Promise<void>,
+    /** Fail the delivery so it is retried (readings not yet published must come again). */
+    opts: { retryOnError?: boolean } = {},
   ) {
     return async (ctx: InboxContext<void>, activity: T) => {
       const actorId = activity.actorId;
@@ -276,6 +278,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
           { err: errorText(err), activity: activity.id.href },
           `federation: handling ${name} failed`,
         );
+        if (opts.retryOnError) throw err;
       }
     };
   }
@@ -429,12 +432,16 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
     )
     .on(
       Add,
-      listener<Add>("Add", async (_ctx, add) => {
-        // Readings: parsed from the activity's JSON by the generated vocabulary classes.
-        const readings = await parseBatch(await add.toJsonLd());
-        if (!readings) return;
-        await relay.apply(readings, (add.actorId as URL).origin);
-      }),
+      listener<Add>(
+        "Add",
+        async (_ctx, add) => {
+          // Readings: parsed from the activity's JSON by the generated vocabulary classes.
+          const readings = await parseBatch(await add.toJsonLd());
+          if (!readings) return;
+          await relay.apply(readings, (add.actorId as URL).origin);
+        },
+        { retryOnError: true },
+      ),
     )
     .onError((_ctx, err) => log.warn({ err: errorText(err) }, "federation: inbox error"));
 

@@ -143,6 +143,30 @@ export function createRelay(
     );
   }
 
+  let applying: Promise<unknown> = Promise.resolve();
+  async function applyNow(readings: IncomingReading[], senderOrigin: string): Promise<number> {
+    let relayed = 0;
+    for (const r of readings) {
+      if (r.variable.origin !== senderOrigin) continue; // only the home instance speaks for its outputs
+      const a = edges.active.get(r.variable.href);
+      if (!a || r.sequence <= a.lastSequence) continue;
+      try {
+        await core.deps.broker.publish(a.topic, r.payload);
+      } catch (err) {
+        // Not applied (e.g. the broker is closing for a restart): the request fails and
+        // the sender retries the batch; readings before this one are applied and skipped then.
+        core.log.warn({ err: errorText(err), topic: a.topic }, "federation: republish failed");
+        if (dirty.size && !saveTimer) saveTimer = setTimeout(() => void saveSequences(), 200);
+        throw err;
+      }
+      a.lastSequence = r.sequence;
+      dirty.set(r.variable.href, r.sequence);
+      relayed++;
+    }
+    if (dirty.size && !saveTimer) saveTimer = setTimeout(() => void saveSequences(), 200);
+    return relayed;
+  }
+
   return {
     push(nodeUuid, payload) {
       if (!followers.hasFollowers(nodeUuid) || !core.policy.settings.enabled) return;
@@ -220,23 +244,12 @@ export function createRelay(
       }
     },
 
-    async apply(readings, senderOrigin) {
-      let relayed = 0;
-      for (const r of readings) {
-        if (r.variable.origin !== senderOrigin) continue; // only the home instance speaks for its outputs
-        const a = edges.active.get(r.variable.href);
-        if (!a || r.sequence <= a.lastSequence) continue;
-        a.lastSequence = r.sequence;
-        dirty.set(r.variable.href, r.sequence);
-        try {
-          await core.deps.broker.publish(a.topic, r.payload);
-          relayed++;
-        } catch (err) {
-          core.log.warn({ err: errorText(err), topic: a.topic }, "federation: republish failed");
-        }
-      }
-      if (dirty.size && !saveTimer) saveTimer = setTimeout(() => void saveSequences(), 200);
-      return relayed;
+    apply(readings, senderOrigin) {
+      // One batch at a time: a reading counts as applied only once published, so batches
+      // running side by side could both pass the sequence check.
+      const run = applying.then(() => applyNow(readings, senderOrigin));
+      applying = run.catch(() => {});
+      return run;
     },
 
     async flush() {

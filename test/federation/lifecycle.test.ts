@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestClient } from "../broker/mqtt-helpers.ts";
+import { subscribeCode, type TestClient } from "../broker/mqtt-helpers.ts";
 import {
   device,
   eventually,
@@ -109,5 +109,44 @@ describe("federation lifecycle", () => {
     await eventually(() => later().includes(40), 20_000);
     expect(later()).toEqual(Array.from({ length: 30 }, (_, i) => i + 11));
     expect(got()).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+
+  it("a device back the moment the restarted instance listens keeps its remote subscription", async () => {
+    await a.fi.stop();
+    const starting = a.fi.start();
+    // Like a device's reconnect loop: try until the broker accepts the connection.
+    let dev: TestClient | null = null;
+    while (!dev) {
+      dev = await device(a, relay).catch(async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return null;
+      });
+    }
+    open.push(dev);
+    const code = await subscribeCode(dev, home);
+    await starting;
+    expect(code).toBe(1);
+    await devB.publishAsync(home, "after-restart", { qos: 1 });
+    await dev.waitFor((m) => m.payload.toString() === "after-restart", 10_000);
+  });
+
+  it("a reading A could not publish is not counted as delivered: B sends it again", async () => {
+    const errorsOnB = async () => {
+      const peers = await b.fi.api.get("/admin/federation/peers", b.world.admin.token);
+      return peers.body.peers.find((p: { domain: string }) => p.domain === a.fi.domain)
+        ?.delivery_errors as number;
+    };
+    const before = await errorsOnB();
+    // A's broker goes away while its inbox still answers (as during a shutdown).
+    await a.fi.inst.broker.close();
+    await devB.publishAsync(home, "while-closed", { qos: 1 });
+    await eventually(async () => (await errorsOnB()) > before, 20_000);
+    await b.fi.api.patch("/admin/federation", { enabled: false }, b.world.admin.token);
+    await a.fi.restart();
+    const dev = await device(a, relay);
+    open.push(dev);
+    await dev.subscribeAsync(home, { qos: 1 });
+    await b.fi.api.patch("/admin/federation", { enabled: true }, b.world.admin.token);
+    await dev.waitFor((m) => m.payload.toString() === "while-closed", 20_000);
   });
 });
