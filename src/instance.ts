@@ -68,6 +68,14 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const broker = await createBroker(base);
   const federation = await createFederationService({ ...base, broker });
   broker.setRemoteTopicAccess((unitUuid, topic) => federation.remoteTopicAllowed(unitUuid, topic));
+  // Devices get in only now that every access rule (remote topics too) is in place.
+  try {
+    await broker.listen();
+  } catch (err) {
+    await federation.stop();
+    if (!opts.database) await database.close();
+    throw err;
+  }
   const deps: AppDeps = {
     ...base,
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log }),

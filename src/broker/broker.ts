@@ -36,6 +36,12 @@ export type Broker = {
   /** Whether the unit has at least one live MQTT connection. */
   isOnline(unitUuid: string): boolean;
   onlineUnits(): string[];
+  /**
+   * Opens the TCP (and TLS) listeners. Called once the rest of the access rules are wired
+   * (federation's remote topics), so a device reconnecting right after a restart is not
+   * refused a subscription it is entitled to.
+   */
+  listen(): Promise<void>;
   /** Serves MQTT over WebSocket at /mqtt on the instance's HTTP server (its "upgrade" events). */
   attachWebSocket(server: EventEmitter): void;
   /** The bound TCP port (the configured one, or the one chosen for port 0). */
@@ -253,18 +259,6 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     events.on("unit.deleted", onUnitDeleted);
     events.on("unit.token-rotated", onTokenRotated);
 
-    listeners.push(await listenTcp(config.mqttBindHost, config.mqttPort, handle));
-    if (config.tlsCertFile && config.tlsKeyFile) {
-      listeners.push(
-        await listenTls(
-          config.mqttBindHost,
-          config.mqttsPort,
-          { cert: config.tlsCertFile, key: config.tlsKeyFile },
-          handle,
-          (err, remote) => log.debug({ remote, reason: err.message }, "mqtt: TLS handshake failed"),
-        ),
-      );
-    }
     userTimer = setInterval(() => {
       recheckUsers().catch((err: unknown) => log.error({ err }, "mqtt: user re-check failed"));
     }, USER_RECHECK_MS);
@@ -274,11 +268,31 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     throw err;
   }
 
-  const [tcp, tlsListener] = listeners;
-  log.info(
-    { tcpPort: tcp?.port, tlsPort: tlsListener?.port ?? null, bind: config.mqttBindHost },
-    "mqtt broker listening",
-  );
+  async function listen(): Promise<void> {
+    try {
+      listeners.push(await listenTcp(config.mqttBindHost, config.mqttPort, handle));
+      if (config.tlsCertFile && config.tlsKeyFile) {
+        listeners.push(
+          await listenTls(
+            config.mqttBindHost,
+            config.mqttsPort,
+            { cert: config.tlsCertFile, key: config.tlsKeyFile },
+            handle,
+            (err, remote) =>
+              log.debug({ remote, reason: err.message }, "mqtt: TLS handshake failed"),
+          ),
+        );
+      }
+    } catch (err) {
+      await close().catch(() => {});
+      throw err;
+    }
+    const [tcp, tlsListener] = listeners;
+    log.info(
+      { tcpPort: tcp?.port, tlsPort: tlsListener?.port ?? null, bind: config.mqttBindHost },
+      "mqtt broker listening",
+    );
+  }
 
   // Federation's remote edges change which remote topics units may hold.
   events.on("federation.remote-edges.changed", enforce);
@@ -312,8 +326,13 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
       detachWs?.();
       detachWs = attachWebSocket(server, WEBSOCKET_PATH, limits.maxPacketBytes, handle);
     },
-    tcpPort: tcp?.port ?? config.mqttPort,
-    tlsPort: tlsListener?.port ?? null,
+    listen,
+    get tcpPort() {
+      return listeners[0]?.port ?? config.mqttPort;
+    },
+    get tlsPort() {
+      return listeners[1]?.port ?? null;
+    },
     internalCredentials: { username: INTERNAL_USERNAME, password: internalSecret },
     flush: () => ingest.flush(),
     pruneLogs: () => ingest.pruneLogs(),

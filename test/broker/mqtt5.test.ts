@@ -148,6 +148,20 @@ describe("MQTT 5 clients", () => {
     expect(receiver.received).toHaveLength(1);
   });
 
+  it("speaks MQTT 5 over WebSocket too", async () => {
+    const wsUrl = `${inst.httpUrl.replace("http://", "ws://")}/mqtt`;
+    const temperature = a.topic("Output", "temperature");
+    const receiver = await connectClient(wsUrl, b.token, { protocolVersion: 5, clientId: b.uuid });
+    open.push(receiver);
+    expect(await subscribeCode(receiver, temperature)).toBe(1);
+    expect(await subscribeCode(receiver, "#")).toBe(0x87);
+    const sender = await v5(a.token, a.uuid);
+    await sender.publishAsync(temperature, "over ws", { qos: 1 });
+    expect((await receiver.waitFor((m) => m.topic === temperature)).payload.toString()).toBe(
+      "over ws",
+    );
+  });
+
   it("ingests the state an MQTT 5 unit publishes", async () => {
     const unit = await v5(a.token, a.uuid);
     await unit.publishAsync(
