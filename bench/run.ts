@@ -24,32 +24,34 @@ try {
   console.log("taskset failed: the load generator is not pinned");
 }
 const pgUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const databases = [
-  { name: "pglite" },
-  { name: "postgres", url: await freshPostgresDatabase(pgUrl) },
-];
-
-async function freshPostgresDatabase(adminUrl: string): Promise<string> {
+const pglite = { name: "pglite" };
+/** A new, empty PostgreSQL database for each bench server: suites never see each other's data. */
+async function freshPostgres(): Promise<{ name: string; url: string }> {
   const { default: postgres } = await import("postgres");
-  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
   await sql.unsafe("drop database if exists pepeunit_bench with (force)");
   await sql.unsafe("create database pepeunit_bench");
   await sql.end();
-  const u = new URL(adminUrl);
+  const u = new URL(pgUrl);
   u.pathname = "/pepeunit_bench";
-  return u.toString();
+  return { name: "postgres", url: u.toString() };
 }
 
 const started = new Date();
-if (wanted("rest")) for (const db of databases) await restSuite(db, seconds);
+if (wanted("rest")) {
+  await restSuite(pglite, seconds);
+  await restSuite(await freshPostgres(), seconds);
+}
 // The device plane on PostgreSQL only: routing does not touch the database, and the
 // 1 000-unit fleet would double the run time on PGlite for little information.
-const postgresDb = databases[1] as { name: string; url: string };
-if (wanted("mqtt")) await mqttSuite(postgresDb, seconds);
-if (wanted("mass-update")) await massUpdateSuite(postgresDb, seconds);
-if (wanted("federation")) for (const db of databases) await federationSuite(db, seconds);
+if (wanted("mqtt")) await mqttSuite(await freshPostgres(), seconds);
+if (wanted("mass-update")) await massUpdateSuite(await freshPostgres(), seconds);
+if (wanted("federation")) {
+  await federationSuite(pglite, seconds);
+  await federationSuite(await freshPostgres(), seconds);
+}
 // 500 units / 2 000 variables rendered in headless Chromium (needs /usr/bin/chromium).
-if (wanted("ui")) await uiSuite(postgresDb, { units: 500, runs: 3 });
+if (wanted("ui")) await uiSuite(await freshPostgres(), { units: 500, runs: 3 });
 printTable();
 const file = writeResults({
   started: started.toISOString(),
