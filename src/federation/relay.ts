@@ -144,7 +144,12 @@ export function createRelay(
   }
 
   let applying: Promise<unknown> = Promise.resolve();
+  /** Set by stop(): readings arriving later are refused (the sender retries after the restart). */
+  let applyStopped = false;
   async function applyNow(readings: IncomingReading[], senderOrigin: string): Promise<number> {
+    // Sequences applied after stop() saved them would be forgotten by the restart, and the
+    // sender's retry would then publish those readings a second time.
+    if (applyStopped) throw new Error("the relay is stopping; deliver again later");
     let relayed = 0;
     for (const r of readings) {
       if (r.variable.origin !== senderOrigin) continue; // only the home instance speaks for its outputs
@@ -258,8 +263,10 @@ export function createRelay(
     },
 
     async stop() {
+      applyStopped = true;
       for (const inbox of peers.keys()) flush(inbox);
       await chain;
+      await applying;
       if (saveTimer) clearTimeout(saveTimer);
       await saveSequences();
     },
