@@ -112,8 +112,6 @@ export class FrameInspector {
 export class GuardedConnection extends Duplex {
   /** Where the connection comes from, for logs. */
   remote = "?";
-  /** The client's MQTT protocol level, once its CONNECT arrived (5 means translated). */
-  protocolLevel: number | null = null;
   private readonly inner: Duplex;
   private readonly inspector: FrameInspector;
   private violated = false;
@@ -149,7 +147,6 @@ export class GuardedConnection extends Duplex {
           return;
         }
         this.pending = null;
-        this.protocolLevel = typeof level === "number" ? level : null;
         if (level === 5) {
           this.translator = new Mqtt5Translator(
             {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { MAX_JOBS_KEPT } from "./update-jobs.store.ts";
+import { MAX_JOBS_KEPT, type StoredJob } from "./update-jobs.store.ts";
 import type { UpdateOutcome } from "./update-tracker.ts";
 
 // Mass updates (device-protocol §7 at fleet scale): the units of a repo are sent
@@ -62,7 +62,7 @@ export type UpdateJobs = {
    * `statusOf` reads the current update status of the units they were waiting for.
    */
   restore(
-    stored: Array<Omit<UpdateJob, "pumping">>,
+    stored: StoredJob[],
     statusOf: (unitUuids: string[]) => Promise<Map<string, UnitUpdateStatus>>,
   ): Promise<void>;
   get(uuid: string): UpdateJob | undefined;
