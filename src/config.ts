@@ -66,6 +66,8 @@ const envSchema = z.object({
   PEPEUNIT_FEDERATION_BATCH_MS: z.coerce.number().min(0).max(10_000).default(5),
   PEPEUNIT_FEDERATION_RETRY_MAX_S: z.coerce.number().positive().default(300),
   PEPEUNIT_FEDERATION_MAX_INBOX_KB: z.coerce.number().int().min(1).max(65_536).default(1024),
+  // Value history (src/history/): how often queued values are processed and written.
+  PEPEUNIT_HISTORY_FLUSH_MS: z.coerce.number().int().min(50).max(1000).default(500),
 });
 
 export type Config = {
@@ -109,6 +111,8 @@ export type Config = {
   federationRetryMaxMs: number;
   /** Largest activity body the inboxes accept. */
   federationMaxInboxBytes: number;
+  /** Value history: batch interval; at most this much is lost on a crash (≤ 1 s). */
+  historyFlushMs: number;
 };
 
 export class ConfigError extends Error {}
@@ -205,5 +209,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     federationBatchMs: e.PEPEUNIT_FEDERATION_BATCH_MS,
     federationRetryMaxMs: Math.round(e.PEPEUNIT_FEDERATION_RETRY_MAX_S * 1000),
     federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
+    historyFlushMs: e.PEPEUNIT_HISTORY_FLUSH_MS,
   };
 }

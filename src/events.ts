@@ -24,6 +24,13 @@ export type DomainEvents = {
   /** A unit published a value on one of its Output variables (the broker's ingest; federation relays it). */
   "unit-node.value": [{ nodeUuid: string; unitUuid: string; payload: Buffer }];
   /**
+   * Any value seen on a variable's topic, Input or Output: a device's publish, set-input,
+   * a remote value federation republished. The value history (src/history/) records it.
+   */
+  "unit-node.value-seen": [{ nodeUuid: string; unitUuid: string; payload: Buffer }];
+  /** A variable's data pipe config or is_data_pipe_active changed (the history writer reloads it). */
+  "unit-node.data-pipe-changed": [{ unitUuid: string; nodeUuid: string }];
+  /**
    * Federation: remote edges into these units' inputs became active or went away (or were
    * suspended/restored): the broker re-checks subscriptions, the units get SchemaUpdate.
    */

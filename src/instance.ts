@@ -10,6 +10,7 @@ import { createDatabase, type Database } from "./db/database.ts";
 import { createEventBus } from "./events.ts";
 import { createFederationService } from "./federation/federation.service.ts";
 import { createGitStore } from "./git/git-store.ts";
+import { createHistoryWriter } from "./history/history-writer.ts";
 import { createHttpApp } from "./http/app.ts";
 import type { AppDeps } from "./http/types.ts";
 import { createMailer } from "./mail/mailer.ts";
@@ -65,7 +66,18 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       childPath: config.childPath,
     }),
   };
-  const broker = await createBroker(base);
+  // Before the broker: it listens for the values the broker sees from the first one on.
+  const history = await createHistoryWriter({
+    db: database.db,
+    events,
+    log,
+    flushMs: config.historyFlushMs,
+    maxPayloadBytes: config.mqttMaxPayloadBytes,
+  });
+  const broker = await createBroker(base).catch(async (err: unknown) => {
+    await history.stop();
+    throw err;
+  });
   const federation = await createFederationService({ ...base, broker });
   broker.setRemoteTopicAccess((unitUuid, topic) => federation.remoteTopicAllowed(unitUuid, topic));
   // Devices get in only now that every access rule (remote topics too) is in place.
@@ -73,6 +85,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     await broker.listen();
   } catch (err) {
     await federation.stop();
+    await history.stop();
     if (!opts.database) await database.close();
     throw err;
   }
@@ -81,6 +94,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log }),
     broker,
     federation,
+    history,
   };
   // Device commands the instance sends on its own (SchemaUpdate, EnvUpdate) and OTA.
   const commandListeners = startCommandListeners(deps);
@@ -119,6 +133,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       broker.setRemoteTopicAccess(null);
       // Before HTTP: WebSocket clients hold the HTTP server open; flushes device data.
       await broker.close();
+      // After the broker: every value it accepted is in its window's record.
+      await history.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Keep-alive sockets would hold close() open.

@@ -168,6 +168,11 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
       const node = nodeOfTopic(acl.index, domain, topic);
       if (node) {
         ingest.value(node.uuid, payload);
+        events.emit("unit-node.value-seen", {
+          nodeUuid: node.uuid,
+          unitUuid: node.unitUuid,
+          payload,
+        });
         // Federation relays values of followed outputs to other instances (src/federation/relay.ts).
         if (node.type === "Output") {
           events.emit("unit-node.value", { nodeUuid: node.uuid, unitUuid: node.unitUuid, payload });

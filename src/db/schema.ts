@@ -170,6 +170,10 @@ export const unitNodes = pgTable(
     isRewritableInput: boolean("is_rewritable_input").notNull().default(false),
     lastValue: text("last_value"),
     lastValueAt: timestamp("last_value_at", { withTimezone: true }),
+    /** The value history's data pipe config (src/history/), as the user wrote it (YAML). */
+    dataPipeYaml: text("data_pipe_yaml"),
+    /** Values are run through the data pipe and recorded only while this is on. */
+    isDataPipeActive: boolean("is_data_pipe_active").notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("unit_nodes_unit_type_name_unique").on(t.unitUuid, t.type, t.topicName)],
@@ -352,5 +356,75 @@ export const federationQueue = pgTable(
   (t) => [
     index("federation_queue_run_idx").on(t.runAt),
     index("federation_queue_ordering_idx").on(t.orderingKey, t.id),
+  ],
+);
+
+// ───────────────────────────── Value history (src/history/) ─────────────────────────────
+// What a variable's data pipe keeps: single records (LastValue, NRecords, TimeWindow), one
+// record per closed window (Aggregation), and the accepted values of still-open windows
+// (so a window survives restarts and memory stays bounded whatever the window and rate).
+
+export type HistoryStateType = "Number" | "Text";
+export type AggregationFunction = "Avg" | "Min" | "Max" | "Sum" | "Median";
+
+export const historyRecords = pgTable(
+  "history_records",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    nodeUuid: uuid("node_uuid")
+      .notNull()
+      .references(() => unitNodes.uuid, { onDelete: "cascade" }),
+    state: text("state").notNull(),
+    stateType: text("state_type").$type<HistoryStateType>().notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
+  },
+  // Trimming (newest n, or newer than the window) and range queries walk this index.
+  (t) => [index("history_records_node_time_idx").on(t.nodeUuid, t.createdAt, t.id)],
+);
+
+export const historyAggregates = pgTable(
+  "history_aggregates",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    nodeUuid: uuid("node_uuid")
+      .notNull()
+      .references(() => unitNodes.uuid, { onDelete: "cascade" }),
+    aggregationType: text("aggregation_type").$type<AggregationFunction>().notNull(),
+    timeWindowSize: integer("time_window_size").notNull(),
+    state: doublePrecision("state").notNull(),
+    startWindow: timestamp("start_window", { withTimezone: true }).notNull(),
+    endWindow: timestamp("end_window", { withTimezone: true }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    // A window is closed once: a second close (or an imported row) for it is ignored.
+    uniqueIndex("history_aggregates_window_unique").on(
+      t.nodeUuid,
+      t.aggregationType,
+      t.timeWindowSize,
+      t.startWindow,
+    ),
+    index("history_aggregates_node_time_idx").on(t.nodeUuid, t.createdAt, t.id),
+  ],
+);
+
+/** Accepted values of Aggregation windows not closed yet; moved into history_aggregates at the end. */
+export const historyWindowValues = pgTable(
+  "history_window_values",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    nodeUuid: uuid("node_uuid")
+      .notNull()
+      .references(() => unitNodes.uuid, { onDelete: "cascade" }),
+    // The window's own size and function: a config changed mid-window still closes it as begun.
+    aggregationType: text("aggregation_type").$type<AggregationFunction>().notNull(),
+    windowSize: integer("window_size").notNull(),
+    windowStart: timestamp("window_start", { withTimezone: true }).notNull(),
+    windowEnd: timestamp("window_end", { withTimezone: true }).notNull(),
+    value: doublePrecision("value").notNull(),
+  },
+  (t) => [
+    index("history_window_values_end_idx").on(t.windowEnd),
+    index("history_window_values_node_idx").on(t.nodeUuid),
   ],
 );

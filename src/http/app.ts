@@ -6,6 +6,7 @@ import { edgesRoutes } from "../edges/edges.routes.ts";
 import { federationAdminRoutes, federationRoutes } from "../federation/federation.routes.ts";
 import { federationMiddleware } from "../federation/hono.ts";
 import { firmwareRoutes } from "../firmware/firmware.routes.ts";
+import { historyRoutes } from "../history/history.routes.ts";
 import { repoUpdateRoutes, unitUpdateRoutes } from "../ota/ota.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
 import { standardReposRoutes } from "../standard-repos/standard-repos.routes.ts";
@@ -55,6 +56,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/units", unitLogsRoutes(deps));
   api.route("/units", unitUpdateRoutes(deps));
   api.route("/units", unitsRoutes(deps));
+  api.route("/unit_nodes", historyRoutes(deps)); // before /unit_nodes/{uuid}
   api.route("/unit_nodes", setInputRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));

@@ -7,6 +7,7 @@ import type { Database } from "../db/database.ts";
 import type { EventBus } from "../events.ts";
 import type { FederationService } from "../federation/federation.service.ts";
 import type { GitStore } from "../git/git-store.ts";
+import type { HistoryWriter } from "../history/history-writer.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { OtaService } from "../ota/ota.service.ts";
 
@@ -28,4 +29,6 @@ export type AppDeps = {
   federation?: FederationService;
   /** Firmware updates (src/ota/): Update commands, their outcome, mass updates; absent in tools. */
   ota?: OtaService;
+  /** Value history (src/history/): the data pipes' writer; absent in tools. */
+  history?: HistoryWriter;
 };

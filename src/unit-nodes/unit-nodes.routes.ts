@@ -16,7 +16,7 @@ import {
 import type { AppDeps } from "../http/types.ts";
 import { repeatable } from "../units/units.schemas.ts";
 import { toUnitNodeOut, UnitNodeOut, UnitNodeTypeSchema } from "./unit-nodes.schemas.ts";
-import { findNodeWithUnit, listUnitNodes } from "./unit-nodes.store.ts";
+import { findNodeWithUnit, findVisibleNode, listUnitNodes } from "./unit-nodes.store.ts";
 
 const tags = ["unit_nodes"];
 
@@ -37,6 +37,9 @@ const UpdateBody = z
     is_rewritable_input: z.boolean().optional().openapi({
       description: "Input only: whether other users who see it may link their outputs into it",
     }),
+    is_data_pipe_active: z.boolean().optional().openapi({
+      description: "record values through the data pipe (needs a config: set_data_pipe_config)",
+    }),
   })
   .openapi("UpdateUnitNode");
 
@@ -46,14 +49,8 @@ export function unitNodesRoutes(deps: AppDeps) {
   const app = createRouter();
 
   async function loadVisible(p: Parameters<typeof canSee>[0], uuid: string) {
-    const found = await findNodeWithUnit(db, uuid);
-    if (
-      !found ||
-      !canSee(p, found.unit.visibility, found.unit.creatorUuid) ||
-      !canSee(p, found.node.visibility, found.unit.creatorUuid)
-    ) {
-      throw notFound("unit node");
-    }
+    const found = await findVisibleNode(db, p, uuid);
+    if (!found) throw notFound("unit node");
     return found;
   }
 
@@ -121,7 +118,7 @@ export function unitNodesRoutes(deps: AppDeps) {
       path: "/{uuid}",
       tags,
       summary:
-        "Change a variable's visibility (never above its unit's) or rewritable flag (unit creator or admin)",
+        "Change a variable's visibility (never above its unit's), rewritable flag or data pipe flag (unit creator or admin)",
       request: { params: UuidParam, body: jsonBody(UpdateBody) },
       responses: {
         200: jsonResponse(UnitNodeOut, "The variable"),
@@ -142,19 +139,33 @@ export function unitNodesRoutes(deps: AppDeps) {
       if (body.is_rewritable_input !== undefined && node.type !== "Input") {
         throw unprocessable("is_rewritable_input applies to Input variables only");
       }
+      if (body.is_data_pipe_active && !node.dataPipeYaml) {
+        throw unprocessable("set a data pipe config first (set_data_pipe_config)");
+      }
       const changes = {
         ...(body.visibility ? { visibility: body.visibility } : {}),
         ...(body.is_rewritable_input !== undefined
           ? { isRewritableInput: body.is_rewritable_input }
           : {}),
       };
-      if (!Object.keys(changes).length) return c.json(toUnitNodeOut(domain, node), 200);
+      const pipeChanged =
+        body.is_data_pipe_active !== undefined &&
+        body.is_data_pipe_active !== node.isDataPipeActive;
+      if (!Object.keys(changes).length && !pipeChanged) {
+        return c.json(toUnitNodeOut(domain, node), 200);
+      }
       const [updated] = await db
         .update(unitNodes)
-        .set(changes)
+        .set({ ...changes, ...(pipeChanged ? { isDataPipeActive: body.is_data_pipe_active } : {}) })
         .where(eq(unitNodes.uuid, node.uuid))
         .returning();
-      deps.events.emit("unit-node.updated", { unitUuid: unit.uuid, nodeUuid: node.uuid });
+      const ids = { unitUuid: unit.uuid, nodeUuid: node.uuid };
+      // The access index follows visibility / rewritable; the history writer the pipe flag.
+      if (Object.keys(changes).length) deps.events.emit("unit-node.updated", ids);
+      if (pipeChanged) {
+        await deps.history?.reload(node.uuid);
+        deps.events.emit("unit-node.data-pipe-changed", ids);
+      }
       return c.json(toUnitNodeOut(domain, updated ?? node), 200);
     },
   );

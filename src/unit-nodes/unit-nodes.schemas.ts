@@ -13,6 +13,9 @@ export const UnitNodeOut = z
     topic: z.string().openapi({ description: "the physical MQTT topic, D/N or D/N/pepeunit" }),
     visibility: VisibilitySchema,
     is_rewritable_input: z.boolean(),
+    is_data_pipe_active: z
+      .boolean()
+      .openapi({ description: "whether values go through the data pipe into the history" }),
     unit_uuid: z.uuid(),
     last_value: z.string().nullable(),
     last_value_datetime: z.string().nullable(),
@@ -30,6 +33,7 @@ export function toUnitNodeOut(domain: string, n: typeof unitNodes.$inferSelect):
     topic: variableTopic(domain, n.uuid, n.topicName),
     visibility: n.visibility,
     is_rewritable_input: n.isRewritableInput,
+    is_data_pipe_active: n.isDataPipeActive,
     unit_uuid: n.unitUuid,
     last_value: n.lastValue,
     last_value_datetime: n.lastValueAt?.toISOString() ?? null,

@@ -1,5 +1,6 @@
 import { and, asc, count, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { Principal } from "../access/principal.ts";
+import { canSee } from "../access/visibility.ts";
 import type { DbLike } from "../db/database.ts";
 import {
   type UnitNodeType,
@@ -27,6 +28,19 @@ export async function findNodeWithUnit(
     .innerJoin(units, eq(units.uuid, unitNodes.unitUuid))
     .where(eq(unitNodes.uuid, uuid));
   return row;
+}
+
+/** The variable when the principal may read it (its unit and itself visible), else undefined. */
+export async function findVisibleNode(db: DbLike, p: Principal, uuid: string) {
+  const found = await findNodeWithUnit(db, uuid);
+  if (
+    !found ||
+    !canSee(p, found.unit.visibility, found.unit.creatorUuid) ||
+    !canSee(p, found.node.visibility, found.unit.creatorUuid)
+  ) {
+    return undefined;
+  }
+  return found;
 }
 
 export type UnitNodeListFilter = {

@@ -1,0 +1,379 @@
+import { and, asc, count, desc, eq, gte, isNotNull, lte, type SQL, sql } from "drizzle-orm";
+import type { DbLike } from "../db/database.ts";
+import {
+  type AggregationFunction,
+  type HistoryStateType,
+  historyAggregates,
+  historyRecords,
+  historyWindowValues,
+  unitNodes,
+} from "../db/schema.ts";
+import { rowsOf } from "../federation/kv-store.ts";
+
+// Every statement of the value history. Batches are written as multi-row VALUES lists
+// joined against unit_nodes, so a variable deleted while its values waited is skipped
+// instead of failing the whole batch on its foreign key.
+
+export type RecordRow = {
+  nodeUuid: string;
+  state: string;
+  stateType: HistoryStateType;
+  at: number;
+};
+export type WindowValueRow = {
+  nodeUuid: string;
+  fn: AggregationFunction;
+  windowSize: number;
+  windowStart: number;
+  windowEnd: number;
+  value: number;
+};
+export type AggregateRow = {
+  nodeUuid: string;
+  fn: AggregationFunction;
+  windowSize: number;
+  state: number;
+  start: number;
+  end: number;
+  at: number;
+};
+
+const CHUNK = 500;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function chunks<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+export type PipeRow = { uuid: string; unitUuid: string; yaml: string };
+
+/** Variables whose data pipe is switched on (and has a config). */
+export async function loadActivePipes(db: DbLike, nodeUuid?: string): Promise<PipeRow[]> {
+  const rows = await db
+    .select({ uuid: unitNodes.uuid, unitUuid: unitNodes.unitUuid, yaml: unitNodes.dataPipeYaml })
+    .from(unitNodes)
+    .where(
+      and(
+        eq(unitNodes.isDataPipeActive, true),
+        isNotNull(unitNodes.dataPipeYaml),
+        nodeUuid ? eq(unitNodes.uuid, nodeUuid) : undefined,
+      ),
+    );
+  return rows.map((r) => ({ uuid: r.uuid, unitUuid: r.unitUuid, yaml: r.yaml ?? "" }));
+}
+
+export async function insertRecords(db: DbLike, rows: RecordRow[]): Promise<void> {
+  for (const part of chunks(rows)) {
+    const values = part.map(
+      (r, i) =>
+        sql`(${i}::int, ${r.nodeUuid}::uuid, ${r.state}::text, ${r.stateType}::text, ${iso(r.at)}::timestamptz)`,
+    );
+    // Ids follow arrival order, so "the newest" is well defined among equal timestamps.
+    await db.execute(sql`
+      insert into history_records (node_uuid, state, state_type, created_at)
+      select v.node, v.state, v.type, v.at
+      from (values ${sql.join(values, sql`, `)}) as v(ord, node, state, type, at)
+      where exists (select 1 from unit_nodes n where n.uuid = v.node)
+      order by v.ord`);
+  }
+}
+
+export async function insertWindowValues(db: DbLike, rows: WindowValueRow[]): Promise<void> {
+  for (const part of chunks(rows)) {
+    const values = part.map(
+      (r) =>
+        sql`(${r.nodeUuid}::uuid, ${r.fn}::text, ${r.windowSize}::int, ${iso(r.windowStart)}::timestamptz, ${iso(r.windowEnd)}::timestamptz, ${r.value}::float8)`,
+    );
+    await db.execute(sql`
+      insert into history_window_values
+        (node_uuid, aggregation_type, window_size, window_start, window_end, value)
+      select v.node, v.fn, v.size, v.ws, v.we, v.value
+      from (values ${sql.join(values, sql`, `)}) as v(node, fn, size, ws, we, value)
+      where exists (select 1 from unit_nodes n where n.uuid = v.node)`);
+  }
+}
+
+export async function insertAggregates(db: DbLike, rows: AggregateRow[]): Promise<void> {
+  for (const part of chunks(rows)) {
+    await db
+      .insert(historyAggregates)
+      .values(
+        part.map((r) => ({
+          nodeUuid: r.nodeUuid,
+          aggregationType: r.fn,
+          timeWindowSize: r.windowSize,
+          state: r.state,
+          startWindow: new Date(r.start),
+          endWindow: new Date(r.end),
+          createdAt: new Date(r.at),
+        })),
+      )
+      .onConflictDoNothing();
+  }
+}
+
+/** Keeps the newest `keep` records of each variable; walks the (node, time) index only. */
+export async function trimToNewest(
+  db: DbLike,
+  limits: Array<{ nodeUuid: string; keep: number }>,
+): Promise<void> {
+  for (const part of chunks(limits)) {
+    const values = part.map((l) => sql`(${l.nodeUuid}::uuid, ${l.keep}::int)`);
+    await db.execute(sql`
+      delete from history_records r
+      using (values ${sql.join(values, sql`, `)}) as v(node, keep)
+      where r.node_uuid = v.node
+        and (r.created_at, r.id) < (
+          select x.created_at, x.id from history_records x
+          where x.node_uuid = v.node
+          order by x.created_at desc, x.id desc
+          offset v.keep - 1 limit 1)`);
+  }
+}
+
+/** Drops each variable's records at or before its cutoff (TimeWindow keeps newer ones). */
+export async function trimOlderThan(
+  db: DbLike,
+  cutoffs: Array<{ nodeUuid: string; cutoff: number }>,
+): Promise<void> {
+  for (const part of chunks(cutoffs)) {
+    const values = part.map((c) => sql`(${c.nodeUuid}::uuid, ${iso(c.cutoff)}::timestamptz)`);
+    await db.execute(sql`
+      delete from history_records r
+      using (values ${sql.join(values, sql`, `)}) as v(node, cutoff)
+      where r.node_uuid = v.node and r.created_at <= v.cutoff`);
+  }
+}
+
+/** Everything recorded for a variable: records, closed windows, open windows. */
+export async function deleteHistory(db: DbLike, nodeUuid: string): Promise<void> {
+  await db.delete(historyRecords).where(eq(historyRecords.nodeUuid, nodeUuid));
+  await db.delete(historyAggregates).where(eq(historyAggregates.nodeUuid, nodeUuid));
+  await db.delete(historyWindowValues).where(eq(historyWindowValues.nodeUuid, nodeUuid));
+}
+
+export type RangeFilter = {
+  nodeUuid: string;
+  from?: number | undefined;
+  to?: number | undefined;
+  /** Aggregation only. */
+  aggregationType?: AggregationFunction | undefined;
+  windowSize?: number | undefined;
+};
+export type Page = { order: "asc" | "desc"; limit: number; offset: number };
+
+function recordWhere(f: RangeFilter): SQL | undefined {
+  return and(
+    eq(historyRecords.nodeUuid, f.nodeUuid),
+    f.from !== undefined ? gte(historyRecords.createdAt, new Date(f.from)) : undefined,
+    f.to !== undefined ? lte(historyRecords.createdAt, new Date(f.to)) : undefined,
+  );
+}
+
+function aggregateWhere(f: RangeFilter): SQL | undefined {
+  return and(
+    eq(historyAggregates.nodeUuid, f.nodeUuid),
+    f.from !== undefined ? gte(historyAggregates.createdAt, new Date(f.from)) : undefined,
+    f.to !== undefined ? lte(historyAggregates.createdAt, new Date(f.to)) : undefined,
+    f.aggregationType ? eq(historyAggregates.aggregationType, f.aggregationType) : undefined,
+    f.windowSize ? eq(historyAggregates.timeWindowSize, f.windowSize) : undefined,
+  );
+}
+
+export type RecordOut = { state: string; stateType: HistoryStateType; at: Date; id: number };
+export type AggregateOut = {
+  state: number;
+  aggregationType: AggregationFunction;
+  windowSize: number;
+  at: Date;
+  start: Date;
+  end: Date;
+  id: number;
+};
+
+const recordColumns = {
+  state: historyRecords.state,
+  stateType: historyRecords.stateType,
+  at: historyRecords.createdAt,
+  id: historyRecords.id,
+};
+
+const aggregateColumns = {
+  state: historyAggregates.state,
+  aggregationType: historyAggregates.aggregationType,
+  windowSize: historyAggregates.timeWindowSize,
+  at: historyAggregates.createdAt,
+  start: historyAggregates.startWindow,
+  end: historyAggregates.endWindow,
+  id: historyAggregates.id,
+};
+
+export async function pageRecords(db: DbLike, f: RangeFilter, p: Page) {
+  const where = recordWhere(f);
+  const [total] = await db.select({ n: count() }).from(historyRecords).where(where);
+  const dir = p.order === "asc" ? asc : desc;
+  const rows: RecordOut[] = await db
+    .select(recordColumns)
+    .from(historyRecords)
+    .where(where)
+    .orderBy(dir(historyRecords.createdAt), dir(historyRecords.id))
+    .limit(p.limit)
+    .offset(p.offset);
+  return { count: total?.n ?? 0, rows };
+}
+
+export async function pageAggregates(db: DbLike, f: RangeFilter, p: Page) {
+  const where = aggregateWhere(f);
+  const [total] = await db.select({ n: count() }).from(historyAggregates).where(where);
+  const dir = p.order === "asc" ? asc : desc;
+  const rows: AggregateOut[] = await db
+    .select(aggregateColumns)
+    .from(historyAggregates)
+    .where(where)
+    .orderBy(dir(historyAggregates.createdAt), dir(historyAggregates.id))
+    .limit(p.limit)
+    .offset(p.offset);
+  return { count: total?.n ?? 0, rows };
+}
+
+type Span = { from: number; to: number };
+
+/** The time range to spread `max_points` over: the asked one, completed by the data's own. */
+async function spanOf(
+  db: DbLike,
+  table: "history_records" | "history_aggregates",
+  where: SQL | undefined,
+  f: RangeFilter,
+): Promise<Span | null> {
+  if (f.from !== undefined && f.to !== undefined) return { from: f.from, to: f.to };
+  const t = table === "history_records" ? historyRecords : historyAggregates;
+  const [r] = await db
+    .select({
+      min: sql<string | null>`min(${t.createdAt})`,
+      max: sql<string | null>`max(${t.createdAt})`,
+    })
+    .from(t)
+    .where(where);
+  if (!r?.min || !r.max) return null;
+  return { from: f.from ?? new Date(r.min).getTime(), to: f.to ?? new Date(r.max).getTime() };
+}
+
+/** Bucket index of a row's time over `span` split in `n` equal parts (SQL expression). */
+function bucket(span: Span, n: number): SQL {
+  const width = Math.max(1, (span.to - span.from) / n);
+  return sql`least(floor((extract(epoch from created_at) * 1000 - ${span.from}::float8) / ${width}::float8), ${n - 1})::int`;
+}
+
+type RecordBucket = {
+  num: number | null;
+  all_numbers: boolean;
+  last: string;
+  at: string | Date;
+  id: string | number;
+};
+
+/**
+ * At most `n` points evenly spread over the range: numbers are averaged per bucket, text
+ * keeps the bucket's last value; each point carries the time of the bucket's last record.
+ */
+export async function downsampleRecords(
+  db: DbLike,
+  f: RangeFilter,
+  n: number,
+): Promise<RecordOut[]> {
+  const where = recordWhere(f);
+  const span = await spanOf(db, "history_records", where, f);
+  if (!span) return [];
+  const result = await db.execute(sql`
+    select avg(case when state_type = 'Number' then state::float8 end) as num,
+      bool_and(state_type = 'Number') as all_numbers,
+      (array_agg(state order by created_at desc, id desc))[1] as last,
+      max(created_at) as at, max(id) as id
+    from (select *, ${bucket(span, n)} as b from history_records where ${where}) r
+    group by b order by b`);
+  return rowsOf<RecordBucket>(result).map((r) => ({
+    state: r.all_numbers && r.num !== null ? String(Number(r.num)) : r.last,
+    stateType: r.all_numbers ? "Number" : "Text",
+    at: new Date(r.at),
+    id: Number(r.id),
+  }));
+}
+
+type AggregateBucket = {
+  state: number;
+  fn: AggregationFunction;
+  size: number;
+  at: string | Date;
+  start: string | Date;
+  end: string | Date;
+  id: string | number;
+};
+
+export async function downsampleAggregates(
+  db: DbLike,
+  f: RangeFilter,
+  n: number,
+): Promise<AggregateOut[]> {
+  const where = aggregateWhere(f);
+  const span = await spanOf(db, "history_aggregates", where, f);
+  if (!span) return [];
+  const result = await db.execute(sql`
+    select avg(state) as state, min(aggregation_type) as fn, min(time_window_size) as size,
+      max(created_at) as at, min(start_window) as start, max(end_window) as end, max(id) as id
+    from (select *, ${bucket(span, n)} as b from history_aggregates where ${where}) r
+    group by b order by b`);
+  return rowsOf<AggregateBucket>(result).map((r) => ({
+    state: Number(r.state),
+    aggregationType: r.fn,
+    windowSize: Number(r.size),
+    at: new Date(r.at),
+    start: new Date(r.start),
+    end: new Date(r.end),
+    id: Number(r.id),
+  }));
+}
+
+/** One batch of rows after `afterId` in time order, for streaming a CSV export. */
+export async function recordsAfter(
+  db: DbLike,
+  nodeUuid: string,
+  after: { at: Date; id: number } | null,
+  limit: number,
+) {
+  return db
+    .select(recordColumns)
+    .from(historyRecords)
+    .where(
+      and(
+        eq(historyRecords.nodeUuid, nodeUuid),
+        after
+          ? sql`(${historyRecords.createdAt}, ${historyRecords.id}) > (${after.at.toISOString()}::timestamptz, ${after.id})`
+          : undefined,
+      ),
+    )
+    .orderBy(asc(historyRecords.createdAt), asc(historyRecords.id))
+    .limit(limit);
+}
+
+export async function aggregatesAfter(
+  db: DbLike,
+  nodeUuid: string,
+  after: { at: Date; id: number } | null,
+  limit: number,
+): Promise<AggregateOut[]> {
+  return db
+    .select(aggregateColumns)
+    .from(historyAggregates)
+    .where(
+      and(
+        eq(historyAggregates.nodeUuid, nodeUuid),
+        after
+          ? sql`(${historyAggregates.createdAt}, ${historyAggregates.id}) > (${after.at.toISOString()}::timestamptz, ${after.id})`
+          : undefined,
+      ),
+    )
+    .orderBy(asc(historyAggregates.createdAt), asc(historyAggregates.id))
+    .limit(limit);
+}
