@@ -161,14 +161,15 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     const recs = records;
     const wins = windowValues;
     try {
-      if (recs.length) await insertRecords(db, recs);
-      records = [];
       if (wins.length) {
         await insertWindowValues(db, wins);
-        for (const w of wins)
+        for (const w of wins) {
           if (nextClose === null || w.windowEnd < nextClose) nextClose = w.windowEnd;
+        }
       }
       windowValues = [];
+      if (recs.length) await insertRecords(db, recs);
+      records = [];
     } catch (err) {
       // Kept for the next flush (new rows join them), bounded like the queue.
       if (records.length > maxQueued) records = records.slice(-maxQueued);

@@ -12,13 +12,8 @@ export function testDbKind(): TestDbKind {
 
 const adminUrl = () => process.env.DATABASE_URL_TEST ?? "postgres://postgres@127.0.0.1:5432/test";
 
-/**
- * A fresh, migrated database for one test instance: in-memory PGlite, or a new
- * PostgreSQL database dropped again by close(). Never skips: an unreachable
- * PostgreSQL is an error.
- */
-export async function createTestDatabase(): Promise<Database> {
-  if (testDbKind() === "pglite") return createDatabase({});
+/** A new, empty PostgreSQL database (e.g. for a child process's DATABASE_URL); drop() removes it. */
+export async function createPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `pepeunit_t_${randomBytes(6).toString("hex")}`;
   const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} });
   try {
@@ -28,17 +23,33 @@ export async function createTestDatabase(): Promise<Database> {
   }
   const url = new URL(adminUrl());
   url.pathname = `/${name}`;
-  const db = await createDatabase({ url: url.toString(), maxConnections: 5 });
   return {
-    ...db,
-    async close() {
-      await db.close();
+    url: url.toString(),
+    async drop() {
       const a = postgres(adminUrl(), { max: 1, onnotice: () => {} });
       try {
         await a.unsafe(`drop database if exists ${name} with (force)`);
       } finally {
         await a.end();
       }
+    },
+  };
+}
+
+/**
+ * A fresh, migrated database for one test instance: in-memory PGlite, or a new
+ * PostgreSQL database dropped again by close(). Never skips: an unreachable
+ * PostgreSQL is an error.
+ */
+export async function createTestDatabase(): Promise<Database> {
+  if (testDbKind() === "pglite") return createDatabase({});
+  const created = await createPostgresDatabase();
+  const db = await createDatabase({ url: created.url, maxConnections: 5 });
+  return {
+    ...db,
+    async close() {
+      await db.close();
+      await created.drop();
     },
   };
 }
