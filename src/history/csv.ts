@@ -71,6 +71,7 @@ function recordChecker(
   return (row, line) => {
     const state = row.state ?? "";
     const at = dateCell(row, "create_datetime", line);
+    if (state.includes("\u0000")) throw lineError(line, "state contains a NUL character");
     if (row.state_type !== undefined && row.state_type !== f.type) {
       throw lineError(line, `state_type must be ${f.type}`);
     }
@@ -81,10 +82,12 @@ function recordChecker(
     }
     const filtered = valueFilterError(f, state);
     if (filtered) throw lineError(line, filtered);
+    // Numbers are kept in their canonical form, as the live pipe keeps them.
+    const stored = f.type === "Number" ? String(parseNumber(state)) : state;
     if (previous && f.maxRate > 0 && at - previous.at < f.maxRate * 1000) {
       throw lineError(line, "less than max_rate seconds after the previous row");
     }
-    if (previous && f.lastUniqueCheck && previous.state === state) {
+    if (previous && f.lastUniqueCheck && previous.state === stored) {
       throw lineError(line, "same state as the previous row (last_unique_check)");
     }
     if (policy.type === "TimeWindow" && at <= now - policy.windowSize * 1000) {
@@ -95,7 +98,7 @@ function recordChecker(
     }
     previous = {
       nodeUuid,
-      state: f.type === "Number" ? state.trim() : state,
+      state: stored,
       stateType: f.type,
       at,
     };

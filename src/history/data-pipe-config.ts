@@ -133,8 +133,14 @@ export function parseIsoDate(text: string): number {
     return Number.NaN;
   }
   const zoned = /(Z|[+-]\d{2}:?\d{2})$/i.test(t) || t.length === 10 ? t : `${t}Z`;
-  return Date.parse(zoned.replace(" ", "T"));
+  const ms = Date.parse(zoned.replace(" ", "T"));
+  // Years 1–9999 only: what both JavaScript's ISO form and PostgreSQL agree on.
+  return ms >= MIN_DATE_MS && ms <= MAX_DATE_MS ? ms : Number.NaN;
 }
+
+/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z. */
+export const MIN_DATE_MS = -62135596800000;
+export const MAX_DATE_MS = 253402300799999;
 
 function section(root: Obj, key: string, stage: DataPipeStage, required: boolean) {
   const v = root[key];
@@ -256,6 +262,12 @@ export type ParsedDataPipe =
 
 /** Parses and checks a data pipe YAML; `maxPayloadBytes` bounds filters.max_size. */
 export function parseDataPipeConfig(yamlText: string, maxPayloadBytes: number): ParsedDataPipe {
+  if (yamlText.includes("\u0000")) {
+    return {
+      ok: false,
+      errors: [{ stage: "Yaml", message: "the config contains a NUL character" }],
+    };
+  }
   let root: unknown;
   try {
     const doc = parseDocument(yamlText, { prettyErrors: false, uniqueKeys: true });

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { storedValue } from "../broker/ingest-parse.ts";
 import type { DbLike } from "../db/database.ts";
 import type { EventBus } from "../events.ts";
 import { type DataPipeConfig, parseDataPipeConfig } from "./data-pipe-config.ts";
@@ -123,7 +124,7 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     for (const item of items) {
       const pipe = pipes.get(item.nodeUuid);
       if (!pipe) continue;
-      const out = runPipe(pipe.config, pipe.memory, item.payload.toString("utf8"), item.at);
+      const out = runPipe(pipe.config, pipe.memory, storedValue(item.payload), item.at);
       if (out.kind === "record") {
         records.push({
           nodeUuid: item.nodeUuid,

@@ -18,6 +18,7 @@ import {
 import {
   type DataPipeConfig,
   type DataPipeError,
+  MIN_DATE_MS,
   type PolicyType,
   parseDataPipeConfig,
   parseIsoDate,
@@ -115,7 +116,8 @@ export function createHistoryService(deps: HistoryDeps) {
       const to = q.end_create_datetime ? parseIsoDate(q.end_create_datetime) : undefined;
       if (q.relative_time) {
         const amount = Number(q.relative_time.slice(0, -1));
-        from = now() - amount * (RELATIVE_UNITS[q.relative_time.slice(-1)] ?? 1) * 1000;
+        const span = amount * (RELATIVE_UNITS[q.relative_time.slice(-1)] ?? 1) * 1000;
+        from = Math.max(MIN_DATE_MS, now() - span);
       }
       // Records of a TimeWindow older than the window are gone, even if not trimmed yet.
       if (type === "TimeWindow" && config?.policy.type === "TimeWindow") {

@@ -32,7 +32,9 @@ export function parseNumber(text: string): number | undefined {
   const t = text.trim();
   if (!t || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t)) return undefined;
   const n = Number(t);
-  return Number.isFinite(n) ? n : undefined;
+  // Subnormal numbers are refused: PostgreSQL's float8 input rejects them as out of range.
+  if (!Number.isFinite(n) || (n !== 0 && Math.abs(n) < 2.3e-308)) return undefined;
+  return n;
 }
 
 /**
@@ -85,7 +87,8 @@ export function transform(config: DataPipeConfig, raw: string): string {
   let n = parseNumber(raw) as number;
   if (t.multiplicationRatio !== undefined) n *= t.multiplicationRatio;
   if (t.roundDecimalPoint !== undefined) return roundTo(n, t.roundDecimalPoint);
-  return t.multiplicationRatio !== undefined ? String(n) : raw.trim();
+  // The number's canonical form ("1e3" → "1000"), which PostgreSQL reads back as float8.
+  return String(n);
 }
 
 /** Runs one value seen at `atMs`; updates `memory` when the value is accepted. */

@@ -75,6 +75,14 @@ processing_policy:
       { stage: "Yaml", message: expect.stringMatching(/mapping/) },
     ]);
     expect(errors("a: 1\na: 2")).toHaveLength(1);
+    expect(errors("a: 1 # \u0000")).toEqual([
+      { stage: "Yaml", message: expect.stringMatching(/NUL/) },
+    ]);
+    expect(
+      errors(
+        "active_period: {type: FromDate, start: '0000-01-01T00:00:00Z'}\nfilters: {type_input_value: Text}\nprocessing_policy: {policy_type: LastValue}",
+      ),
+    ).toEqual([{ stage: "ActivePeriod", message: "start must be an ISO 8601 date-time" }]);
     const all = errors(`
 active_period: {type: DateRange, start: '2026-02-01T00:00:00Z', end: '2026-01-01T00:00:00Z'}
 filters:
@@ -150,8 +158,11 @@ describe("data pipe processing", () => {
   it("filters by type, list, threshold, rate, uniqueness and size", () => {
     const at = (vs: string[]) => vs.map((v, i): [string, number] => [v, i]);
     expect(
-      run(base("type_input_value: Number"), at(["1", "x", " 2.5 ", "", "1e3", "NaN"])),
-    ).toEqual(["1", "-", "2.5", "-", "1e3", "-"]);
+      run(
+        base("type_input_value: Number"),
+        at(["1", "x", " 2.5 ", "", "1e3", "NaN", "1e-320", "1e999"]),
+      ),
+    ).toEqual(["1", "-", "2.5", "-", "1000", "-", "-", "-"]);
     expect(
       run(
         base(
@@ -159,7 +170,7 @@ describe("data pipe processing", () => {
         ),
         at(["1", "1.0", "3", "2.5"]),
       ),
-    ).toEqual(["1", "1.0", "-", "2.5"]);
+    ).toEqual(["1", "1", "-", "2.5"]);
     expect(
       run(
         base("type_input_value: Text, type_value_filtering: BlackList, filtering_values: [off]"),

@@ -224,7 +224,9 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     }
     await writer().flush();
     expect(await states(`uuid=${temperature}`)).toEqual(["hot"]);
-    expect(await states(`uuid=${temperature}&type=LastValue`)).toEqual(["hot"]);
+    // NUL bytes are dropped (PostgreSQL text cannot hold them), as for last_value.
+    await publish(unit, "Output", "temperature", [["c\u0000ool", T0]]);
+    expect(await states(`uuid=${temperature}&type=LastValue`)).toEqual(["cool"]);
 
     // Switched off: values are no longer recorded, the history stays.
     await fi.api.patch(`/unit_nodes/${relay}`, { is_data_pipe_active: false }, world.bob.token);
@@ -271,6 +273,10 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     expect(await states(`uuid=${tw}&end_create_datetime=${iso(T0 + 60_000)}`)).toEqual(["2"]);
     expect((await history(`uuid=${tw}&relative_time=15x`)).status).toBe(422);
     expect((await history(`uuid=${tw}&limit=10001`)).status).toBe(422);
+    expect((await history(`uuid=${tw}&start_create_datetime=0000-01-01T00:00:00Z`)).status).toBe(
+      422,
+    );
+    expect((await history(`uuid=${tw}&relative_time=999999w`)).body.count).toBe(2);
     // The window moves on without new values.
     at(T0 + 200_000);
     expect(await states(`uuid=${tw}`)).toEqual([]);
@@ -401,6 +407,7 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     await bad(`state,create_datetime\n4,yesterday\n`, 2, /ISO 8601/);
     await bad(`state,create_datetime\n4,${iso(T0 + 5)}\n5,${iso(T0)}\n`, 3, /back in time/);
     await bad(`state\n4\n`, 1, /create_datetime/);
+    await bad(`state,create_datetime\n4\u0000,${iso(T0)}\n`, 2, /NUL/);
     await bad(`state,create_datetime\n"4,${iso(T0)}\n`, 2, /quote/i);
     await bad(
       `state,create_datetime\n${Array.from({ length: 6 }, (_, i) => `${i},${iso(T0 + i)}`).join("\n")}\n`,

@@ -3245,6 +3245,546 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/unit_nodes/check_data_pipe_config": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Check a data pipe config (YAML): every error with its stage; empty list = valid */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      /** @description the data pipe config (YAML), raw or as the multipart field `file` */
+      requestBody: {
+        content: {
+          "application/yaml": string;
+          "text/yaml": string;
+          "text/plain": string;
+          "multipart/form-data": {
+            /** Format: binary */
+            file: string;
+          };
+        };
+      };
+      responses: {
+        /** @description The errors found (none: valid) */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["DataPipeErrors"];
+          };
+        };
+        /** @description The config is too large */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/unit_nodes/set_data_pipe_config/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Store a variable's data pipe config (unit creator or admin); nothing changes if invalid */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      /** @description the data pipe config (YAML), raw or as the multipart field `file` */
+      requestBody: {
+        content: {
+          "application/yaml": string;
+          "text/yaml": string;
+          "text/plain": string;
+          "multipart/form-data": {
+            /** Format: binary */
+            file: string;
+          };
+        };
+      };
+      responses: {
+        /** @description Stored */
+        204: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description The config is too large */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description The config's errors ({stage, message} each), or an invalid request */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              detail?: components["schemas"]["DataPipeErrors"] | unknown | null;
+            };
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/unit_nodes/get_data_pipe_config/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A variable's stored data pipe config (YAML), for whoever may read the variable */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The YAML */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/yaml": string;
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/unit_nodes/delete_data_pipe_data/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Delete a variable's whole history, open windows included (unit creator or admin) */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Deleted */
+        204: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/unit_nodes/get_data_pipe_data": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A variable's history: records, or one record per closed window (Aggregation)
+     * @description Whoever may read the variable may read its history. LastValue keeps one record: the last accepted value.
+     */
+    get: {
+      parameters: {
+        query: {
+          uuid: string;
+          /** @description which history to read; default: the variable's current policy */
+          type?: "LastValue" | "NRecords" | "TimeWindow" | "Aggregation";
+          start_create_datetime?: string;
+          end_create_datetime?: string;
+          /** @description only the last span, e.g. 15m, 24h, 7d (instead of start_create_datetime) */
+          relative_time?: string;
+          aggregation_type?: "Avg" | "Min" | "Max" | "Sum" | "Median";
+          time_window_size?: number;
+          offset?: number | null;
+          limit?: number;
+          order_by_create_date?: "asc" | "desc";
+          /** @description at most this many points spread evenly over the range (numbers averaged per bucket); offset/limit do not apply */
+          max_points?: number;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The page */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["HistoryPage"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/unit_nodes/get_data_pipe_data_csv/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A variable's history as CSV (header row, ISO 8601 times) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The CSV */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "text/csv": string;
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/unit_nodes/set_data_pipe_data_csv/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Replace a variable's history with a CSV (up to 20 MB; unit creator or admin)
+     * @description Rows are checked against the variable's data pipe config; a bad row fails the whole import (422 naming its line) and nothing is written.
+     */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      /** @description the CSV, raw or as the multipart field `file` */
+      requestBody: {
+        content: {
+          "text/csv": string;
+          "text/plain": string;
+          "multipart/form-data": {
+            /** Format: binary */
+            file: string;
+          };
+        };
+      };
+      responses: {
+        /** @description How many rows were imported */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              count: number;
+            };
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description The CSV is too large */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/unit_nodes/set_state_input/{uuid}": {
     parameters: {
       query?: never;
@@ -3461,7 +4001,7 @@ export interface paths {
     delete?: never;
     options?: never;
     head?: never;
-    /** Change a variable's visibility (never above its unit's) or rewritable flag (unit creator or admin) */
+    /** Change a variable's visibility (never above its unit's), rewritable flag or data pipe flag (unit creator or admin) */
     patch: {
       parameters: {
         query?: never;
@@ -4034,6 +4574,8 @@ export interface components {
       topic: string;
       visibility: components["schemas"]["Visibility"];
       is_rewritable_input: boolean;
+      /** @description whether values go through the data pipe into the history */
+      is_data_pipe_active: boolean;
       /** Format: uuid */
       unit_uuid: string;
       last_value: string | null;
@@ -4071,6 +4613,35 @@ export interface components {
       commit?: string | null;
       tag?: string | null;
     };
+    DataPipeErrors: components["schemas"]["DataPipeError"][];
+    DataPipeError: {
+      /** @enum {string} */
+      stage: "Yaml" | "ActivePeriod" | "Filters" | "Transformations" | "ProcessingPolicy";
+      message: string;
+    };
+    HistoryPage: {
+      /** @description matching rows (with max_points: the points returned) */
+      count: number;
+      pipe_data: (
+        | components["schemas"]["HistoryRecord"]
+        | components["schemas"]["HistoryAggregate"]
+      )[];
+    };
+    HistoryRecord: {
+      state: string;
+      /** @enum {string} */
+      state_type: "Number" | "Text";
+      create_datetime: string;
+    };
+    HistoryAggregate: {
+      state: number;
+      /** @enum {string} */
+      aggregation_type: "Avg" | "Min" | "Max" | "Sum" | "Median";
+      time_window_size: number;
+      create_datetime: string;
+      start_window_datetime: string;
+      end_window_datetime: string;
+    };
     SetStateInput: {
       /** @description the value, published unchanged */
       state: string;
@@ -4079,6 +4650,8 @@ export interface components {
       visibility?: components["schemas"]["Visibility"];
       /** @description Input only: whether other users who see it may link their outputs into it */
       is_rewritable_input?: boolean;
+      /** @description record values through the data pipe (needs a config: set_data_pipe_config) */
+      is_data_pipe_active?: boolean;
     };
     UnitNodeEdge: {
       /** Format: uuid */
