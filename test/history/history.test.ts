@@ -11,6 +11,7 @@ import {
   type WorldUnit,
 } from "../broker/mqtt-helpers.ts";
 import { type FedInstance, startFedInstance } from "../helpers/federation.ts";
+import { DEFAULT_ENV_EXAMPLE, DEFAULT_SCHEMA_EXAMPLE } from "../helpers/git-fixtures.ts";
 import { createUser } from "../helpers/instance.ts";
 
 // Value history through the real server: data pipe configs over HTTP, values seen by
@@ -462,7 +463,7 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     ]);
   });
 
-  it("deletes the history with its variable's unit", async () => {
+  it("deletes the history with its variable, its unit or a version without it", async () => {
     const u = await makeUnit(fi, world.bob.token, world.repoUuid);
     const rec = u.nodeUuid("Output", "temperature");
     const win = u.nodeUuid("Input", "relay");
@@ -497,8 +498,38 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     ).toBe(204);
     expect(await rows()).toEqual([1, 0, 0]);
     expect((await fi.api.delete(`/units/${u.uuid}`, world.bob.token)).status).toBe(204);
-    // Values still queued for the deleted variables are skipped, not a failed batch.
-    await publish(u, "Output", "temperature", [["2", Date.now()]]);
     expect(await rows()).toEqual([0, 0, 0]);
+
+    // A new version without the variable: its history goes with it (the fixture's last use).
+    const pinned = await makeUnit(fi, world.bob.token, world.repoUuid, {
+      follow_repo: false,
+      branch: "main",
+      commit: world.fixture.head(),
+    });
+    const gone = pinned.nodeUuid("Output", "temperature");
+    await pipe(gone, numberPipe("{policy_type: NRecords, n_records_count: 5}"));
+    await publish(pinned, "Output", "temperature", [["1", Date.now()]]);
+    const left = async () =>
+      (
+        await db
+          .select({ n: count() })
+          .from(historyRecords)
+          .where(eq(historyRecords.nodeUuid, gone))
+      )[0]?.n;
+    expect(await left()).toBe(1);
+    const v2 = world.fixture.commit("v2: humidity instead of temperature", {
+      "env_example.json": JSON.stringify(DEFAULT_ENV_EXAMPLE),
+      "schema_example.json": JSON.stringify({
+        ...DEFAULT_SCHEMA_EXAMPLE,
+        output_topic: ["output/pepeunit", "humidity"],
+      }),
+    });
+    expect((await fi.api.post(`/repos/${world.repoUuid}/sync`, {}, world.bob.token)).status).toBe(
+      200,
+    );
+    expect(
+      (await fi.api.patch(`/units/${pinned.uuid}`, { commit: v2 }, world.bob.token)).status,
+    ).toBe(200);
+    expect(await left()).toBe(0);
   });
 });
