@@ -118,6 +118,13 @@ describe("value history", () => {
     const form = new FormData();
     form.append("file", new Blob([valid]), "pipe.yaml");
     expect((await send("POST", "/unit_nodes/check_data_pipe_config", form, null)).body).toEqual([]);
+    const huge = await send(
+      "POST",
+      "/unit_nodes/check_data_pipe_config",
+      `# ${"x".repeat(300_000)}`,
+      "text/yaml",
+    );
+    expect([huge.status, huge.body.detail]).toEqual([413, "the body is larger than 256 KiB"]);
     const broken = await send("POST", "/unit_nodes/check_data_pipe_config", "a: [1,", "text/yaml");
     expect(broken.status).toBe(200);
     expect(broken.body).toEqual([{ stage: "Yaml", message: expect.any(String) }]);
