@@ -2,7 +2,7 @@ import type { z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import type { Principal } from "../access/principal.ts";
 import { canManage } from "../access/visibility.ts";
-import { historyAggregates, historyRecords, unitNodes } from "../db/schema.ts";
+import { unitNodes } from "../db/schema.ts";
 import { requireUser } from "../http/auth.ts";
 import { forbidden, notFound, unprocessable } from "../http/errors.ts";
 import type { AppDeps } from "../http/types.ts";
@@ -29,12 +29,12 @@ import {
   deleteHistory,
   downsampleAggregates,
   downsampleRecords,
-  insertAggregates,
-  insertRecords,
   pageAggregates,
   pageRecords,
   type RangeFilter,
   recordsAfter,
+  replaceAggregates,
+  replaceRecords,
 } from "./history.store.ts";
 
 // The value history's operations behind the routes: who may do what, and the calls
@@ -195,15 +195,11 @@ export function createHistoryService(deps: HistoryDeps) {
       const config = storedConfig(node.dataPipeYaml);
       if (!config) throw unprocessable("set a data pipe config first: rows are checked against it");
       const parsed = await readHistoryCsv(await body(), config, node.uuid, now());
-      await db.transaction(async (tx) => {
-        if (parsed.kind === "records") {
-          await tx.delete(historyRecords).where(eq(historyRecords.nodeUuid, node.uuid));
-          await insertRecords(tx, parsed.rows);
-        } else {
-          await tx.delete(historyAggregates).where(eq(historyAggregates.nodeUuid, node.uuid));
-          await insertAggregates(tx, parsed.rows);
-        }
-      });
+      await db.transaction((tx) =>
+        parsed.kind === "records"
+          ? replaceRecords(tx, node.uuid, parsed.rows)
+          : replaceAggregates(tx, node.uuid, parsed.rows),
+      );
       deps.history?.resetMemory(node.uuid);
       return parsed.rows.length;
     },

@@ -114,6 +114,18 @@ export async function insertAggregates(db: DbLike, rows: AggregateRow[]): Promis
   }
 }
 
+/** An imported history instead of the variable's records (call inside a transaction). */
+export async function replaceRecords(db: DbLike, nodeUuid: string, rows: RecordRow[]) {
+  await db.delete(historyRecords).where(eq(historyRecords.nodeUuid, nodeUuid));
+  await insertRecords(db, rows);
+}
+
+/** Imported closed windows instead of the variable's (call inside a transaction). */
+export async function replaceAggregates(db: DbLike, nodeUuid: string, rows: AggregateRow[]) {
+  await db.delete(historyAggregates).where(eq(historyAggregates.nodeUuid, nodeUuid));
+  await insertAggregates(db, rows);
+}
+
 /** Keeps the newest `keep` records of each variable; walks the (node, time) index only. */
 export async function trimToNewest(
   db: DbLike,
