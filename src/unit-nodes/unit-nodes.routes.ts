@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { canManage, canSee, isMoreOpen } from "../access/visibility.ts";
 import { unitNodes } from "../db/schema.ts";
+import { recheckEdgesOutOf } from "../edges/edges.recheck.ts";
 import { requireUser } from "../http/auth.ts";
 import { forbidden, notFound, unprocessable } from "../http/errors.ts";
 import {
@@ -155,6 +156,8 @@ export function unitNodesRoutes(deps: AppDeps) {
         .where(eq(unitNodes.uuid, node.uuid))
         .returning();
       deps.events.emit("unit-node.updated", { unitUuid: unit.uuid, nodeUuid: node.uuid });
+      // Links into other users' units that may no longer read this output end now.
+      if (body.visibility) await recheckEdgesOutOf(deps, [unit.uuid]);
       return c.json(toUnitNodeOut(domain, updated ?? node), 200);
     },
   );
