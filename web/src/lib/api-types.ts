@@ -4073,7 +4073,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** List edges whose both ends the caller may see */
+    /** List edges whose both ends the caller may see, and every edge out of the caller's own outputs */
     get: {
       parameters: {
         query?: {
@@ -4221,7 +4221,7 @@ export interface paths {
     get?: never;
     put?: never;
     post?: never;
-    /** Remove a link (its creator, the input unit's creator or an admin) */
+    /** Remove a link (its creator, the input unit's creator, the output unit's creator or an admin) */
     delete: {
       parameters: {
         query?: never;
@@ -4658,8 +4658,11 @@ export interface components {
       uuid: string;
       /** Format: uuid */
       output_uuid: string;
-      /** Format: uuid */
-      input_uuid: string;
+      /**
+       * Format: uuid
+       * @description null when the caller sees the link only as the output's owner and may not see the input (e.g. it is in another user's Private unit)
+       */
+      input_uuid: string | null;
       /** Format: uuid */
       creator_uuid: string;
       create_datetime: string;
