@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type DestinationStream, pino } from "pino";
 import { loadConfig } from "../../src/config.ts";
-import type { Database } from "../../src/db/database.ts";
 import { API_PREFIX } from "../../src/http/app.ts";
 import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "./database.ts";
@@ -37,15 +36,25 @@ export async function freePort(): Promise<number> {
 export async function startTestInstance(
   env: Record<string, string | undefined> = {},
   opts: {
-    /** Another instance's database (a restart, a second process): left open by close(). */
-    database?: Database;
+    /**
+     * Another instance whose database and secrets this one uses (a restart, a second
+     * process of one installation); the database stays open at close().
+     */
+    shareWith?: Instance;
     /** Where the instance's log lines (JSON) go, at PEPEUNIT_LOG_LEVEL (tests set it). */
     logStream?: DestinationStream;
   } = {},
 ): Promise<TestInstance> {
   const dir = await mkdtemp(path.join(tmpdir(), "pepeunit-test-"));
-  const database = opts.database ?? (await createTestDatabase());
-  const ownsDatabase = !opts.database;
+  const database = opts.shareWith?.deps.database ?? (await createTestDatabase());
+  const ownsDatabase = !opts.shareWith;
+  const shared = opts.shareWith?.deps.config;
+  const secrets = shared
+    ? {
+        PEPEUNIT_SECRET_KEY: Buffer.from(shared.secretKey).toString("base64"),
+        PEPEUNIT_ENCRYPT_KEY: Buffer.from(shared.encryptKey).toString("base64"),
+      }
+    : {};
   let instance: Instance | undefined;
   for (let attempt = 1; !instance; attempt++) {
     const config = loadConfig({
@@ -62,6 +71,7 @@ export async function startTestInstance(
       // Cheap password hashes keep the suite fast (the default, 2^16, costs 64 MiB each);
       // a test that needs the default passes PEPEUNIT_SCRYPT_LOG_N: undefined.
       PEPEUNIT_SCRYPT_LOG_N: "10",
+      ...secrets,
       ...env,
     });
     try {
