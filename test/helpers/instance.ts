@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import { type DestinationStream, pino } from "pino";
 import { loadConfig } from "../../src/config.ts";
 import { API_PREFIX } from "../../src/http/app.ts";
@@ -15,6 +16,18 @@ export type TestInstance = Instance & {
   mqttUrl: string;
   close(): Promise<void>;
 };
+
+/** Collects an instance's log lines (pass `stream` as startTestInstance's logStream). */
+export function captureLogs(): { stream: Writable; text(): string } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { stream, text: () => lines.join("") };
+}
 
 /** A loopback TCP port that was free a moment ago. */
 export async function freePort(): Promise<number> {

@@ -1,6 +1,5 @@
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestInstance, type TestInstance } from "../helpers/instance.ts";
+import { captureLogs, startTestInstance, type TestInstance } from "../helpers/instance.ts";
 
 // Registrations arriving together: on a fresh instance exactly one becomes the admin
 // (issue 9 #4); one login registered six times at once is one account and five 409s,
@@ -8,16 +7,10 @@ import { startTestInstance, type TestInstance } from "../helpers/instance.ts";
 
 describe("parallel registrations", () => {
   let inst: TestInstance;
-  const logLines: string[] = [];
+  const logs = captureLogs();
 
   beforeAll(async () => {
-    const logStream = new Writable({
-      write(chunk, _enc, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    });
-    inst = await startTestInstance({ PEPEUNIT_LOG_LEVEL: "info" }, { logStream });
+    inst = await startTestInstance({ PEPEUNIT_LOG_LEVEL: "info" }, { logStream: logs.stream });
   });
   afterAll(async () => {
     await inst?.close();
@@ -48,7 +41,7 @@ describe("parallel registrations", () => {
     );
     expect(sameMail.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
 
-    const log = logLines.join("");
+    const log = logs.text();
     expect(log).not.toMatch(/scrypt\$/);
     expect(log).not.toMatch(/@example\.test/);
     expect(log).not.toMatch(/unhandled error/);

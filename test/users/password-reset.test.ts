@@ -1,6 +1,10 @@
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createUser, startTestInstance, type TestInstance } from "../helpers/instance.ts";
+import {
+  captureLogs,
+  createUser,
+  startTestInstance,
+  type TestInstance,
+} from "../helpers/instance.ts";
 import { type SmtpSink, startSmtpSink } from "../helpers/smtp-sink.ts";
 
 // Forgotten passwords: a one-time link (30 minutes) by mail or from the admin console
@@ -106,15 +110,9 @@ describe("password reset", () => {
 
 describe("password reset without SMTP", () => {
   let inst: TestInstance;
-  const logLines: string[] = [];
+  const logs = captureLogs();
   beforeAll(async () => {
-    const logStream = new Writable({
-      write(chunk, _enc, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    });
-    inst = await startTestInstance({ PEPEUNIT_LOG_LEVEL: "warn" }, { logStream });
+    inst = await startTestInstance({ PEPEUNIT_LOG_LEVEL: "warn" }, { logStream: logs.stream });
     await createUser(inst.api, "carol");
   });
   afterAll(async () => {
@@ -127,7 +125,7 @@ describe("password reset without SMTP", () => {
     expect(known.status).toBe(202);
     expect(unknown.status).toBe(202);
     expect(known.body).toEqual(unknown.body);
-    const log = logLines.join("");
+    const log = logs.text();
     expect(log).toMatch(/no SMTP server/);
     expect(log).not.toMatch(/carol/);
   });
