@@ -4,16 +4,11 @@ import { signUserToken, verifyUserToken } from "../crypto/tokens.ts";
 import { readToken, requireUser } from "../http/auth.ts";
 import type { createClientAddress } from "../http/client-address.ts";
 import { forbidden, unauthorized } from "../http/errors.ts";
-import {
-  createRouter,
-  ErrorSchema,
-  errorResponses,
-  jsonBody,
-  jsonResponse,
-} from "../http/openapi.ts";
+import { createRouter, errorResponses, jsonBody, jsonResponse } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
 import { loginSubject } from "./login-throttle.ts";
+import { retryLater, tooManyAttemptsResponse } from "./throttle.http.ts";
 import { AuthBody, TokenOut } from "./users.schemas.ts";
 import {
   bumpTokenVersion,
@@ -49,11 +44,7 @@ export function sessionRoutes(deps: SessionDeps) {
       responses: {
         200: jsonResponse(TokenOut, "A user token"),
         ...errorResponses(401, 403, 422),
-        429: {
-          description: "Too many failed logins: wait Retry-After seconds",
-          headers: { "Retry-After": { schema: { type: "integer" } } },
-          content: { "application/json": { schema: ErrorSchema } },
-        },
+        ...tooManyAttemptsResponse,
       },
     }),
     async (c) => {
@@ -61,11 +52,7 @@ export function sessionRoutes(deps: SessionDeps) {
       const user = await findUserByLoginOrEmail(db, body.login);
       const subject = loginSubject(user, body.login, deps.clientAddress(c));
       const wait = await throttle.retryAfter(subject);
-      if (wait > 0) {
-        return c.json({ detail: `too many failed logins; try again in ${wait} s` }, 429, {
-          "Retry-After": String(wait),
-        });
-      }
+      if (wait > 0) return retryLater(c, wait);
       // An unknown login costs one hash too: its answer must not come sooner.
       const ok = user
         ? await hasher.verify(body.password, user.passwordHash)

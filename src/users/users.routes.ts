@@ -19,9 +19,10 @@ import {
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
 import { mailFailure } from "../mail/mailer.ts";
-import { createLoginThrottle } from "./login-throttle.ts";
+import { createLoginThrottle, loginSubject } from "./login-throttle.ts";
 import { passwordResetRoutes } from "./password-reset.routes.ts";
 import { sessionRoutes } from "./session.routes.ts";
+import { retryLater, tooManyAttemptsResponse } from "./throttle.http.ts";
 import {
   ChangePasswordBody,
   RegisterBody,
@@ -173,13 +174,23 @@ export function usersRoutes(deps: AppDeps) {
       tags,
       summary: "Change password; every older token stops working, the new one is returned",
       request: { body: jsonBody(ChangePasswordBody) },
-      responses: { 200: jsonResponse(TokenOut, "A new token"), ...errorResponses(401, 403, 422) },
+      responses: {
+        200: jsonResponse(TokenOut, "A new token"),
+        ...errorResponses(401, 403, 404, 422),
+        ...tooManyAttemptsResponse,
+      },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));
       const body = c.req.valid("json");
       const user = await findUser(db, me.uuid);
-      if (!user || !(await hasher.verify(body.old_password, user.passwordHash))) {
+      if (!user) throw notFound("user");
+      // A stolen session must not become a way to guess the password: the login's brake applies.
+      const subject = loginSubject(user, user.login, clientAddress(c));
+      const wait = await throttle.retryAfter(subject);
+      if (wait > 0) return retryLater(c, wait);
+      if (!(await hasher.verify(body.old_password, user.passwordHash))) {
+        await throttle.failed(subject);
         throw forbidden("old password is wrong");
       }
       const [updated] = await db

@@ -10,6 +10,10 @@ import { createUser, startTestInstance, type TestInstance } from "../helpers/ins
 // counted in the database), the scrypt cost is configurable (default 2^16) and
 // hashes made with other parameters are redone at the next successful login.
 
+// Each test fails from its own client address (X-Forwarded-For behind the trusted
+// proxy), so one test's failures do not slow the next down through the address counter.
+const VICTIM_ADDR = "198.51.100.1";
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("login throttling", () => {
@@ -45,36 +49,52 @@ describe("login throttling", () => {
     await createUser(inst.api, "victim");
     const right = "pw-victim-secret";
     for (let i = 0; i < ACCOUNT_POLICY.freeFailures + 1; i++) {
-      expect((await login(inst.api, "victim", "guess")).status).toBe(401);
+      expect((await login(inst.api, "victim", "guess", VICTIM_ADDR)).status).toBe(401);
     }
     // Even the right password waits now; by e-mail too (one account, one counter).
-    const blocked = await login(inst.api, "victim", right);
+    const blocked = await login(inst.api, "victim", right, VICTIM_ADDR);
     expect(blocked.status).toBe(429);
     expect(blocked.body.detail).toMatch(/try again/);
     expect(blocked.headers.get("retry-after")).toBe("1");
-    expect((await login(inst.api, "victim@example.test", right)).status).toBe(429);
+    expect((await login(inst.api, "victim@example.test", right, VICTIM_ADDR)).status).toBe(429);
     // Kept in the database: another process (or a restart) refuses as well.
     expect((await login(sibling.api, "victim", right)).status).toBe(429);
 
     await sleep(1100);
-    expect((await login(inst.api, "victim", "guess")).status).toBe(401);
-    const longer = await login(inst.api, "victim", right);
+    expect((await login(inst.api, "victim", "guess", VICTIM_ADDR)).status).toBe(401);
+    const longer = await login(inst.api, "victim", right, VICTIM_ADDR);
     expect(longer.status).toBe(429);
     expect(Number(longer.headers.get("retry-after"))).toBe(2);
     await sleep(2100);
-    expect((await login(inst.api, "victim", right)).status).toBe(200);
+    expect((await login(inst.api, "victim", right, VICTIM_ADDR)).status).toBe(200);
     // The success cleared the account's counter: the free failures are free again.
     for (let i = 0; i < ACCOUNT_POLICY.freeFailures; i++) {
-      expect((await login(inst.api, "victim", "guess")).status).toBe(401);
+      expect((await login(inst.api, "victim", "guess", VICTIM_ADDR)).status).toBe(401);
     }
-    expect((await login(inst.api, "victim", right)).status).toBe(200);
+    expect((await login(inst.api, "victim", right, VICTIM_ADDR)).status).toBe(200);
   });
 
   it("treats an unknown login like a known one", async () => {
     for (let i = 0; i < ACCOUNT_POLICY.freeFailures + 1; i++) {
-      expect((await login(inst.api, "nobody-here", "guess")).status).toBe(401);
+      expect((await login(inst.api, "nobody-here", "guess", "198.51.100.2")).status).toBe(401);
     }
-    expect((await login(inst.api, "nobody-here", "guess")).status).toBe(429);
+    expect((await login(inst.api, "nobody-here", "guess", "198.51.100.2")).status).toBe(429);
+  });
+
+  it("brakes guessing the old password through a (stolen) session as well", async () => {
+    const { token } = await createUser(inst.api, "stolen");
+    const change = (old: string) =>
+      inst.api.request("POST", "/users/me/password", {
+        token,
+        body: { old_password: old, new_password: "whatever-new" },
+        headers: { "x-forwarded-for": "198.51.100.3" },
+      });
+    for (let i = 0; i < ACCOUNT_POLICY.freeFailures + 1; i++) {
+      expect((await change("guess")).status).toBe(403);
+    }
+    const braked = await change("pw-stolen-secret");
+    expect(braked.status).toBe(429);
+    expect(braked.headers.get("retry-after")).toBe("1");
   });
 
   it("counts per client address, from X-Forwarded-For only behind a trusted proxy", async () => {

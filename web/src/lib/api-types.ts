@@ -63,7 +63,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Too many failed logins: wait Retry-After seconds */
+        /** @description Too many failed attempts: wait Retry-After seconds */
         429: {
           headers: {
             "Retry-After"?: number;
@@ -589,9 +589,28 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description Invalid input */
         422: {
           headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Too many failed attempts: wait Retry-After seconds */
+        429: {
+          headers: {
+            "Retry-After"?: number;
             [name: string]: unknown;
           };
           content: {
