@@ -17,6 +17,12 @@ export type TestInstance = Instance & {
   close(): Promise<void>;
 };
 
+/**
+ * Cheap password hashes keep the suite fast (the default, 2^16, costs 64 MiB each); a
+ * test that needs the default passes `PEPEUNIT_SCRYPT_LOG_N: undefined`.
+ */
+export const TEST_SCRYPT_LOG_N = "10";
+
 /** Collects an instance's log lines (pass `stream` as startTestInstance's logStream). */
 export function captureLogs(): { stream: Writable; text(): string } {
   const lines: string[] = [];
@@ -81,9 +87,7 @@ export async function startTestInstance(
       PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
       PEPEUNIT_GIT_ALLOW_LOCAL: "true",
       PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
-      // Cheap password hashes keep the suite fast (the default, 2^16, costs 64 MiB each);
-      // a test that needs the default passes PEPEUNIT_SCRYPT_LOG_N: undefined.
-      PEPEUNIT_SCRYPT_LOG_N: "10",
+      PEPEUNIT_SCRYPT_LOG_N: TEST_SCRYPT_LOG_N,
       ...secrets,
       ...env,
     });
