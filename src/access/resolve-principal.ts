@@ -61,8 +61,8 @@ export function createPrincipalResolver(deps: { db: Db; config: Config }): Princ
 /**
  * Remembers resolved tokens for a few seconds so a busy device or UI does not cost a
  * database read per request. Revocations in this process (unit deleted, token rotated,
- * user blocked / password changed / deleted / logged out) drop the entries at once; other processes
- * sharing the database see them within `ttlMs`.
+ * user blocked / password changed / deleted / logged out) drop the entries at once;
+ * other processes sharing the database see them within `ttlMs`.
  */
 export function cachePrincipals(
   resolve: PrincipalResolver,
