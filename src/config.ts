@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
 
@@ -18,6 +19,28 @@ const optionalText = z
   .string()
   .optional()
   .transform((v) => (v ? v : undefined));
+
+/** An IP address or a CIDR block (`10.0.0.0/8`, `fd00::/8`). */
+function isIpOrCidr(entry: string): boolean {
+  const [addr, bits, extra] = entry.split("/");
+  if (extra !== undefined || !addr) return false;
+  const family = isIP(addr);
+  if (!family) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (family === 4 ? 32 : 128);
+}
+
+const ipList = z
+  .string()
+  .default("")
+  .transform((v) =>
+    v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  )
+  .refine((list) => list.every(isIpOrCidr), "comma-separated IP addresses or CIDR blocks");
 
 const envSchema = z.object({
   PEPEUNIT_DOMAIN: z
@@ -56,6 +79,10 @@ const envSchema = z.object({
   PEPEUNIT_ENCRYPT_KEY: base64Key.optional(),
   PEPEUNIT_SMTP_URL: z.string().optional(),
   PEPEUNIT_MAIL_FROM: z.string().default("Pepeunit <pepeunit@localhost>"),
+  // scrypt cost of new password hashes: N = 2^LOG_N (16: 64 MiB per hash with r=8).
+  PEPEUNIT_SCRYPT_LOG_N: z.coerce.number().int().min(4).max(20).default(16),
+  // Reverse proxies whose X-Forwarded-For names the client (login throttling per address).
+  PEPEUNIT_TRUSTED_PROXIES: ipList,
   PEPEUNIT_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info"),
@@ -98,6 +125,10 @@ export type Config = {
   encryptKey: Uint8Array;
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** scrypt parameters of new password hashes; older hashes are redone at the next login. */
+  scrypt: { logN: number; r: number; p: number };
+  /** IPs / CIDR blocks of reverse proxies trusted to set X-Forwarded-For. */
+  trustedProxies: string[];
   logLevel: z.infer<typeof envSchema>["PEPEUNIT_LOG_LEVEL"];
   syncTickMs: number;
   stateSendIntervalS: number;
@@ -201,6 +232,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     encryptKey: new Uint8Array(Buffer.from(secrets.encrypt, "base64")),
     smtpUrl: e.PEPEUNIT_SMTP_URL,
     mailFrom: e.PEPEUNIT_MAIL_FROM,
+    scrypt: { logN: e.PEPEUNIT_SCRYPT_LOG_N, r: 8, p: 1 },
+    trustedProxies: e.PEPEUNIT_TRUSTED_PROXIES,
     logLevel: e.PEPEUNIT_LOG_LEVEL,
     syncTickMs: e.PEPEUNIT_SYNC_TICK_S * 1000,
     stateSendIntervalS: e.PEPEUNIT_STATE_SEND_INTERVAL_S,
