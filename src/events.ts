@@ -9,7 +9,10 @@ export type DomainEvents = {
   "unit.token-rotated": [{ unitUuid: string }];
   /** Every token of this user stopped being valid (blocked, password changed, deleted). */
   "user.revoked": [{ userUuid: string }];
-  /** One user token was revoked (logout); its `jti` is refused until it expires. */
+  /**
+   * One user token was revoked: a session's logout (`jti` is its JWT id, refused until it
+   * expires) or a deleted personal access token (`jti` is the access token's uuid).
+   */
   "user.token-revoked": [{ userUuid: string; jti: string }];
   /**
    * The user was blocked: besides their own tokens (user.revoked), their units' tokens are

@@ -1,4 +1,6 @@
 import { eq, sql } from "drizzle-orm";
+import { findAccessTokenOwner, touchAccessToken } from "../access-tokens/access-tokens.store.ts";
+import { hashAccessToken, isAccessToken } from "../access-tokens/token-secret.ts";
 import type { Config } from "../config.ts";
 import { peekTokenType, verifyUnitToken, verifyUserToken } from "../crypto/tokens.ts";
 import type { Db } from "../db/database.ts";
@@ -9,13 +11,34 @@ import type { Principal } from "./principal.ts";
 export type PrincipalResolver = (token: string) => Promise<Principal | null>;
 
 /**
+ * A personal access token: refused once deleted, expired, or revoked with the rest of
+ * the user's tokens (password change, block: the user's token version moved on).
+ */
+async function resolveAccessToken(db: Db, token: string): Promise<Principal | null> {
+  const row = await findAccessTokenOwner(db, hashAccessToken(token));
+  if (!row || row.tokenVersion !== row.userVersion || row.status !== "Active") return null;
+  if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) return null;
+  await touchAccessToken(db, row.tokenUuid, row.lastUsedAt);
+  return {
+    kind: "user",
+    uuid: row.userUuid,
+    role: row.role,
+    login: row.login,
+    scope: row.scope,
+    tokenId: row.tokenUuid,
+  };
+}
+
+/**
  * Turns a raw JWT into a principal, or null when the token is not (or no longer)
  * valid: a deleted unit, a rotated unit token, a blocked user (their own tokens and
- * their units' tokens, the latter until unblocked), a changed password, a logout.
+ * their units' tokens, the latter until unblocked), a changed password, a logout,
+ * a deleted or expired personal access token.
  */
 export function createPrincipalResolver(deps: { db: Db; config: Config }): PrincipalResolver {
   const { db, config } = deps;
   return async (token) => {
+    if (isAccessToken(token)) return resolveAccessToken(db, token);
     const peek = peekTokenType(token);
     if (!peek || !/^[0-9a-f-]{36}$/.test(peek.uuid)) return null;
     if (peek.type === "Unit") {
@@ -52,7 +75,14 @@ export function createPrincipalResolver(deps: { db: Db; config: Config }): Princ
         .from(users)
         .where(eq(users.uuid, claims.uuid));
       if (!user || user.ver !== claims.ver || user.status !== "Active" || user.revoked) return null;
-      return { kind: "user", uuid: user.uuid, role: user.role, login: user.login };
+      return {
+        kind: "user",
+        uuid: user.uuid,
+        role: user.role,
+        login: user.login,
+        scope: "session",
+        tokenId: claims.jti,
+      };
     }
     return null;
   };
@@ -71,7 +101,11 @@ export function cachePrincipals(
 ): PrincipalResolver {
   const ttlMs = opts.ttlMs ?? 5_000;
   const maxEntries = opts.maxEntries ?? 10_000;
-  const cache = new Map<string, { principal: Principal; expires: number; jti: string | null }>();
+  // `tokenId`: a session's jti or an access token's uuid, named by "user.token-revoked".
+  const cache = new Map<
+    string,
+    { principal: Principal; expires: number; tokenId: string | null }
+  >();
   // Bumped by every revocation: a lookup that overlapped one may have read the old state.
   let revocations = 0;
   const dropSubject = (uuid: string) => {
@@ -88,7 +122,7 @@ export function cachePrincipals(
   events.on("user.blocked", ({ userUuid }) => dropSubject(userUuid));
   events.on("user.token-revoked", ({ jti }) => {
     revocations++;
-    for (const [token, entry] of cache) if (entry.jti === jti) cache.delete(token);
+    for (const [token, entry] of cache) if (entry.tokenId === jti) cache.delete(token);
   });
   return async (token) => {
     const now = Date.now();
@@ -99,8 +133,8 @@ export function cachePrincipals(
     // Only valid tokens are kept: an attacker's garbage must not fill the map.
     if (principal && seen === revocations) {
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-      const jti = peekTokenType(token)?.jti ?? null;
-      cache.set(token, { principal, expires: now + ttlMs, jti });
+      const tokenId = principal.kind === "user" ? principal.tokenId : null;
+      cache.set(token, { principal, expires: now + ttlMs, tokenId });
     } else if (!principal) {
       cache.delete(token);
     }

@@ -82,6 +82,10 @@ export function createHooks(deps: HookDeps) {
       if (!username) throw new AuthError(BAD_USERNAME_OR_PASSWORD, "no token");
       const p = await deps.resolvePrincipal(username);
       if (!p || p.kind === "anonymous") throw new AuthError(BAD_USERNAME_OR_PASSWORD, "bad token");
+      // Personal access tokens are for REST integrations only: a live session would
+      // outlive the token's deletion and widen what a leaked read token can watch.
+      if (p.kind === "user" && p.scope !== "session")
+        throw new AuthError(BAD_USERNAME_OR_PASSWORD, "access tokens are not accepted on MQTT");
       if (p.kind === "unit" && !(await acl.ensureUnit(p.uuid)))
         throw new AuthError(BAD_USERNAME_OR_PASSWORD, "no unit");
       // Rotated, deleted or its owner blocked while this login was being checked.

@@ -24,6 +24,7 @@ const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull(
 export type Visibility = "Public" | "Internal" | "Private";
 export type UserRole = "Admin" | "User";
 export type UserStatus = "Active" | "PendingEmail" | "PendingApproval" | "Blocked";
+export type AccessTokenScope = "read" | "write";
 export type RegistrationMode = "Open" | "EmailVerification" | "ManualApproval" | "Closed";
 export type SyncStatus = "Pending" | "Syncing" | "Synced" | "Error";
 export type UnitNodeType = "Input" | "Output";
@@ -82,6 +83,32 @@ export const revokedTokens = pgTable(
     expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
   },
   (t) => [index("revoked_tokens_expires_idx").on(t.expiresAt)],
+);
+
+/**
+ * Personal access tokens for integrations (Grafana, scripts): long-lived, revocable one
+ * by one. Only the SHA-256 of the secret is kept. `tokenVersion` is the user's at
+ * creation: a password change or block bumps the user's and so revokes every one.
+ */
+export const accessTokens = pgTable(
+  "access_tokens",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    userUuid: uuid("user_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    scope: text("scope").$type<AccessTokenScope>().notNull(),
+    secretHash: text("secret_hash").notNull(),
+    tokenVersion: integer("token_version").notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("access_tokens_secret_hash_unique").on(t.secretHash),
+    index("access_tokens_user_idx").on(t.userUuid),
+  ],
 );
 
 export const repos = pgTable(

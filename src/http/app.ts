@@ -1,5 +1,6 @@
 import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { accessTokensRoutes } from "../access-tokens/access-tokens.routes.ts";
 import { adminRoutes } from "../admin/admin.routes.ts";
 import { commandsRoutes } from "../commands/commands.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
@@ -19,6 +20,7 @@ import { usersRoutes } from "../users/users.routes.ts";
 import { spaRoutes } from "../web/spa.routes.ts";
 import { principalMiddleware } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
+import { withSharedResponses } from "./openapi.ts";
 import type { AppDeps, AppEnv } from "./types.ts";
 
 export const API_PREFIX = "/pepeunit/api/v1";
@@ -43,6 +45,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   const api = new OpenAPIHono<AppEnv>();
   api.use("*", principalMiddleware(deps.resolvePrincipal));
+  api.route("/users", accessTokensRoutes(deps)); // before /users/{uuid}
   api.route("/users", usersRoutes(deps));
   api.route("/admin/federation", federationAdminRoutes(deps));
   api.route("/admin/standard_repos", standardReposRoutes(deps));
@@ -60,15 +63,22 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/unit_nodes", setInputRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
-  api.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: { title: "Pepeunit API", version: "1" },
-    servers: [{ url: API_PREFIX }],
-  });
   api.openAPIRegistry.registerComponent("securitySchemes", "token", {
     type: "apiKey",
     in: "header",
     name: "x-auth-token",
+  });
+  // Built once, on first request (every route is registered by then).
+  let doc: object | undefined;
+  api.get("/openapi.json", (c) => {
+    doc ??= withSharedResponses(
+      api.getOpenAPI31Document({
+        openapi: "3.1.0",
+        info: { title: "Pepeunit API", version: "1" },
+        servers: [{ url: API_PREFIX }],
+      }),
+    );
+    return c.json(doc);
   });
   app.route(API_PREFIX, api);
   app.get("/pepeunit/docs", swaggerUI({ url: `${API_PREFIX}/openapi.json` }));

@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { ANONYMOUS, type Principal } from "../access/principal.ts";
 import type { PrincipalResolver } from "../access/resolve-principal.ts";
+import { scopeRefusal } from "../access-tokens/token-scope.ts";
 import { forbidden, unauthorized } from "./errors.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -15,7 +16,10 @@ export function readToken(headers: {
   return null;
 }
 
-/** Resolves the caller once per request; a token that is present but invalid is a 401. */
+/**
+ * Resolves the caller once per request; a token that is present but invalid is a 401.
+ * A personal access token is narrowed to its scope here, before any route: 403.
+ */
 export function principalMiddleware(resolve: PrincipalResolver): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const token = readToken(c.req.raw.headers);
@@ -25,6 +29,10 @@ export function principalMiddleware(resolve: PrincipalResolver): MiddlewareHandl
       if (!resolved) throw unauthorized("invalid or revoked token");
       principal = resolved;
     }
+    // Mounted as `use("*")` under the API prefix: its route path is "<prefix>/*".
+    const prefix = c.req.routePath.replace(/\/\*$/, "");
+    const refusal = scopeRefusal(principal, c.req.method, c.req.path.slice(prefix.length));
+    if (refusal) throw forbidden(refusal);
     c.set("principal", principal);
     await next();
   };
@@ -45,4 +53,11 @@ export function requireAdmin(p: Principal): Extract<Principal, { kind: "user" }>
 export function requireAuthenticated(p: Principal): Exclude<Principal, { kind: "anonymous" }> {
   if (p.kind === "anonymous") throw unauthorized();
   return p;
+}
+
+/** A user logged in with a password (a session), not a personal access token. */
+export function requireSession(p: Principal): Extract<Principal, { kind: "user" }> {
+  const user = requireUser(p);
+  if (user.scope !== "session") throw forbidden("only a login session may do this");
+  return user;
 }

@@ -96,6 +96,8 @@ describe("access rules", () => {
     uuid,
     role,
     login: "x",
+    scope: "session",
+    tokenId: null,
   });
 
   it("gives a unit exactly its schema's input and output topics", () => {
