@@ -44,9 +44,11 @@ export function requireUser(p: Principal): Extract<Principal, { kind: "user" }> 
   return p;
 }
 
+/** An admin logged in with a password: admin settings are never reachable with an access token. */
 export function requireAdmin(p: Principal): Extract<Principal, { kind: "user" }> {
   const user = requireUser(p);
   if (user.role !== "Admin") throw forbidden("admin only");
+  if (user.scope !== "session") throw forbidden("admin actions need a login session");
   return user;
 }
 

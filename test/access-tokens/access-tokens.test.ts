@@ -163,6 +163,16 @@ describe("personal access tokens", () => {
     // An admin's write token does not reach the admin routes either.
     const adminToken = await issue(world.admin.token, "write");
     expect((await inst.api.get("/admin/settings", adminToken.token)).status).toBe(403);
+    for (const path of ["/admin/federation", "/users"])
+      expect([path, (await inst.api.get(path, adminToken.token)).status]).toEqual([path, 403]);
+    for (const action of ["block", "password_reset_link"]) {
+      const res = await inst.api.post(
+        `/users/${world.bob.uuid}/${action}`,
+        undefined,
+        adminToken.token,
+      );
+      expect([action, res.status]).toEqual([action, 403]);
+    }
     expect((await inst.api.get("/admin/settings", world.admin.token)).status).toBe(200);
     expect((await inst.api.get("/users/me", token)).status).toBe(200);
   });
