@@ -66,6 +66,7 @@ const envSchema = z.object({
   PEPEUNIT_FEDERATION_BATCH_MS: z.coerce.number().min(0).max(10_000).default(5),
   PEPEUNIT_FEDERATION_RETRY_MAX_S: z.coerce.number().positive().default(300),
   PEPEUNIT_FEDERATION_MAX_INBOX_KB: z.coerce.number().int().min(1).max(65_536).default(1024),
+  PEPEUNIT_MAX_BODY_KB: z.coerce.number().int().min(1).max(1_048_576).default(1024),
 });
 
 export type Config = {
@@ -109,6 +110,8 @@ export type Config = {
   federationRetryMaxMs: number;
   /** Largest activity body the inboxes accept. */
   federationMaxInboxBytes: number;
+  /** Largest request body of any other route (src/http/body-limit.ts lists the few larger ones). */
+  maxBodyBytes: number;
 };
 
 export class ConfigError extends Error {}
@@ -205,5 +208,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     federationBatchMs: e.PEPEUNIT_FEDERATION_BATCH_MS,
     federationRetryMaxMs: Math.round(e.PEPEUNIT_FEDERATION_RETRY_MAX_S * 1000),
     federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
+    maxBodyBytes: e.PEPEUNIT_MAX_BODY_KB * 1024,
   };
 }

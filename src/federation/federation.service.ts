@@ -3,6 +3,7 @@ import type { CryptographicKey, Multikey } from "@fedify/vocab";
 import type { Principal } from "../access/principal.ts";
 import { canManage } from "../access/visibility.ts";
 import type { FederationMode } from "../db/schema.ts";
+import { BodyTooLargeError, readBodyCapped } from "../http/body-limit.ts";
 import { forbidden, notFound, unprocessable } from "../http/errors.ts";
 import { errorText, type FederationDeps } from "./core.ts";
 import {
@@ -162,11 +163,15 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
 
   async function checkInbound(request: Request): Promise<Response | Request> {
     // Size limit before anything is parsed or verified.
-    const max = config.federationMaxInboxBytes;
-    const declared = Number(request.headers.get("content-length") ?? "NaN");
-    if (declared > max) return new Response("Activity too large.", { status: 413 });
-    const body = new Uint8Array(await request.arrayBuffer());
-    if (body.length > max) return new Response("Activity too large.", { status: 413 });
+    // A chunked body is counted as it streams and abandoned past the limit.
+    let body: Uint8Array<ArrayBuffer>;
+    try {
+      body = await readBodyCapped(request, config.federationMaxInboxBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError)
+        return new Response("Activity too large.", { status: 413 });
+      throw err;
+    }
     // A peer we refuse is refused before its keys are fetched (keyId names its origin).
     const sig = `${request.headers.get("signature") ?? ""} ${request.headers.get("signature-input") ?? ""}`;
     const keyId = /keyid="([^"]+)"/i.exec(sig)?.[1];
