@@ -216,6 +216,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
     } catch {
       return null;
     }
+    if (!json || typeof json !== "object" || Array.isArray(json)) return null; // e.g. `null`
     const object = json.object as { type?: unknown } | undefined;
     const types = Array.isArray(object?.type) ? object.type : [object?.type];
     if (json.type !== "Add" || !types.includes("ReadingBatch")) return null;
@@ -290,12 +291,22 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
         const fast = await readingsFastPath(req);
         if (fast) return fast;
       }
-      const res = await fed.fetch(req, {
-        contextData: undefined,
-        onNotFound: () => notFoundJson(),
-        // A browser asking for HTML: let the web UI answer.
-        onNotAcceptable: () => FALLTHROUGH,
-      });
+      let res: Response;
+      try {
+        res = await fed.fetch(req, {
+          contextData: undefined,
+          onNotFound: () => notFoundJson(),
+          // A browser asking for HTML: let the web UI answer.
+          onNotAcceptable: () => FALLTHROUGH,
+        });
+      } catch (err) {
+        // Fedify's inbox expands the activity as JSON-LD and lets a document it cannot
+        // expand (an "@context" that is no URL, an unknown one) throw: the peer's error.
+        if (err instanceof Error && err.name.startsWith("jsonld.")) {
+          return new Response("Invalid activity (JSON-LD).", { status: 400 });
+        }
+        throw err;
+      }
       return res === FALLTHROUGH ? null : res;
     },
 

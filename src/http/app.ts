@@ -19,6 +19,7 @@ import { principalMiddleware } from "./auth.ts";
 import { LARGER_BODY_ROUTES, requestBodyLimit } from "./body-limit.ts";
 import { docsRoutes } from "./docs.routes.ts";
 import { errorHandler } from "./errors.ts";
+import { withSharedResponses } from "./openapi.ts";
 import { securityHeaders } from "./security-headers.ts";
 import type { AppDeps, AppEnv } from "./types.ts";
 
@@ -71,15 +72,22 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/unit_nodes", setInputRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
-  api.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: { title: "Pepeunit API", version: "1" },
-    servers: [{ url: API_PREFIX }],
-  });
   api.openAPIRegistry.registerComponent("securitySchemes", "token", {
     type: "apiKey",
     in: "header",
     name: "x-auth-token",
+  });
+  // Built once, on first request (every route is registered by then).
+  let doc: object | undefined;
+  api.get("/openapi.json", (c) => {
+    doc ??= withSharedResponses(
+      api.getOpenAPI31Document({
+        openapi: "3.1.0",
+        info: { title: "Pepeunit API", version: "1" },
+        servers: [{ url: API_PREFIX }],
+      }),
+    );
+    return c.json(doc);
   });
   app.route(API_PREFIX, api);
   app.route("/", docsRoutes("/pepeunit/docs", `${API_PREFIX}/openapi.json`));

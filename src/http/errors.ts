@@ -45,6 +45,11 @@ export function loggableError(err: unknown, depth = 0): Record<string, unknown> 
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context) => {
     if (err instanceof HttpError) return c.json({ detail: err.message }, err.status);
+    // hono's validator refuses a body that is not JSON with a 400: for the API it is
+    // invalid input like any other, a 422.
+    if (err instanceof HTTPException && err.status === 400 && /^Malformed/.test(err.message)) {
+      return c.json({ detail: [{ loc: ["body"], msg: err.message }] }, 422);
+    }
     if (err instanceof HTTPException) {
       return c.json({ detail: err.message || "bad request" }, err.status as ContentfulStatusCode);
     }

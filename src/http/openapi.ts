@@ -88,3 +88,44 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
   content: { "application/json": { schema } },
 });
+
+// Statuses the shared layers answer for every operation, whatever the route declares:
+// the token check (src/http/auth.ts), the body limit (body-limit.ts), the media-type
+// gate of a JSON body and the validation of parameters and bodies (createRouter).
+const SHARED_RESPONSES: Array<{
+  code: number;
+  description: string;
+  applies: (op: { parameters?: unknown[]; requestBody?: unknown }) => boolean;
+}> = [
+  { code: 401, description: "Invalid or revoked token", applies: () => true },
+  { code: 413, description: "Request body too large", applies: () => true },
+  { code: 415, description: "Body is not JSON", applies: (op) => Boolean(op.requestBody) },
+  {
+    code: 422,
+    description: "Invalid input",
+    applies: (op) => Boolean(op.requestBody) || (op.parameters?.length ?? 0) > 0,
+  },
+];
+
+type DocOperation = {
+  parameters?: unknown[];
+  requestBody?: unknown;
+  responses?: Record<string, unknown>;
+};
+
+/** The document with the shared layers' statuses added to each operation that lacks them. */
+export function withSharedResponses<T extends { paths?: object }>(doc: T): T {
+  for (const byMethod of Object.values(doc.paths ?? {}) as Array<Record<string, DocOperation>>) {
+    for (const op of Object.values(byMethod)) {
+      op.responses ??= {};
+      for (const shared of SHARED_RESPONSES) {
+        if (!shared.applies(op) || String(shared.code) in op.responses) continue;
+        op.responses[String(shared.code)] = {
+          description: shared.description,
+          content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+        };
+      }
+    }
+  }
+  return doc;
+}
