@@ -120,7 +120,8 @@ export function casesFor(
     poolFor(op, name, pools)[0] ?? "00000000-0000-4000-8000-000000000000";
   const paramArb = (p: Parameter): fc.Arbitrary<string> => {
     const pool = poolFor(op, p.name, pools);
-    const fallback = arbitraryFor(p.schema, ctx).map(String);
+    // Encoded: a valid-shaped value with "/" or "?" must stay one path segment.
+    const fallback = arbitraryFor(p.schema, ctx).map((v) => safeEncode(String(v)));
     return pool.length
       ? fc.oneof(
           { weight: 4, arbitrary: fc.constantFrom(...pool) },

@@ -104,12 +104,11 @@ export async function seedWorld(inst: TestInstance): Promise<FuzzWorld> {
   );
 
   // Throwaways for the destructive phase.
-  const doomedUsers = [await newUser(inst.api, "doomed"), await newUser(inst.api, "doomed")];
+  // One of each: the destructive operations run in an order (rotate, then delete;
+  // block, unblock, then delete) that lets each succeed once on it.
+  const doomedUsers = [await newUser(inst.api, "doomed")];
   const doomedRepo = await createRepo(inst.api, owner.token, fixture);
-  const doomedUnits = [
-    await createUnit(inst.api, owner.token, repo.uuid),
-    await createUnit(inst.api, owner.token, repo.uuid),
-  ];
+  const doomedUnits = [await createUnit(inst.api, owner.token, repo.uuid)];
   const doomedEdges = [
     await edge(
       inst,
