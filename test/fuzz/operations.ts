@@ -201,6 +201,29 @@ export function casesFor(
         })),
     );
   }
+  // A token that is no token (forged, unsigned, truncated, junk).
+  mutations.push(
+    fc
+      .tuple(
+        base,
+        fc.oneof(
+          fc.constantFrom(
+            "garbage",
+            "eyJhbGciOiJub25lIn0.eyJ1dWlkIjoieCIsInR5cGUiOiJVc2VyIn0.",
+            "eyJhbGciOiJIUzI1NiJ9.e30.AAAA",
+            "x".repeat(8_000),
+          ),
+          hostileString.map((t) => t.replace(/[^\x21-\x7e]/g, "") || "junk"),
+        ),
+      )
+      .map(([b, token]) => ({
+        role: b.role,
+        token,
+        url: url(op, b.params, queryString(b.query)),
+        body: json(b.body),
+        note: "bad token",
+      })),
+  );
   const queryNames = [...queryParams.map((p) => p.name), "unknown_param"];
   mutations.push(
     fc
