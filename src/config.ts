@@ -95,6 +95,7 @@ const envSchema = z.object({
   PEPEUNIT_FEDERATION_MAX_INBOX_KB: z.coerce.number().int().min(1).max(65_536).default(1024),
   // Value history (src/history/): how often queued values are processed and written.
   PEPEUNIT_HISTORY_FLUSH_MS: z.coerce.number().int().min(50).max(1000).default(500),
+  PEPEUNIT_MAX_BODY_KB: z.coerce.number().int().min(1).max(1_048_576).default(1024),
 });
 
 export type Config = {
@@ -144,6 +145,8 @@ export type Config = {
   federationMaxInboxBytes: number;
   /** Value history: batch interval; at most this much is lost on a crash (≤ 1 s). */
   historyFlushMs: number;
+  /** Largest request body of any other route (src/http/body-limit.ts lists the few larger ones). */
+  maxBodyBytes: number;
 };
 
 export class ConfigError extends Error {}
@@ -243,5 +246,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     federationRetryMaxMs: Math.round(e.PEPEUNIT_FEDERATION_RETRY_MAX_S * 1000),
     federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
     historyFlushMs: e.PEPEUNIT_HISTORY_FLUSH_MS,
+    maxBodyBytes: e.PEPEUNIT_MAX_BODY_KB * 1024,
   };
 }
