@@ -57,6 +57,8 @@ export type Example = {
   params?: Record<string, string>;
   query?: Record<string, string>;
   body?: unknown;
+  /** A body sent as it is (not JSON), with its content type: YAML, CSV. */
+  raw?: { body: string; contentType: string };
   /** Sent once more with this token (an identity none of the roles has). */
   token?: string;
 };
@@ -121,7 +123,10 @@ export function casesFor(
   const paramArb = (p: Parameter): fc.Arbitrary<string> => {
     const pool = poolFor(op, p.name, pools);
     // Encoded: a valid-shaped value with "/" or "?" must stay one path segment.
-    const fallback = arbitraryFor(p.schema, ctx).map((v) => safeEncode(String(v)));
+    // Never empty, "." or "..": those change the route (a 404 of another path).
+    const fallback = arbitraryFor(p.schema, ctx)
+      .map((v) => safeEncode(String(v)))
+      .filter((seg) => !["", ".", ".."].includes(seg));
     return pool.length
       ? fc.oneof(
           { weight: 4, arbitrary: fc.constantFrom(...pool) },
@@ -154,18 +159,21 @@ export function casesFor(
   );
   const requiredQuery = fc.sample(requiredOnly, { seed: opts.seed, numRuns: 1 })[0] ?? {};
   const query = example?.query ? queryString(example.query) : queryString(requiredQuery);
-  const body =
-    example && "body" in example
+  const body = example?.raw
+    ? example.raw.body
+    : example && "body" in example
       ? json(example.body)
       : json(fc.sample(validBody, { seed: opts.seed, numRuns: 1 })[0]);
+  const contentType = example?.raw?.contentType;
   const validUrl = url(op, params, query);
-  for (const r of ROLES) cases.push({ role: r, url: validUrl, body, note: "valid" });
+  for (const r of ROLES) cases.push({ role: r, url: validUrl, body, contentType, note: "valid" });
   if (example?.token) {
     cases.push({
       role: "owner",
       token: example.token,
       url: validUrl,
       body,
+      contentType,
       note: "valid, own token",
     });
   }

@@ -63,7 +63,11 @@ describe("REST fuzzing", () => {
   });
 
   async function send(c: Case): Promise<number> {
-    const token = c.token ?? world.tokens[c.role];
+    let token = c.token ?? world.tokens[c.role];
+    // Logging out revokes the token it is sent with: spend a fresh one of the same user.
+    if (token && /^POST \/users\/logout(\?|$)/.test(c.url) && c.role !== "unit") {
+      token = await freshToken(c.role);
+    }
     const headers: Record<string, string> = {};
     if (token) headers["x-auth-token"] = token;
     const space = c.url.indexOf(" ");
@@ -84,6 +88,15 @@ describe("REST fuzzing", () => {
     return res.status;
   }
 
+  async function freshToken(role: string): Promise<string | undefined> {
+    const user = role === "admin" ? world.admin : role === "owner" ? world.owner : world.other;
+    const res = await inst.api.post("/users/auth", {
+      login: user.login,
+      password: `pw-${user.login}-secret`,
+    });
+    return res.body.token;
+  }
+
   /** Inputs a valid request needs that no schema says (passwords, tokens, matching uuids). */
   async function examples(): Promise<Record<string, Example>> {
     const w = world;
@@ -95,8 +108,38 @@ describe("REST fuzzing", () => {
       w.owner.uuid,
       3600,
     );
+    // A reset link the admin makes for a user of its own (confirming it ends that user's sessions).
+    const resetting = await newUser(inst.api, "rs");
+    const link = await inst.api.post(
+      `/users/${resetting.uuid}/password_reset_link`,
+      {},
+      w.admin.token,
+    );
+    const resetToken = decodeURIComponent(String(link.body.link).split("#/reset/")[1] ?? "");
+    const yaml = (text: string) => ({ raw: { body: text, contentType: "application/yaml" } });
+    const pipe = [
+      "active_period:",
+      "  type: Permanent",
+      "filters:",
+      "  type_input_value: Number",
+      "processing_policy:",
+      "  policy_type: NRecords",
+      "  n_records_count: 10",
+      "",
+    ].join("\n");
     let n = 0;
     return {
+      "POST /users/password_reset/confirm": {
+        body: { token: resetToken, new_password: "a-brand-new-password" },
+      },
+      "POST /unit_nodes/check_data_pipe_config": yaml(pipe),
+      "POST /unit_nodes/set_data_pipe_config/{uuid}": yaml(pipe),
+      "POST /unit_nodes/set_data_pipe_data_csv/{uuid}": {
+        raw: {
+          body: "state,create_datetime\n1.5,2026-11-30T10:00:00.000Z\n2,2026-11-30T10:01:00.000Z\n",
+          contentType: "text/csv",
+        },
+      },
       "POST /users": {
         get body() {
           n++;
