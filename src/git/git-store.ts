@@ -14,6 +14,11 @@ export type GitRef = { name: string; commit: string };
 export type GitVersions = { branches: GitRef[]; tags: GitRef[] };
 export type TreeFile = { path: string; mode: number; content: Buffer };
 
+/** How git must reach the remote: `resolve` pins the connection (curl's "host:port:addr"). */
+export type RemoteOptions = { resolve?: string | undefined };
+/** A regular file of a commit's tree, without its content. */
+export type TreeEntry = { path: string; mode: number; size: number };
+
 export class GitError extends Error {}
 
 const SHA_RE = /^[0-9a-f]{40}$/;
@@ -24,7 +29,7 @@ const GIT_ENV_KEYS = [
   "GIT_CONFIG_NOSYSTEM",
   "GIT_CONFIG_GLOBAL",
   "GIT_CONFIG_COUNT",
-  ...[0, 1, 2].flatMap((i) => [`GIT_CONFIG_KEY_${i}`, `GIT_CONFIG_VALUE_${i}`]),
+  ...[0, 1, 2, 3, 4, 5].flatMap((i) => [`GIT_CONFIG_KEY_${i}`, `GIT_CONFIG_VALUE_${i}`]),
   "GIT_ASKPASS",
 ];
 
@@ -49,7 +54,7 @@ export function createGitStore(opts: GitStoreOptions) {
     return path.join(opts.repositoriesDir, repoUuid);
   }
 
-  function env(creds?: GitCredentials): Record<string, string> {
+  function env(creds?: GitCredentials, remote: RemoteOptions = {}): Record<string, string> {
     const e: Record<string, string> = {
       PATH: opts.childPath,
       HOME: opts.repositoriesDir,
@@ -63,6 +68,10 @@ export function createGitStore(opts: GitStoreOptions) {
     // The URL was checked to name a public host; a redirect must not lead git
     // (and the credentials header) to a local or private one instead.
     if (!opts.allowLocal) config.push(["http.followRedirects", "false"]);
+    // The host name was resolved and checked once: git connects to exactly those
+    // addresses (TLS still verifies the name), so a DNS answer that changes between
+    // the check and the connection (rebinding) cannot send git elsewhere.
+    if (remote.resolve) config.push(["http.curloptResolve", remote.resolve]);
     if (creds) {
       const basic = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
       config.push(["http.extraHeader", `Authorization: Basic ${basic}`]);
@@ -79,6 +88,7 @@ export function createGitStore(opts: GitStoreOptions) {
     baseDir: string | undefined,
     creds?: GitCredentials,
     abort?: AbortSignal,
+    remote?: RemoteOptions,
   ): SimpleGit {
     const g = simpleGit({
       ...(baseDir ? { baseDir } : {}),
@@ -96,7 +106,7 @@ export function createGitStore(opts: GitStoreOptions) {
       },
       ...(abort ? { abort } : {}),
     } as Parameters<typeof simpleGit>[0]);
-    return g.env(env(creds));
+    return g.env(env(creds, remote));
   }
 
   /** Removes the credentials (if any) from git's error text before it reaches a user. */
@@ -170,13 +180,14 @@ export function createGitStore(opts: GitStoreOptions) {
       url: string,
       creds: GitCredentials | undefined,
       maxBytes: number,
+      remote?: RemoteOptions,
     ): Promise<void> {
       const dir = dirFor(repoUuid);
-      await mkdir(opts.repositoriesDir, { recursive: true });
+      await mkdir(opts.repositoriesDir, { recursive: true, mode: 0o700 });
       await rm(dir, { recursive: true, force: true });
       try {
         await withSizeGuard(dir, maxBytes, (abort) =>
-          git(undefined, creds, abort)
+          git(undefined, creds, abort, remote)
             .clone(url, dir, ["--mirror", "--no-hardlinks", "--"])
             .then(() => undefined),
         );
@@ -193,11 +204,12 @@ export function createGitStore(opts: GitStoreOptions) {
       url: string,
       creds: GitCredentials | undefined,
       maxBytes: number,
+      remote?: RemoteOptions,
     ): Promise<void> {
       const dir = dirFor(repoUuid);
       try {
         await withSizeGuard(dir, maxBytes, (abort) =>
-          git(dir, creds, abort)
+          git(dir, creds, abort, remote)
             .raw([
               "fetch",
               "--prune",
@@ -290,6 +302,28 @@ export function createGitStore(opts: GitStoreOptions) {
       const sha = entry.split(/\s+/)[2];
       if (!sha) return null;
       return runGitBuffer(dir, ["cat-file", "blob", sha], env());
+    },
+
+    /**
+     * The regular files of the tree at a commit with their sizes, read from the
+     * tree objects alone: what an export would unpack, without unpacking it.
+     */
+    async listTree(repoUuid: string, commit: string): Promise<TreeEntry[]> {
+      if (!SHA_RE.test(commit)) throw new GitError("not a commit sha");
+      const out = await runGitBuffer(
+        dirFor(repoUuid),
+        ["ls-tree", "-r", "-l", "-z", "--full-tree", commit],
+        env(),
+      );
+      const entries: TreeEntry[] = [];
+      for (const record of out.toString("utf8").split("\0")) {
+        // "<mode> <type> <object> <size>\t<path>"; symlinks and submodules are not exported.
+        const m = /^(100644|100755) blob [0-9a-f]+ +(\d+)\t([\s\S]+)$/.exec(record);
+        if (m?.[1] && m[2] && m[3]) {
+          entries.push({ path: m[3], mode: Number.parseInt(m[1], 8), size: Number(m[2]) });
+        }
+      }
+      return entries;
     },
 
     /**
