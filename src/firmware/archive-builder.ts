@@ -58,8 +58,9 @@ export function createArchiveBuilder(opts: ArchiveBuilderOptions) {
   async function load(repoUuid: string, commit: string): Promise<VersionEntry> {
     let tree: Awaited<ReturnType<GitStore["exportTree"]>>;
     try {
-      await checkFirmwareSize(opts.git, repoUuid, commit, maxFirmwareBytes);
-      tree = await opts.git.exportTree(repoUuid, commit);
+      // Only the files that go to the device are read, and only when they fit.
+      const keep = await checkFirmwareSize(opts.git, repoUuid, commit, maxFirmwareBytes);
+      tree = await opts.git.exportTree(repoUuid, commit, keep);
     } catch (err) {
       if (err instanceof GitError) {
         throw unprocessable(`version ${commit.slice(0, 8)} cannot be read: ${err.message}`);

@@ -23,28 +23,32 @@ function mb(bytes: number): string {
   return (bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0);
 }
 
-/** Bytes of the files a device would receive from this commit (env.json/schema.json aside). */
-export async function firmwareSize(
+/** What goes to a device from a commit: the path filter and the bytes of the files it keeps. */
+export async function firmwareSelection(
   git: SizeGit,
   repoUuid: string,
   commit: string,
-): Promise<number> {
+): Promise<{ keep: (path: string) => boolean; bytes: number }> {
   const entries = await git.listTree(repoUuid, commit);
   const hasIgnore = entries.some((e) => e.path === ".pepeignore");
   const pepeignore = hasIgnore ? await git.readFile(repoUuid, commit, ".pepeignore") : null;
   const keep = firmwarePathFilter(pepeignore?.toString("utf8"));
-  let total = 0;
-  for (const e of entries) if (keep(e.path)) total += e.size;
-  return total;
+  let bytes = 0;
+  for (const e of entries) if (keep(e.path)) bytes += e.size;
+  return { keep, bytes };
 }
 
-/** Throws FirmwareTooLargeError when the commit's firmware is over `maxBytes`. */
+/**
+ * The path filter of the commit's firmware; throws FirmwareTooLargeError when the
+ * files it keeps (env.json/schema.json aside) are over `maxBytes`.
+ */
 export async function checkFirmwareSize(
   git: SizeGit,
   repoUuid: string,
   commit: string,
   maxBytes: number,
-): Promise<void> {
-  const bytes = await firmwareSize(git, repoUuid, commit);
+): Promise<(path: string) => boolean> {
+  const { keep, bytes } = await firmwareSelection(git, repoUuid, commit);
   if (bytes > maxBytes) throw new FirmwareTooLargeError(commit, bytes, maxBytes);
+  return keep;
 }
