@@ -192,7 +192,7 @@ function privateAddress(host: string, address: string): CloneUrlError {
 /** Whether `inner` is `dir` itself or inside it (both already real, absolute paths). */
 function isInside(inner: string, dir: string): boolean {
   const rel = path.relative(dir, inner);
-  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+  return rel !== ".." && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 
 /**

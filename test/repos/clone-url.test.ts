@@ -199,6 +199,8 @@ describe("clone URL checks", () => {
       expect(await refusal(url, opts), url).toContain("own data or repositories");
     }
     expect(await refusal(`file://${outside}/%2e%2e/data`, opts)).toContain("plain path");
+    mkdirSync(path.join(data, "..dots"));
+    expect(await refusal(`file://${data}/..dots`, opts)).toContain("own data");
     // Elsewhere is fine, and git is given the real path that was checked.
     mkdirSync(path.join(outside, "fixture"));
     symlinkSync(path.join(outside, "fixture"), path.join(base, "fixture-link"));
