@@ -75,6 +75,9 @@ const envSchema = z.object({
     .or(z.literal("").transform(() => undefined)),
   PEPEUNIT_MAX_REPO_SIZE_MB: z.coerce.number().positive().default(10),
   PEPEUNIT_GIT_ALLOW_LOCAL: bool.default(false),
+  // Comma-separated directories; when set, file:// sources must lie inside one of them.
+  PEPEUNIT_GIT_LOCAL_ROOTS: optionalText,
+  PEPEUNIT_MAX_FIRMWARE_SIZE_MB: z.coerce.number().positive().default(10),
   PEPEUNIT_SECRET_KEY: base64Key.optional(),
   PEPEUNIT_ENCRYPT_KEY: base64Key.optional(),
   PEPEUNIT_SMTP_URL: z.string().optional(),
@@ -95,6 +98,7 @@ const envSchema = z.object({
   PEPEUNIT_FEDERATION_MAX_INBOX_KB: z.coerce.number().int().min(1).max(65_536).default(1024),
   // Value history (src/history/): how often queued values are processed and written.
   PEPEUNIT_HISTORY_FLUSH_MS: z.coerce.number().int().min(50).max(1000).default(500),
+  PEPEUNIT_MAX_BODY_KB: z.coerce.number().int().min(1).max(1_048_576).default(1024),
 });
 
 export type Config = {
@@ -119,6 +123,10 @@ export type Config = {
   databaseUrl: string | undefined;
   maxRepoSizeBytes: number;
   gitAllowLocal: boolean;
+  /** With local sources allowed: the only directories file:// may name (undefined: any but ours). */
+  gitLocalRoots: string[] | undefined;
+  /** Largest unpacked firmware (the trimmed tree of one version) an archive is built from. */
+  maxFirmwareSizeBytes: number;
   /** HMAC key for every JWT the instance issues. */
   secretKey: Uint8Array;
   /** AES-GCM key for secrets at rest (credentials, unit env, state storage). */
@@ -144,6 +152,8 @@ export type Config = {
   federationMaxInboxBytes: number;
   /** Value history: batch interval; at most this much is lost on a crash (≤ 1 s). */
   historyFlushMs: number;
+  /** Largest request body of any other route (src/http/body-limit.ts lists the few larger ones). */
+  maxBodyBytes: number;
 };
 
 export class ConfigError extends Error {}
@@ -172,7 +182,7 @@ function loadOrCreateSecrets(
     secret: secret ?? randomBytes(32).toString("base64"),
     encrypt: encrypt ?? randomBytes(32).toString("base64"),
   };
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(
     file,
     [
@@ -228,6 +238,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     maxRepoSizeBytes: Math.round(e.PEPEUNIT_MAX_REPO_SIZE_MB * 1024 * 1024),
     gitAllowLocal: e.PEPEUNIT_GIT_ALLOW_LOCAL,
+    gitLocalRoots: e.PEPEUNIT_GIT_LOCAL_ROOTS?.split(",")
+      .map((d) => d.trim())
+      .filter(Boolean)
+      .map((d) => path.resolve(d)),
+    maxFirmwareSizeBytes: Math.round(e.PEPEUNIT_MAX_FIRMWARE_SIZE_MB * 1024 * 1024),
     secretKey: new Uint8Array(Buffer.from(secrets.secret, "base64")),
     encryptKey: new Uint8Array(Buffer.from(secrets.encrypt, "base64")),
     smtpUrl: e.PEPEUNIT_SMTP_URL,
@@ -243,5 +258,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     federationRetryMaxMs: Math.round(e.PEPEUNIT_FEDERATION_RETRY_MAX_S * 1000),
     federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
     historyFlushMs: e.PEPEUNIT_HISTORY_FLUSH_MS,
+    maxBodyBytes: e.PEPEUNIT_MAX_BODY_KB * 1024,
   };
 }

@@ -1,4 +1,3 @@
-import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { accessTokensRoutes } from "../access-tokens/access-tokens.routes.ts";
 import { adminRoutes } from "../admin/admin.routes.ts";
@@ -19,8 +18,11 @@ import { unitsRoutes } from "../units/units.routes.ts";
 import { usersRoutes } from "../users/users.routes.ts";
 import { spaRoutes } from "../web/spa.routes.ts";
 import { principalMiddleware } from "./auth.ts";
+import { LARGER_BODY_ROUTES, requestBodyLimit } from "./body-limit.ts";
+import { docsRoutes } from "./docs.routes.ts";
 import { errorHandler } from "./errors.ts";
 import { withSharedResponses } from "./openapi.ts";
+import { securityHeaders } from "./security-headers.ts";
 import type { AppDeps, AppEnv } from "./types.ts";
 
 export const API_PREFIX = "/pepeunit/api/v1";
@@ -30,6 +32,17 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ detail: "not found" }, 404));
+
+  app.use("*", securityHeaders());
+  // Bodies are capped before anything reads them (federation, authentication, validation).
+  // The inboxes have their own limit, which may be larger than the global one.
+  app.use(
+    "*",
+    requestBodyLimit(deps.config.maxBodyBytes, [
+      ...LARGER_BODY_ROUTES,
+      { method: "POST", path: /^\/ap\//, maxBytes: deps.config.federationMaxInboxBytes },
+    ]),
+  );
 
   // Federation first: /ap/*, /.well-known/webfinger|nodeinfo, /nodeinfo/*; the rest falls through.
   if (deps.federation) app.use("*", federationMiddleware(deps.federation));
@@ -81,7 +94,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     return c.json(doc);
   });
   app.route(API_PREFIX, api);
-  app.get("/pepeunit/docs", swaggerUI({ url: `${API_PREFIX}/openapi.json` }));
+  app.route("/", docsRoutes("/pepeunit/docs", `${API_PREFIX}/openapi.json`));
   app.route("/", spaRoutes()); // last: the graph UI answers only what nothing above did
   return app;
 }

@@ -246,7 +246,7 @@ export function usersRoutes(deps: AppDeps) {
       tags,
       summary: "One user (self or admin)",
       request: { params: UuidParam },
-      responses: { 200: jsonResponse(UserOut, "The user"), ...errorResponses(401, 404) },
+      responses: { 200: jsonResponse(UserOut, "The user"), ...errorResponses(401, 403, 404) },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));
@@ -304,7 +304,7 @@ export function usersRoutes(deps: AppDeps) {
       tags,
       summary: "Delete a user and everything they own (self or admin)",
       request: { params: UuidParam },
-      responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404, 409) },
+      responses: { 204: { description: "Deleted" }, ...errorResponses(401, 403, 404, 409) },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));

@@ -1084,7 +1084,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        /** @description Not allowed */
         403: {
           headers: {
             [name: string]: unknown;
@@ -1152,7 +1152,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        /** @description Not allowed */
         403: {
           headers: {
             [name: string]: unknown;
@@ -2058,7 +2058,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        /** @description Not allowed */
         403: {
           headers: {
             [name: string]: unknown;
@@ -2134,7 +2134,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        /** @description Not allowed */
         403: {
           headers: {
             [name: string]: unknown;
@@ -2205,7 +2205,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        /** @description Not allowed */
         403: {
           headers: {
             [name: string]: unknown;
@@ -2937,7 +2937,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        /** @description Not allowed */
         403: {
           headers: {
             [name: string]: unknown;
@@ -3104,7 +3104,7 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
-        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        /** @description Not allowed */
         403: {
           headers: {
             [name: string]: unknown;
