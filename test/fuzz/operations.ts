@@ -82,6 +82,7 @@ export function poolFor(op: Operation, name: string, pools: Pools): string[] {
   if (name === "input_uuid") return pools.inputs;
   if (name === "output_uuid" || name === "node_uuid") return pools.outputs;
   if (name === "unit_node_uuids") return pools.nodes;
+  if (name === "token_uuid") return pools.accessTokens;
   if (op.path.startsWith("/users/")) return pools.users;
   if (op.path.startsWith("/repos/")) return pools.repos;
   if (op.path.startsWith("/unit_nodes/set_state_input/")) return pools.inputs;

@@ -26,6 +26,8 @@ export type Pools = {
   grants: string[];
   jobs: string[];
   domains: string[];
+  /** An access token of the owner's (DELETE /users/me/tokens/{token_uuid}). */
+  accessTokens: string[];
 };
 
 export type FuzzWorld = {
@@ -58,6 +60,7 @@ const emptyPools = (): Pools => ({
   grants: [],
   jobs: [],
   domains: [],
+  accessTokens: [],
 });
 
 let loginCounter = 0;
@@ -118,6 +121,12 @@ export async function seedWorld(inst: TestInstance): Promise<FuzzWorld> {
     ),
   ];
   const doomedGrants = [await grant(inst, owner.token, privateOutputUuid, "doomed.example.org")];
+  const doomedToken = await inst.api.post(
+    "/users/me/tokens",
+    { name: "doomed", scope: "read" },
+    owner.token,
+  );
+  if (doomedToken.status !== 201) throw new Error(`access token: ${doomedToken.status}`);
 
   return {
     tokens: {
@@ -147,6 +156,8 @@ export async function seedWorld(inst: TestInstance): Promise<FuzzWorld> {
       edges: [edgeUuid],
       grants: [grantUuid],
       domains: ["peer.example.org", "127.0.0.1:9"],
+      // Deleted by the first valid request; nothing else draws from this pool.
+      accessTokens: [doomedToken.body.uuid],
     },
     throwaway: {
       ...emptyPools(),
