@@ -6,6 +6,7 @@ import {
   createBenchWorld,
   pool,
 } from "../lib/bench-world.ts";
+import { newestProfile, printProfile } from "../lib/cpu-profile.ts";
 import { connectInspector, type Inspector } from "../lib/inspector.ts";
 import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
 import { processStats, untilIdle } from "../lib/process-stats.ts";
@@ -245,6 +246,20 @@ export async function historySuite(
     console.log(
       `  latency, pipes on: p50 ${ms(on.p50)} ms p99 ${ms(on.p99)} ms (${on.received}/${on.sent})`,
     );
+    // Off again, now with the 1 000 other pipes loaded: the same server state but for this
+    // variable's pipe, so a busy machine's drift between the first run and now cancels out.
+    await call(
+      world.url,
+      "PATCH",
+      `/unit_nodes/${pairOut.nodeUuid("Output", "v00")}`,
+      { is_data_pipe_active: false },
+      world.token,
+    );
+    const offAgain = await latencyRun(sender, pairTopic, receiver, 1000, latencySeconds);
+    console.log(
+      `  latency, pair's pipe off again: p50 ${ms(offAgain.p50)} ms p99 ${ms(offAgain.p99)} ms`,
+    );
+    const offBest = (offAgain.p50 ?? Infinity) < (off.p50 ?? Infinity) ? offAgain : off;
 
     const rate = GOAL[database.name] ?? 5000;
     const run = await throughputRun(server, targets, rate, seconds);
@@ -301,6 +316,8 @@ export async function historySuite(
     await server.stop();
     stopped = true;
     const stored = await storedPerNode(database, server);
+    const profile = server.cpuProfDir ? newestProfile(server.cpuProfDir) : null;
+    if (profile) printProfile(`history suite on ${database.name}, whole run`, profile, 25);
     let written = 0;
     let short = 0;
     for (const t of targets) {
@@ -331,14 +348,15 @@ export async function historySuite(
       database: database.name,
       metric: {
         "off p50 ms": ms(off.p50),
+        "off again p50 ms": ms(offAgain.p50),
         "on p50 ms": ms(on.p50),
-        "× p50": ratio(on.p50, off.p50),
+        "× p50 (vs lower off)": ratio(on.p50, offBest.p50),
         "off p99 ms": ms(off.p99),
         "on p99 ms": ms(on.p99),
-        undelivered: off.sent - off.received + on.sent - on.received,
+        undelivered: [off, on, offAgain].reduce((n, r) => n + r.sent - r.received, 0),
       },
       goal: "p50 with pipes ≤ 1.5× without",
-      met: on.p50 !== null && off.p50 !== null && on.p50 <= 1.5 * off.p50,
+      met: on.p50 !== null && offBest.p50 !== null && on.p50 <= 1.5 * offBest.p50,
     });
     record({
       suite: "history",

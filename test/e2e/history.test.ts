@@ -55,6 +55,30 @@ describe("variable history", { timeout: 150_000 }, () => {
     expect(await imported.json()).toEqual({ count: KNOWN.length });
   });
 
+  it("a reader sees the chart without the editing parts, at phone width in the dark theme", async () => {
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token: readerToken,
+      viewport: { width: 390, height: 844 },
+      colorScheme: "dark",
+    });
+    try {
+      await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
+      const chart = page.getByTestId("history-chart");
+      await expect
+        .poll(async () => Number(await chart.getAttribute("data-points")))
+        .toBe(KNOWN.length);
+      expect(await page.getByTestId("pipe-editor").count()).toBe(0);
+      expect(await page.getByRole("button", { name: "Clear data…" }).count()).toBe(0);
+      expect(await page.getByRole("button", { name: "Download CSV" }).count()).toBe(1);
+      // The chart fits the phone's width (no sideways scrolling).
+      const box = await chart.boundingBox();
+      expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
+      await chart.scrollIntoViewIfNeeded();
+      await screenshot(page, "history-phone-dark");
+    } finally {
+      await context.close();
+    }
+  });
   it("charts the pipe's records, appends new ones live, and shows a bad config's errors by stage", async () => {
     const device = await connectUnit(
       ctx.inst.mqttUrl,
@@ -104,34 +128,23 @@ describe("variable history", { timeout: 150_000 }, () => {
       );
       expect(await stored.text()).toBe(YAML);
       await screenshot(page, "history-desktop-errors");
+
+      // Clearing asks first; then an upload replaces the (empty) history.
+      await page.getByRole("button", { name: "Clear data…" }).click();
+      await page.getByRole("button", { name: "Delete history" }).click();
+      await page.getByTestId("history-empty").waitFor();
+      await page.getByTestId("history-upload").setInputFiles({
+        name: "history.csv",
+        mimeType: "text/csv",
+        buffer: Buffer.from(
+          `state,state_type,create_datetime\n1,Number,${new Date(Date.now() - 120_000).toISOString()}\n2,Number,${new Date(Date.now() - 60_000).toISOString()}\n`,
+        ),
+      });
+      await expect.poll(() => chart.getAttribute("data-points")).toBe("2");
+      expect(await chart.getAttribute("data-last")).toBe("2");
     } finally {
       await context.close();
       await device.endAsync();
-    }
-  });
-
-  it("a reader sees the chart without the editing parts, at phone width in the dark theme", async () => {
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
-      token: readerToken,
-      viewport: { width: 390, height: 844 },
-      colorScheme: "dark",
-    });
-    try {
-      await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
-      const chart = page.getByTestId("history-chart");
-      await expect
-        .poll(async () => Number(await chart.getAttribute("data-points")))
-        .toBeGreaterThanOrEqual(KNOWN.length);
-      expect(await page.getByTestId("pipe-editor").count()).toBe(0);
-      expect(await page.getByRole("button", { name: "Clear data…" }).count()).toBe(0);
-      expect(await page.getByRole("button", { name: "Download CSV" }).count()).toBe(1);
-      // The chart fits the phone's width (no sideways scrolling).
-      const box = await chart.boundingBox();
-      expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
-      await chart.scrollIntoViewIfNeeded();
-      await screenshot(page, "history-phone-dark");
-    } finally {
-      await context.close();
     }
   });
 });

@@ -9,6 +9,7 @@ import {
   newerQuery,
   rangeIsLive,
   rangeQuery,
+  toLocalInput,
   toSeries,
 } from "../../web/src/lib/history.ts";
 
@@ -41,6 +42,13 @@ describe("history ranges", () => {
     expect("query" in both && both.query.end_create_datetime).toBe(
       new Date("2026-03-02T10:00").toISOString(),
     );
+  });
+
+  it("fills a datetime-local input with a local time that reads back as the same minute", () => {
+    const at = Date.parse("2026-03-01T10:07:42Z");
+    const shown = toLocalInput(at);
+    expect(shown).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d$/);
+    expect(new Date(shown).getTime()).toBe(at - 42_000);
   });
 
   it("refuses a custom range without a start or ending before it", () => {

@@ -52,6 +52,13 @@ export function rangeQuery(
   };
 }
 
+/** A time as <input type="datetime-local"> shows it: local, to the minute. */
+export function toLocalInput(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
 /** Whether new records can still fall into the range (a custom range ending in the past cannot). */
 export function rangeIsLive(range: HistoryRange, now: number): boolean {
   if (range.kind === "relative") return true;
