@@ -78,7 +78,7 @@ describe("polled records", () => {
     expect(newerQuery(UUID, undefined)).toMatchObject({ relative_time: "1h" });
   });
 
-  it("appends only what is new (the bound is inclusive) and drops what slid out of a relative range", () => {
+  it("appends only what is newer than the last point (the bound is inclusive; a downsampled point has its bucket's last time) and drops what slid out of a relative range", () => {
     const now = Date.parse("2026-03-01T01:00:10Z");
     const shown = [
       row("2026-03-01T00:00:05.000Z", "1"),
@@ -91,14 +91,14 @@ describe("polled records", () => {
       row("2026-03-01T01:00:09.000Z", "5"),
     ];
     const out = appendNewer(shown, polled, { kind: "relative", span: "1h" }, now);
-    expect(out.map((r) => r.state)).toEqual(["2", "3", "4", "5"]);
+    expect(out.map((r) => r.state)).toEqual(["2", "3", "5"]);
     // Nothing new: the same array (no re-render).
     expect(
       appendNewer(shown, [shown[2] as HistoryRow], { kind: "relative", span: "1h" }, now),
     ).toBe(shown);
     // A custom range keeps everything.
     const custom = { kind: "custom" as const, start: "2026-03-01T00:00", end: "" };
-    expect(appendNewer(shown, polled, custom, now)).toHaveLength(5);
+    expect(appendNewer(shown, polled, custom, now)).toHaveLength(4);
   });
 });
 

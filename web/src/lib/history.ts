@@ -76,12 +76,12 @@ export function newerQuery(uuid: string, last: HistoryRow | undefined): HistoryQ
   };
 }
 
-const keyOf = (r: HistoryRow) => `${r.create_datetime}\u0000${r.state}`;
-
 /**
- * `shown` with the polled rows appended: rows already shown (same time and state, as the
- * inclusive bound returns them again) are skipped, and for a relative range rows that
- * slid out of it are dropped.
+ * `shown` with the polled rows appended. Only rows after the last shown one count: the
+ * server's bound is inclusive, and a downsampled point carries the time of its bucket's
+ * last record, which would come back as a second point at the same time. (Two records in
+ * the same millisecond: the second shows after the next reload.) For a relative range,
+ * rows that slid out of it are dropped.
  */
 export function appendNewer(
   shown: HistoryRow[],
@@ -89,14 +89,9 @@ export function appendNewer(
   range: HistoryRange,
   now: number,
 ): HistoryRow[] {
-  const lastAt = shown.length
-    ? Date.parse((shown.at(-1) as HistoryRow).create_datetime)
-    : -Infinity;
-  const tail = new Set(shown.filter((r) => Date.parse(r.create_datetime) === lastAt).map(keyOf));
-  const fresh = polled.filter((r) => {
-    const at = Date.parse(r.create_datetime);
-    return at > lastAt || (at === lastAt && !tail.has(keyOf(r)));
-  });
+  const last = shown.at(-1);
+  const lastAt = last ? Date.parse(last.create_datetime) : -Infinity;
+  const fresh = polled.filter((r) => Date.parse(r.create_datetime) > lastAt);
   if (!fresh.length) return shown;
   let out = [...shown, ...fresh];
   if (range.kind === "relative") {
