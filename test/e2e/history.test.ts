@@ -129,7 +129,8 @@ describe("variable history", { timeout: 150_000 }, () => {
       expect(await stored.text()).toBe(YAML);
       await screenshot(page, "history-desktop-errors");
 
-      // Clearing asks first; then an upload replaces the (empty) history.
+      // Clearing asks first; then an upload replaces the (empty) history. (Hours apart: the
+      // 24 h chart asks for 500 points, so records closer than ~3 min share one.)
       await page.getByRole("button", { name: "Clear data…" }).click();
       await page.getByRole("button", { name: "Delete history" }).click();
       await page.getByTestId("history-empty").waitFor();
@@ -137,11 +138,16 @@ describe("variable history", { timeout: 150_000 }, () => {
         name: "history.csv",
         mimeType: "text/csv",
         buffer: Buffer.from(
-          `state,state_type,create_datetime\n1,Number,${new Date(Date.now() - 120_000).toISOString()}\n2,Number,${new Date(Date.now() - 60_000).toISOString()}\n`,
+          `state,state_type,create_datetime\n1,Number,${new Date(Date.now() - 3 * 3_600_000).toISOString()}\n2,Number,${new Date(Date.now() - 3_600_000).toISOString()}\n`,
         ),
       });
       await expect.poll(() => chart.getAttribute("data-points")).toBe("2");
       expect(await chart.getAttribute("data-last")).toBe("2");
+      // The editing parts at phone width in the dark theme (same page: no reload).
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.emulateMedia({ colorScheme: "dark" });
+      await page.getByTestId("pipe-editor").scrollIntoViewIfNeeded();
+      await screenshot(page, "history-editor-phone-dark");
     } finally {
       await context.close();
       await device.endAsync();
