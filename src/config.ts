@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
 
@@ -18,6 +19,28 @@ const optionalText = z
   .string()
   .optional()
   .transform((v) => (v ? v : undefined));
+
+/** An IP address or a CIDR block (`10.0.0.0/8`, `fd00::/8`). */
+function isIpOrCidr(entry: string): boolean {
+  const [addr, bits, extra] = entry.split("/");
+  if (extra !== undefined || !addr) return false;
+  const family = isIP(addr);
+  if (!family) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (family === 4 ? 32 : 128);
+}
+
+const ipList = z
+  .string()
+  .default("")
+  .transform((v) =>
+    v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  )
+  .refine((list) => list.every(isIpOrCidr), "comma-separated IP addresses or CIDR blocks");
 
 const envSchema = z.object({
   PEPEUNIT_DOMAIN: z
@@ -52,10 +75,17 @@ const envSchema = z.object({
     .or(z.literal("").transform(() => undefined)),
   PEPEUNIT_MAX_REPO_SIZE_MB: z.coerce.number().positive().default(10),
   PEPEUNIT_GIT_ALLOW_LOCAL: bool.default(false),
+  // Comma-separated directories; when set, file:// sources must lie inside one of them.
+  PEPEUNIT_GIT_LOCAL_ROOTS: optionalText,
+  PEPEUNIT_MAX_FIRMWARE_SIZE_MB: z.coerce.number().positive().default(10),
   PEPEUNIT_SECRET_KEY: base64Key.optional(),
   PEPEUNIT_ENCRYPT_KEY: base64Key.optional(),
   PEPEUNIT_SMTP_URL: z.string().optional(),
   PEPEUNIT_MAIL_FROM: z.string().default("Pepeunit <pepeunit@localhost>"),
+  // scrypt cost of new password hashes: N = 2^LOG_N (16: 64 MiB per hash with r=8).
+  PEPEUNIT_SCRYPT_LOG_N: z.coerce.number().int().min(4).max(20).default(16),
+  // Reverse proxies whose X-Forwarded-For names the client (login throttling per address).
+  PEPEUNIT_TRUSTED_PROXIES: ipList,
   PEPEUNIT_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info"),
@@ -68,6 +98,7 @@ const envSchema = z.object({
   PEPEUNIT_FEDERATION_MAX_INBOX_KB: z.coerce.number().int().min(1).max(65_536).default(1024),
   // Value history (src/history/): how often queued values are processed and written.
   PEPEUNIT_HISTORY_FLUSH_MS: z.coerce.number().int().min(50).max(1000).default(500),
+  PEPEUNIT_MAX_BODY_KB: z.coerce.number().int().min(1).max(1_048_576).default(1024),
 });
 
 export type Config = {
@@ -92,12 +123,20 @@ export type Config = {
   databaseUrl: string | undefined;
   maxRepoSizeBytes: number;
   gitAllowLocal: boolean;
+  /** With local sources allowed: the only directories file:// may name (undefined: any but ours). */
+  gitLocalRoots: string[] | undefined;
+  /** Largest unpacked firmware (the trimmed tree of one version) an archive is built from. */
+  maxFirmwareSizeBytes: number;
   /** HMAC key for every JWT the instance issues. */
   secretKey: Uint8Array;
   /** AES-GCM key for secrets at rest (credentials, unit env, state storage). */
   encryptKey: Uint8Array;
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** scrypt parameters of new password hashes; older hashes are redone at the next login. */
+  scrypt: { logN: number; r: number; p: number };
+  /** IPs / CIDR blocks of reverse proxies trusted to set X-Forwarded-For. */
+  trustedProxies: string[];
   logLevel: z.infer<typeof envSchema>["PEPEUNIT_LOG_LEVEL"];
   syncTickMs: number;
   stateSendIntervalS: number;
@@ -113,6 +152,8 @@ export type Config = {
   federationMaxInboxBytes: number;
   /** Value history: batch interval; at most this much is lost on a crash (≤ 1 s). */
   historyFlushMs: number;
+  /** Largest request body of any other route (src/http/body-limit.ts lists the few larger ones). */
+  maxBodyBytes: number;
 };
 
 export class ConfigError extends Error {}
@@ -141,7 +182,7 @@ function loadOrCreateSecrets(
     secret: secret ?? randomBytes(32).toString("base64"),
     encrypt: encrypt ?? randomBytes(32).toString("base64"),
   };
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(
     file,
     [
@@ -197,10 +238,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     maxRepoSizeBytes: Math.round(e.PEPEUNIT_MAX_REPO_SIZE_MB * 1024 * 1024),
     gitAllowLocal: e.PEPEUNIT_GIT_ALLOW_LOCAL,
+    gitLocalRoots: e.PEPEUNIT_GIT_LOCAL_ROOTS?.split(",")
+      .map((d) => d.trim())
+      .filter(Boolean)
+      .map((d) => path.resolve(d)),
+    maxFirmwareSizeBytes: Math.round(e.PEPEUNIT_MAX_FIRMWARE_SIZE_MB * 1024 * 1024),
     secretKey: new Uint8Array(Buffer.from(secrets.secret, "base64")),
     encryptKey: new Uint8Array(Buffer.from(secrets.encrypt, "base64")),
     smtpUrl: e.PEPEUNIT_SMTP_URL,
     mailFrom: e.PEPEUNIT_MAIL_FROM,
+    scrypt: { logN: e.PEPEUNIT_SCRYPT_LOG_N, r: 8, p: 1 },
+    trustedProxies: e.PEPEUNIT_TRUSTED_PROXIES,
     logLevel: e.PEPEUNIT_LOG_LEVEL,
     syncTickMs: e.PEPEUNIT_SYNC_TICK_S * 1000,
     stateSendIntervalS: e.PEPEUNIT_STATE_SEND_INTERVAL_S,
@@ -210,5 +258,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     federationRetryMaxMs: Math.round(e.PEPEUNIT_FEDERATION_RETRY_MAX_S * 1000),
     federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
     historyFlushMs: e.PEPEUNIT_HISTORY_FLUSH_MS,
+    maxBodyBytes: e.PEPEUNIT_MAX_BODY_KB * 1024,
   };
 }

@@ -9,6 +9,13 @@ export type DomainEvents = {
   "unit.token-rotated": [{ unitUuid: string }];
   /** Every token of this user stopped being valid (blocked, password changed, deleted). */
   "user.revoked": [{ userUuid: string }];
+  /** One user token was revoked (logout); its `jti` is refused until it expires. */
+  "user.token-revoked": [{ userUuid: string; jti: string }];
+  /**
+   * The user was blocked: besides their own tokens (user.revoked), their units' tokens are
+   * refused on REST and MQTT until the user is unblocked (the tokens themselves stay).
+   */
+  "user.blocked": [{ userUuid: string }];
   "unit-nodes.changed": [{ unitUuid: string; added: string[]; removed: string[] }];
   "edge.created": [
     { edgeUuid: string; outputUuid: string; inputUuid: string; inputUnitUuid: string },

@@ -7,6 +7,7 @@ import { startCommandListeners } from "./commands/command-listeners.ts";
 import type { Config } from "./config.ts";
 import { verifyEncryptKey } from "./crypto/key-check.ts";
 import { createDatabase, type Database } from "./db/database.ts";
+import { startEdgeRecheck } from "./edges/edges.recheck.ts";
 import { createEventBus } from "./events.ts";
 import { createFederationService } from "./federation/federation.service.ts";
 import { createGitStore } from "./git/git-store.ts";
@@ -98,6 +99,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   };
   // Device commands the instance sends on its own (SchemaUpdate, EnvUpdate) and OTA.
   const commandListeners = startCommandListeners(deps);
+  // Links out of an output whose visibility was lowered lose access (src/edges/edges.recheck.ts).
+  const edgeRecheck = startEdgeRecheck(deps);
   const ota = createOtaService(deps);
   deps.ota = ota;
   await ota.start();
@@ -128,6 +131,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     async stop() {
       await syncWorker.stop();
       await ota.stop();
+      await edgeRecheck.stop();
       await commandListeners.stop();
       await federation.stop();
       broker.setRemoteTopicAccess(null);

@@ -1,9 +1,15 @@
 import { ConfigError, loadConfig } from "./config.ts";
 import { startInstance } from "./instance.ts";
+import { restrictNewFiles, tightenPrivateDirs } from "./private-dirs.ts";
 
 // `npm start`: one process, the whole instance. Stops cleanly on SIGINT/SIGTERM.
+// Before anything is created (loadConfig writes <data>/.env): private by default.
+restrictNewFiles();
 try {
-  const instance = await startInstance(loadConfig());
+  const config = loadConfig();
+  // The data dir's walk covers pglite/ and standard-repos/ in it.
+  tightenPrivateDirs([config.dataDir, config.repositoriesDir]);
+  const instance = await startInstance(config);
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;

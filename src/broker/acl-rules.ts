@@ -23,9 +23,9 @@ export function nodeOfTopic(index: AclIndex, domain: string, topic: string): Nod
   return node;
 }
 
-function visibleToUser(
+function visibleTo(
   index: AclIndex,
-  p: Extract<Principal, { kind: "user" }>,
+  p: Extract<Principal, { kind: "user" | "unit" }>,
   node: NodeEntry,
 ): boolean {
   const unit = index.units.get(node.unitUuid);
@@ -59,13 +59,15 @@ export function canSubscribe(
     }
     const node = nodeOfTopic(index, domain, topic);
     if (!node) return false;
-    // Its own input variables, and every output linked into one of them (schema.json input_topic).
+    // Its own input variables, and every output linked into one of them (schema.json input_topic)
+    // that it may still read: a link whose output turned Private stops here at once, before
+    // the link itself is removed (src/edges/edges.recheck.ts).
     if (node.type === "Input") return node.unitUuid === p.uuid;
-    return index.isLinkedInto(node.uuid, p.uuid);
+    return index.isLinkedInto(node.uuid, p.uuid) && visibleTo(index, p, node);
   }
   // Users (tools, the UI): variables they can see.
   const node = nodeOfTopic(index, domain, topic);
-  return node !== null && visibleToUser(index, p, node);
+  return node !== null && visibleTo(index, p, node);
 }
 
 export function canPublish(
@@ -87,7 +89,7 @@ export function canPublish(
   }
   // Users write inputs as REST edges do: creator/admin, or a visible rewritable input.
   const node = nodeOfTopic(index, domain, topic);
-  if (node?.type !== "Input" || !visibleToUser(index, p, node)) return false;
+  if (node?.type !== "Input" || !visibleTo(index, p, node)) return false;
   const unit = index.units.get(node.unitUuid);
   return unit !== undefined && (canManage(p, unit.creatorUuid) || node.isRewritableInput);
 }

@@ -14,6 +14,7 @@ import { type BrokerPrincipal, canPublish, canSubscribe } from "./acl-rules.ts";
 import type { AclSync } from "./acl-sync.ts";
 import { type Connections, registeredClients, samePrincipal } from "./connections.ts";
 import { runHook } from "./hook-adapter.ts";
+import { type Revocations, revokedSince } from "./user-revocations.ts";
 
 // The Aedes hooks: who may connect, subscribe, publish and receive. Every decision
 // denies by default; Aedes' own defaults allow everything.
@@ -41,8 +42,8 @@ export type HookDeps = {
   resolvePrincipal: PrincipalResolver;
   internalSecret: Buffer;
   log: Logger;
-  /** Global revocation counter, and when each unit was last revoked on it. */
-  revocations: { counter: number; unitRevokedAt: Map<string, number> };
+  /** Global revocation counter, and when each unit (or owner's units) was last revoked on it. */
+  revocations: Revocations;
   broker(): Aedes;
   /**
    * An allowed publish, before it is acknowledged: what is ingested here survives a
@@ -81,13 +82,11 @@ export function createHooks(deps: HookDeps) {
       if (!username) throw new AuthError(BAD_USERNAME_OR_PASSWORD, "no token");
       const p = await deps.resolvePrincipal(username);
       if (!p || p.kind === "anonymous") throw new AuthError(BAD_USERNAME_OR_PASSWORD, "bad token");
-      if (p.kind === "unit") {
-        if (!(await acl.ensureUnit(p.uuid)))
-          throw new AuthError(BAD_USERNAME_OR_PASSWORD, "no unit");
-        // Rotated or deleted while this login was being checked.
-        if ((deps.revocations.unitRevokedAt.get(p.uuid) ?? -1) > startedAt) {
-          throw new AuthError(BAD_USERNAME_OR_PASSWORD, "token revoked");
-        }
+      if (p.kind === "unit" && !(await acl.ensureUnit(p.uuid)))
+        throw new AuthError(BAD_USERNAME_OR_PASSWORD, "no unit");
+      // Rotated, deleted or its owner blocked while this login was being checked.
+      if (revokedSince(deps.revocations, p, startedAt)) {
+        throw new AuthError(BAD_USERNAME_OR_PASSWORD, "token revoked");
       }
       principal = p;
       token = username;

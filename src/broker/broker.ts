@@ -13,6 +13,7 @@ import { GuardedConnection } from "./frame-guard.ts";
 import { createIngest } from "./ingest.ts";
 import { attachWebSocket, type Listener, listenTcp, listenTls } from "./listeners.ts";
 import { parseTopic } from "./topics.ts";
+import { createRevocations, revokedSince, watchUserRevocations } from "./user-revocations.ts";
 
 // The device plane: an Aedes MQTT broker on TCP, TLS and WebSocket, authorizing from
 // an in-memory access index, ingesting what units report, and offering the rest of
@@ -65,7 +66,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
   const db = deps.database.db;
   const domain = config.domain;
   const conns = new Connections();
-  const revocations = { counter: 0, unitRevokedAt: new Map<string, number>() };
+  const revocations = createRevocations();
   const internalSecret = randomBytes(32).toString("base64url");
   const ingest = createIngest({ db, events, log, logRetentionMs: config.logRetentionMs });
   const sockets = new Set<GuardedConnection>();
@@ -145,7 +146,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
   const onTokenRotated = ({ unitUuid }: { unitUuid: string }) =>
     revokeUnit(unitUuid, "unit token rotated");
 
-  /** Users' tokens expire or get revoked (block, password change) without an event. */
+  /** Users' tokens expire without an event (revocations are followed in user-revocations.ts). */
   async function recheckUsers() {
     if (!aedes) return;
     for (const client of Object.values(registeredClients(aedes))) {
@@ -207,6 +208,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
   const listeners: Listener[] = [];
   let detachWs: (() => void) | undefined;
   let userTimer: NodeJS.Timeout | undefined;
+  let stopUserRevocations: (() => void) | undefined;
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -218,6 +220,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     acl.stop();
     events.off("unit.deleted", onUnitDeleted);
     events.off("unit.token-rotated", onTokenRotated);
+    stopUserRevocations?.();
     events.off("federation.remote-edges.changed", enforce);
     detachWs?.();
     const closing = listeners.splice(0).map((l) => l.close());
@@ -243,14 +246,12 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     aedes.on("clientReady", (client) => {
       const info = conns.get(client);
       const p = info?.principal;
-      if (p?.kind === "unit") {
-        // Revoked between its login check and now.
-        if ((revocations.unitRevokedAt.get(p.uuid) ?? -1) > (info?.epoch ?? 0)) {
-          closeClient(client, "unit token revoked");
-          return;
-        }
-        ingest.seen(p.uuid);
+      // Revoked between its login check and now.
+      if (info && p && revokedSince(revocations, p, info.epoch)) {
+        closeClient(client, "token revoked");
+        return;
       }
+      if (p?.kind === "unit") ingest.seen(p.uuid);
       conns.ready(client);
     });
     aedes.on("clientDisconnect", (client) => conns.gone(client));
@@ -263,6 +264,15 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     );
     events.on("unit.deleted", onUnitDeleted);
     events.on("unit.token-rotated", onTokenRotated);
+    stopUserRevocations = watchUserRevocations({
+      events,
+      conns,
+      revocations,
+      resolvePrincipal: deps.resolvePrincipal,
+      log,
+      clients: () => (aedes ? Object.values(registeredClients(aedes)) : []),
+      close: closeClient,
+    });
 
     userTimer = setInterval(() => {
       recheckUsers().catch((err: unknown) => log.error({ err }, "mqtt: user re-check failed"));

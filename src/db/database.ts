@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { tightenPrivateDirs } from "../private-dirs.ts";
 import * as schema from "./schema.ts";
 
 /** The drizzle handle every feature uses; PGlite and postgres.js both satisfy it. */
@@ -55,10 +56,14 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const { migrate } = await import("drizzle-orm/pglite/migrator");
-  if (opts.pgliteDir) mkdirSync(path.dirname(opts.pgliteDir), { recursive: true });
+  // The database files are the instance's alone (see src/private-dirs.ts).
+  if (opts.pgliteDir) mkdirSync(path.dirname(opts.pgliteDir), { recursive: true, mode: 0o700 });
   const client = opts.pgliteDir ? new PGlite(opts.pgliteDir) : new PGlite();
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
+  // PGlite unpacks its initial cluster with explicit modes (0644/0755), whatever the
+  // umask: take group/other off once it is there. Files it creates later get 0600.
+  if (opts.pgliteDir) tightenPrivateDirs([opts.pgliteDir]);
   return {
     db: db as unknown as Db,
     kind: "pglite",

@@ -58,6 +58,32 @@ export const users = pgTable(
   ],
 );
 
+/**
+ * Failed logins per key ("login:<lowercased login>" or "addr:<client address>"): the
+ * delay before the next attempt grows with `failures`. In the database so a restart
+ * does not reset it and every process sharing the database sees the same counters.
+ */
+export const loginAttempts = pgTable(
+  "login_attempts",
+  {
+    key: text("key").primaryKey(),
+    failures: integer("failures").notNull(),
+    lastFailureAt: timestamp("last_failure_at", { withTimezone: true }).notNull(),
+    blockedUntil: timestamp("blocked_until", { withTimezone: true }),
+  },
+  (t) => [index("login_attempts_last_failure_idx").on(t.lastFailureAt)],
+);
+
+/** User tokens revoked before their expiry (logout), by `jti`; kept until `expires_at`. */
+export const revokedTokens = pgTable(
+  "revoked_tokens",
+  {
+    jti: text("jti").primaryKey(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("revoked_tokens_expires_idx").on(t.expiresAt)],
+);
+
 export const repos = pgTable(
   "repos",
   {

@@ -71,7 +71,8 @@ export function edgesRoutes(deps: AppDeps) {
       method: "get",
       path: "/",
       tags,
-      summary: "List edges whose both ends the caller may see",
+      summary:
+        "List edges whose both ends the caller may see, and every edge out of the caller's own outputs",
       request: { query: ListQuery },
       responses: {
         200: jsonResponse(
@@ -90,7 +91,7 @@ export function edgesRoutes(deps: AppDeps) {
         limit: q.limit,
         offset: q.offset,
       });
-      return c.json({ count, unit_node_edges: rows.map(toEdgeOut) }, 200);
+      return c.json({ count, unit_node_edges: rows.map((e) => toEdgeOut(e, e.inputVisible)) }, 200);
     },
   );
 
@@ -99,7 +100,8 @@ export function edgesRoutes(deps: AppDeps) {
       method: "delete",
       path: "/{uuid}",
       tags,
-      summary: "Remove a link (its creator, the input unit's creator or an admin)",
+      summary:
+        "Remove a link (its creator, the input unit's creator, the output unit's creator or an admin)",
       request: { params: UuidParam },
       responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404, 422) },
     }),

@@ -23,17 +23,23 @@ export const EdgeOut = z
   .object({
     uuid: z.uuid(),
     output_uuid: z.uuid(),
-    input_uuid: z.uuid(),
+    input_uuid: z.uuid().nullable().openapi({
+      description:
+        "null when the caller sees the link only as the output's owner and may not see the input (e.g. it is in another user's Private unit)",
+    }),
     creator_uuid: z.uuid(),
     create_datetime: z.string(),
   })
   .openapi("UnitNodeEdge");
 
-export function toEdgeOut(e: typeof unitNodeEdges.$inferSelect): z.infer<typeof EdgeOut> {
+export function toEdgeOut(
+  e: typeof unitNodeEdges.$inferSelect,
+  inputVisible = true,
+): z.infer<typeof EdgeOut> {
   return {
     uuid: e.uuid,
     output_uuid: e.outputUuid,
-    input_uuid: e.inputUuid,
+    input_uuid: inputVisible ? e.inputUuid : null,
     creator_uuid: e.creatorUuid,
     create_datetime: e.createdAt.toISOString(),
   };

@@ -7,6 +7,7 @@ import { conflict, forbidden, notFound, unprocessable } from "../http/errors.ts"
 import type { AppDeps } from "../http/types.ts";
 import { findNodeWithUnit } from "../unit-nodes/unit-nodes.store.ts";
 import { isUniqueViolation } from "../units/units.store.ts";
+import { inputUnitMayRead } from "./edges.access.ts";
 import { type EdgeRow, findEdge, findEdgeByPair } from "./edges.store.ts";
 
 type User = Extract<Principal, { kind: "user" }>;
@@ -41,6 +42,15 @@ export async function createEdge(
       "this input is not rewritable: only its unit's creator (or an admin) may link into it",
     );
   }
+  const readable = inputUnitMayRead(inp.unit, {
+    unitVisibility: out.unit.visibility,
+    nodeVisibility: out.node.visibility,
+    ownerUuid: out.unit.creatorUuid,
+  });
+  if (!readable) {
+    // The same rule removes a link when its output is made Private later (edges.recheck.ts).
+    throw forbidden("a Private output can only be linked into its owner's units");
+  }
   const db = deps.database.db;
   if (await findEdgeByPair(db, out.node.uuid, inp.node.uuid))
     throw conflict("these variables are already linked");
@@ -69,14 +79,22 @@ export async function createEdge(
   return edge;
 }
 
-/** The edge's creator, the input unit's creator or an admin may remove a link. */
+/**
+ * The edge's creator, the input unit's creator, the output unit's creator or an admin may
+ * remove a link: whoever owns an output may always cut what flows out of it, even into a
+ * unit it cannot see.
+ */
 export async function deleteEdge(deps: AppDeps, user: User, uuid: string): Promise<void> {
   const db = deps.database.db;
   const edge = await findEdge(db, uuid);
   if (!edge) throw notFound("edge");
   const inp = await findNodeWithUnit(db, edge.inputUuid);
-  if (!inp) throw notFound("edge");
-  const allowed = edge.creatorUuid === user.uuid || canManage(user, inp.unit.creatorUuid);
+  const out = await findNodeWithUnit(db, edge.outputUuid);
+  if (!inp || !out) throw notFound("edge");
+  const allowed =
+    edge.creatorUuid === user.uuid ||
+    canManage(user, inp.unit.creatorUuid) ||
+    canManage(user, out.unit.creatorUuid);
   if (!allowed) {
     const seesInput =
       canSee(user, inp.unit.visibility, inp.unit.creatorUuid) &&

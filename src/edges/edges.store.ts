@@ -1,4 +1,4 @@
-import { and, asc, count, eq, or, type SQL } from "drizzle-orm";
+import { and, asc, count, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { Principal } from "../access/principal.ts";
 import type { DbLike } from "../db/database.ts";
@@ -33,30 +33,37 @@ export type EdgeListFilter = {
   offset: number;
 };
 
-/** Edges whose both ends the caller may see, oldest first. */
+export type ListedEdge = EdgeRow & {
+  /** False when the caller sees the link only as its output's owner, not its input. */
+  inputVisible: boolean;
+};
+
+/**
+ * Edges whose both ends the caller may see, plus every edge out of the caller's own
+ * outputs (the owner may always see and cut what flows out of them; the input side is
+ * then shown only as far as the caller may see it). Oldest first.
+ */
 export async function listEdges(
   db: DbLike,
   p: Principal,
   f: EdgeListFilter,
-): Promise<{ count: number; rows: EdgeRow[] }> {
-  const conds: Array<SQL | undefined> = [
+): Promise<{ count: number; rows: ListedEdge[] }> {
+  const seesInput = and(
     visibleTo(p, inUnit.visibility, inUnit.creatorUuid),
     visibleTo(p, inNode.visibility, inUnit.creatorUuid),
+  );
+  const seesBoth = and(
+    seesInput,
     visibleTo(p, outUnit.visibility, outUnit.creatorUuid),
     visibleTo(p, outNode.visibility, outUnit.creatorUuid),
+  );
+  const conds: Array<SQL | undefined> = [
+    p.kind === "user" && seesBoth ? or(seesBoth, eq(outUnit.creatorUuid, p.uuid)) : seesBoth,
   ];
   if (f.unitUuid) conds.push(or(eq(inNode.unitUuid, f.unitUuid), eq(outNode.unitUuid, f.unitUuid)));
   if (f.outputUuid) conds.push(eq(unitNodeEdges.outputUuid, f.outputUuid));
   if (f.inputUuid) conds.push(eq(unitNodeEdges.inputUuid, f.inputUuid));
   const where = and(...conds);
-  const base = () =>
-    db
-      .select({ edge: unitNodeEdges })
-      .from(unitNodeEdges)
-      .innerJoin(inNode, eq(inNode.uuid, unitNodeEdges.inputUuid))
-      .innerJoin(inUnit, eq(inUnit.uuid, inNode.unitUuid))
-      .innerJoin(outNode, eq(outNode.uuid, unitNodeEdges.outputUuid))
-      .innerJoin(outUnit, eq(outUnit.uuid, outNode.unitUuid));
   const [total] = await db
     .select({ n: count() })
     .from(unitNodeEdges)
@@ -65,10 +72,55 @@ export async function listEdges(
     .innerJoin(outNode, eq(outNode.uuid, unitNodeEdges.outputUuid))
     .innerJoin(outUnit, eq(outUnit.uuid, outNode.unitUuid))
     .where(where);
-  const rows = await base()
+  const rows = await db
+    .select({
+      edge: unitNodeEdges,
+      inputVisible: seesInput ? sql<boolean>`(${seesInput})` : sql<boolean>`true`,
+    })
+    .from(unitNodeEdges)
+    .innerJoin(inNode, eq(inNode.uuid, unitNodeEdges.inputUuid))
+    .innerJoin(inUnit, eq(inUnit.uuid, inNode.unitUuid))
+    .innerJoin(outNode, eq(outNode.uuid, unitNodeEdges.outputUuid))
+    .innerJoin(outUnit, eq(outUnit.uuid, outNode.unitUuid))
     .where(where)
     .orderBy(asc(unitNodeEdges.createdAt), asc(unitNodeEdges.uuid))
     .limit(f.limit)
     .offset(f.offset);
-  return { count: total?.n ?? 0, rows: rows.map((r) => r.edge) };
+  return {
+    count: total?.n ?? 0,
+    rows: rows.map((r) => ({ ...r.edge, inputVisible: Boolean(r.inputVisible) })),
+  };
+}
+
+/** Local links out of any output of these units, with what deciding their access needs. */
+export async function edgesOutOfUnits(db: DbLike, unitUuids: string[]) {
+  if (!unitUuids.length) return [];
+  return db
+    .select({
+      edgeUuid: unitNodeEdges.uuid,
+      outputUuid: unitNodeEdges.outputUuid,
+      inputUuid: unitNodeEdges.inputUuid,
+      inputUnit: { uuid: inUnit.uuid, creatorUuid: inUnit.creatorUuid },
+      output: {
+        unitVisibility: outUnit.visibility,
+        nodeVisibility: outNode.visibility,
+        ownerUuid: outUnit.creatorUuid,
+      },
+    })
+    .from(unitNodeEdges)
+    .innerJoin(outNode, eq(outNode.uuid, unitNodeEdges.outputUuid))
+    .innerJoin(outUnit, eq(outUnit.uuid, outNode.unitUuid))
+    .innerJoin(inNode, eq(inNode.uuid, unitNodeEdges.inputUuid))
+    .innerJoin(inUnit, eq(inUnit.uuid, inNode.unitUuid))
+    .where(inArray(outNode.unitUuid, unitUuids));
+}
+
+/** Deletes these edges; returns the uuids actually removed (a concurrent delete may win). */
+export async function deleteEdges(db: DbLike, uuids: string[]): Promise<string[]> {
+  if (!uuids.length) return [];
+  const rows = await db
+    .delete(unitNodeEdges)
+    .where(inArray(unitNodeEdges.uuid, uuids))
+    .returning({ uuid: unitNodeEdges.uuid });
+  return rows.map((r) => r.uuid);
 }

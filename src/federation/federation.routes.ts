@@ -118,7 +118,7 @@ export function federationRoutes(deps: AppDeps) {
       request: { query: z.object({ input_uuid: z.uuid().optional() }) },
       responses: {
         200: jsonResponse(z.object({ remote_edges: z.array(RemoteEdgeOut) }), "Remote edges"),
-        ...errorResponses(401, 422),
+        ...errorResponses(401, 403, 422),
       },
     }),
     (c) => {
@@ -141,7 +141,7 @@ export function federationRoutes(deps: AppDeps) {
       request: { query: z.object({ node_uuid: z.uuid() }) },
       responses: {
         200: jsonResponse(z.object({ grants: z.array(GrantOut) }), "Grants"),
-        ...errorResponses(401, 404, 422),
+        ...errorResponses(401, 403, 404, 422),
       },
     }),
     async (c) => {
@@ -158,7 +158,7 @@ export function federationRoutes(deps: AppDeps) {
       tags,
       summary: "Open a Private output to a remote instance or to one remote unit",
       request: { body: jsonBody(GrantBody) },
-      responses: { 201: jsonResponse(GrantOut, "Granted"), ...errorResponses(401, 404, 422) },
+      responses: { 201: jsonResponse(GrantOut, "Granted"), ...errorResponses(401, 403, 404, 422) },
     }),
     async (c) => {
       const user = requireUser(c.get("principal"));

@@ -3,6 +3,7 @@ import type { CryptographicKey, Multikey } from "@fedify/vocab";
 import type { Principal } from "../access/principal.ts";
 import { canManage } from "../access/visibility.ts";
 import type { FederationMode } from "../db/schema.ts";
+import { BodyTooLargeError, readBodyCapped } from "../http/body-limit.ts";
 import { forbidden, notFound, unprocessable } from "../http/errors.ts";
 import { errorText, type FederationDeps } from "./core.ts";
 import {
@@ -162,11 +163,15 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
 
   async function checkInbound(request: Request): Promise<Response | Request> {
     // Size limit before anything is parsed or verified.
-    const max = config.federationMaxInboxBytes;
-    const declared = Number(request.headers.get("content-length") ?? "NaN");
-    if (declared > max) return new Response("Activity too large.", { status: 413 });
-    const body = new Uint8Array(await request.arrayBuffer());
-    if (body.length > max) return new Response("Activity too large.", { status: 413 });
+    // A chunked body is counted as it streams and abandoned past the limit.
+    let body: Uint8Array<ArrayBuffer>;
+    try {
+      body = await readBodyCapped(request, config.federationMaxInboxBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError)
+        return new Response("Activity too large.", { status: 413 });
+      throw err;
+    }
     // A peer we refuse is refused before its keys are fetched (keyId names its origin).
     const sig = `${request.headers.get("signature") ?? ""} ${request.headers.get("signature-input") ?? ""}`;
     const keyId = /keyid="([^"]+)"/i.exec(sig)?.[1];
@@ -211,6 +216,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
     } catch {
       return null;
     }
+    if (!json || typeof json !== "object" || Array.isArray(json)) return null; // e.g. `null`
     const object = json.object as { type?: unknown } | undefined;
     const types = Array.isArray(object?.type) ? object.type : [object?.type];
     if (json.type !== "Add" || !types.includes("ReadingBatch")) return null;
@@ -285,12 +291,22 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
         const fast = await readingsFastPath(req);
         if (fast) return fast;
       }
-      const res = await fed.fetch(req, {
-        contextData: undefined,
-        onNotFound: () => notFoundJson(),
-        // A browser asking for HTML: let the web UI answer.
-        onNotAcceptable: () => FALLTHROUGH,
-      });
+      let res: Response;
+      try {
+        res = await fed.fetch(req, {
+          contextData: undefined,
+          onNotFound: () => notFoundJson(),
+          // A browser asking for HTML: let the web UI answer.
+          onNotAcceptable: () => FALLTHROUGH,
+        });
+      } catch (err) {
+        // Fedify's inbox expands the activity as JSON-LD and lets a document it cannot
+        // expand (an "@context" that is no URL, an unknown one) throw: the peer's error.
+        if (err instanceof Error && err.name.startsWith("jsonld.")) {
+          return new Response("Invalid activity (JSON-LD).", { status: 400 });
+        }
+        throw err;
+      }
       return res === FALLTHROUGH ? null : res;
     },
 

@@ -45,7 +45,8 @@ export async function setPeerFlags(
   const [row] = await db
     .insert(federationPeers)
     .values({ domain, blocked: flags.blocked ?? false, allowed: flags.allowed ?? false })
-    .onConflictDoUpdate({ target: federationPeers.domain, set: flags })
+    // `domain` too: an empty patch must still update (and return) the row, not fail.
+    .onConflictDoUpdate({ target: federationPeers.domain, set: { domain, ...flags } })
     .returning();
   if (!row) throw new Error("upsert returned nothing");
   return row;

@@ -15,6 +15,13 @@ function expiry(options?: KvStoreSetOptions): Date | null {
   return new Date(Date.now() + options.ttl.total("millisecond"));
 }
 
+/**
+ * A value as the jsonb column takes it. Fedify stores null on purpose (a key that
+ * could not be fetched is cached as null); drizzle would bind JS null as SQL NULL,
+ * which the NOT NULL column refuses, so it goes in as JSON null.
+ */
+const jsonValue = (value: unknown) => (value === null ? sql`'null'::jsonb` : value);
+
 function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
@@ -36,10 +43,11 @@ export class DrizzleKvStore implements KvStore {
 
   async set(key: KvKey, value: unknown, options?: KvStoreSetOptions): Promise<void> {
     const expiresAt = expiry(options);
+    const json = jsonValue(value);
     await this.#db
       .insert(federationKv)
-      .values({ key: JSON.stringify(key), value, expiresAt })
-      .onConflictDoUpdate({ target: federationKv.key, set: { value, expiresAt } });
+      .values({ key: JSON.stringify(key), value: json, expiresAt })
+      .onConflictDoUpdate({ target: federationKv.key, set: { value: json, expiresAt } });
   }
 
   async delete(key: KvKey): Promise<void> {
@@ -67,7 +75,7 @@ export class DrizzleKvStore implements KvStore {
     }
     const updated = await this.#db
       .update(federationKv)
-      .set({ value: newValue, expiresAt })
+      .set({ value: jsonValue(newValue), expiresAt })
       .where(
         and(
           eq(federationKv.key, k),

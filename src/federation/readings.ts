@@ -104,7 +104,13 @@ export async function parseBatch(activityJson: unknown): Promise<IncomingReading
   const out: IncomingReading[] = [];
   for (const r of batch.readings) {
     const seq = r.sequenceNumber;
-    if (!r.variable || r.value == null || typeof seq !== "number" || !Number.isSafeInteger(seq)) {
+    // A peer may send any JSON: a value that is not a string (a number, say) is skipped too.
+    if (
+      !r.variable ||
+      typeof r.value !== "string" ||
+      typeof seq !== "number" ||
+      !Number.isSafeInteger(seq)
+    ) {
       continue;
     }
     const payload =

@@ -7,6 +7,7 @@ import {
   compressPrefix,
   compressWithPrefix,
 } from "./compression.ts";
+import { checkFirmwareSize } from "./firmware-size.ts";
 import { type FirmwareFile, generatedFiles, trimFirmwareTree } from "./firmware-tree.ts";
 import { TAR_END, tarMembers } from "./ustar.ts";
 import { writeZip } from "./zip.ts";
@@ -25,7 +26,13 @@ export type FirmwareSource = {
 };
 
 export type ArchiveBuilderOptions = {
-  git: Pick<GitStore, "exportTree">;
+  git: Pick<GitStore, "exportTree" | "listTree" | "readFile">;
+  /**
+   * Largest unpacked firmware a build starts on: checked before the tree is read,
+   * so one build holds a small multiple of this in memory, never the repo's worth.
+   * 10 MB by default, as PEPEUNIT_MAX_FIRMWARE_SIZE_MB.
+   */
+  maxFirmwareBytes?: number;
   /** Bound of the version cache; 64 MB by default. */
   maxCacheBytes?: number;
 };
@@ -44,13 +51,16 @@ export type ArchiveBuilder = ReturnType<typeof createArchiveBuilder>;
 
 export function createArchiveBuilder(opts: ArchiveBuilderOptions) {
   const cache = createByteLru<VersionEntry>(opts.maxCacheBytes ?? 64 * 1024 * 1024);
+  const maxFirmwareBytes = opts.maxFirmwareBytes ?? 10 * 1024 * 1024;
   // Concurrent requests for one version (a mass update) share one export.
   const pending = new Map<string, Promise<VersionEntry>>();
 
   async function load(repoUuid: string, commit: string): Promise<VersionEntry> {
     let tree: Awaited<ReturnType<GitStore["exportTree"]>>;
     try {
-      tree = await opts.git.exportTree(repoUuid, commit);
+      // Only the files that go to the device are read, and only when they fit.
+      const keep = await checkFirmwareSize(opts.git, repoUuid, commit, maxFirmwareBytes);
+      tree = await opts.git.exportTree(repoUuid, commit, keep);
     } catch (err) {
       if (err instanceof GitError) {
         throw unprocessable(`version ${commit.slice(0, 8)} cannot be read: ${err.message}`);

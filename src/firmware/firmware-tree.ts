@@ -48,18 +48,28 @@ function comparePaths(a: FirmwareFile, b: FirmwareFile): number {
 }
 
 /**
- * The repository tree at a commit minus templates, examples, committed env.json/schema.json,
- * `.git` and everything the root `.pepeignore` (gitignore syntax) matches; sorted by path.
+ * Whether a path of the repository tree goes to the device: not a template, an
+ * example, a committed env.json/schema.json, `.git`, nor matched by the root
+ * `.pepeignore` (gitignore syntax, given as its text).
  */
+export function firmwarePathFilter(pepeignore: string | undefined): (path: string) => boolean {
+  // Case-sensitive like git on Linux, where these repositories are built.
+  const ig = ignore({ ignorecase: false });
+  if (pepeignore !== undefined) ig.add(pepeignore);
+  return (p) => {
+    checkPath(p);
+    return !isExcluded(p) && !ig.ignores(p);
+  };
+}
+
+/** The repository tree at a commit minus what firmwarePathFilter drops; sorted by path. */
 export function trimFirmwareTree(tree: TreeFile[]): FirmwareFile[] {
   for (const f of tree) checkPath(f.path);
   const pepeignore = tree.find((f) => f.path === ".pepeignore");
-  // Case-sensitive like git on Linux, where these repositories are built.
-  const ig = ignore({ ignorecase: false });
-  if (pepeignore) ig.add(pepeignore.content.toString("utf8"));
+  const keep = firmwarePathFilter(pepeignore?.content.toString("utf8"));
   const out: FirmwareFile[] = [];
   for (const f of tree) {
-    if (isExcluded(f.path) || ig.ignores(f.path)) continue;
+    if (!keep(f.path)) continue;
     // Only the executable bit is kept: devices need no other permission detail.
     out.push({ path: f.path, mode: f.mode & 0o111 ? 0o755 : 0o644, content: f.content });
   }

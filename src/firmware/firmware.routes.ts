@@ -74,7 +74,10 @@ function downloadName(name: string | undefined, uuid: string, ext: string): stri
 
 export function firmwareRoutes(deps: AppDeps) {
   // One builder per app, so its version cache serves every request (a mass update).
-  const builder = createArchiveBuilder({ git: deps.git });
+  const builder = createArchiveBuilder({
+    git: deps.git,
+    maxFirmwareBytes: deps.config.maxFirmwareSizeBytes,
+  });
   const app = createRouter();
 
   async function send(c: Context<AppEnv>, uuid: string, ext: string, body: Buffer) {

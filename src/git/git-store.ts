@@ -2,7 +2,6 @@ import { spawn } from "node:child_process";
 import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { type SimpleGit, simpleGit } from "simple-git";
-import { extract } from "tar-stream";
 
 // Every clone is a bare mirror in `<repositoriesDir>/<uuid>`: all branches and tags,
 // no working tree, so nothing is ever built from a checkout. Credentials reach git
@@ -14,6 +13,11 @@ export type GitRef = { name: string; commit: string };
 export type GitVersions = { branches: GitRef[]; tags: GitRef[] };
 export type TreeFile = { path: string; mode: number; content: Buffer };
 
+/** How git must reach the remote: `resolve` pins the connection (curl's "host:port:addr"). */
+export type RemoteOptions = { resolve?: string | undefined };
+/** A regular file of a commit's tree, without its content. */
+export type TreeEntry = { path: string; mode: number; size: number; object: string };
+
 export class GitError extends Error {}
 
 const SHA_RE = /^[0-9a-f]{40}$/;
@@ -24,7 +28,7 @@ const GIT_ENV_KEYS = [
   "GIT_CONFIG_NOSYSTEM",
   "GIT_CONFIG_GLOBAL",
   "GIT_CONFIG_COUNT",
-  ...[0, 1, 2].flatMap((i) => [`GIT_CONFIG_KEY_${i}`, `GIT_CONFIG_VALUE_${i}`]),
+  ...[0, 1, 2, 3, 4, 5].flatMap((i) => [`GIT_CONFIG_KEY_${i}`, `GIT_CONFIG_VALUE_${i}`]),
   "GIT_ASKPASS",
 ];
 
@@ -49,7 +53,7 @@ export function createGitStore(opts: GitStoreOptions) {
     return path.join(opts.repositoriesDir, repoUuid);
   }
 
-  function env(creds?: GitCredentials): Record<string, string> {
+  function env(creds?: GitCredentials, remote: RemoteOptions = {}): Record<string, string> {
     const e: Record<string, string> = {
       PATH: opts.childPath,
       HOME: opts.repositoriesDir,
@@ -63,6 +67,10 @@ export function createGitStore(opts: GitStoreOptions) {
     // The URL was checked to name a public host; a redirect must not lead git
     // (and the credentials header) to a local or private one instead.
     if (!opts.allowLocal) config.push(["http.followRedirects", "false"]);
+    // The host name was resolved and checked once: git connects to exactly those
+    // addresses (TLS still verifies the name), so a DNS answer that changes between
+    // the check and the connection (rebinding) cannot send git elsewhere.
+    if (remote.resolve) config.push(["http.curloptResolve", remote.resolve]);
     if (creds) {
       const basic = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
       config.push(["http.extraHeader", `Authorization: Basic ${basic}`]);
@@ -79,6 +87,7 @@ export function createGitStore(opts: GitStoreOptions) {
     baseDir: string | undefined,
     creds?: GitCredentials,
     abort?: AbortSignal,
+    remote?: RemoteOptions,
   ): SimpleGit {
     const g = simpleGit({
       ...(baseDir ? { baseDir } : {}),
@@ -96,7 +105,7 @@ export function createGitStore(opts: GitStoreOptions) {
       },
       ...(abort ? { abort } : {}),
     } as Parameters<typeof simpleGit>[0]);
-    return g.env(env(creds));
+    return g.env(env(creds, remote));
   }
 
   /** Removes the credentials (if any) from git's error text before it reaches a user. */
@@ -154,6 +163,29 @@ export function createGitStore(opts: GitStoreOptions) {
     }
   }
 
+  /**
+   * The regular files of the tree at a commit with their sizes, read from the
+   * tree objects alone: what an export would unpack, without unpacking it.
+   */
+  async function listTree(repoUuid: string, commit: string): Promise<TreeEntry[]> {
+    if (!SHA_RE.test(commit)) throw new GitError("not a commit sha");
+    const out = await runGitBuffer(
+      dirFor(repoUuid),
+      ["ls-tree", "-r", "-l", "-z", "--full-tree", commit],
+      env(),
+    );
+    const entries: TreeEntry[] = [];
+    for (const record of out.toString("utf8").split("\0")) {
+      // "<mode> <type> <object> <size>\t<path>"; symlinks and submodules are not exported.
+      const m = /^(100644|100755) blob ([0-9a-f]{40}) +(\d+)\t([\s\S]+)$/.exec(record);
+      if (m?.[1] && m[2] && m[3] && m[4]) {
+        const mode = Number.parseInt(m[1], 8);
+        entries.push({ path: m[4], mode, size: Number(m[3]), object: m[2] });
+      }
+    }
+    return entries;
+  }
+
   return {
     dirFor,
 
@@ -170,13 +202,14 @@ export function createGitStore(opts: GitStoreOptions) {
       url: string,
       creds: GitCredentials | undefined,
       maxBytes: number,
+      remote?: RemoteOptions,
     ): Promise<void> {
       const dir = dirFor(repoUuid);
-      await mkdir(opts.repositoriesDir, { recursive: true });
+      await mkdir(opts.repositoriesDir, { recursive: true, mode: 0o700 });
       await rm(dir, { recursive: true, force: true });
       try {
         await withSizeGuard(dir, maxBytes, (abort) =>
-          git(undefined, creds, abort)
+          git(undefined, creds, abort, remote)
             .clone(url, dir, ["--mirror", "--no-hardlinks", "--"])
             .then(() => undefined),
         );
@@ -193,11 +226,12 @@ export function createGitStore(opts: GitStoreOptions) {
       url: string,
       creds: GitCredentials | undefined,
       maxBytes: number,
+      remote?: RemoteOptions,
     ): Promise<void> {
       const dir = dirFor(repoUuid);
       try {
         await withSizeGuard(dir, maxBytes, (abort) =>
-          git(dir, creds, abort)
+          git(dir, creds, abort, remote)
             .raw([
               "fetch",
               "--prune",
@@ -292,14 +326,45 @@ export function createGitStore(opts: GitStoreOptions) {
       return runGitBuffer(dir, ["cat-file", "blob", sha], env());
     },
 
+    listTree,
+
     /**
-     * Every regular file of the tree at a commit (symlinks and submodules are
-     * left out, so nothing can point outside the repository).
+     * The regular files of the tree at a commit (symlinks and submodules are left
+     * out, so nothing can point outside the repository), or only those `keep`
+     * accepts: a file left out is never read, so its size costs nothing.
+     * Blobs are read as stored: no .gitattributes (export-subst could make a
+     * small blob expand without bound, export-ignore hide what .pepeignore shows).
      */
-    async exportTree(repoUuid: string, commit: string): Promise<TreeFile[]> {
-      if (!SHA_RE.test(commit)) throw new GitError("not a commit sha");
-      const tar = await runGitBuffer(dirFor(repoUuid), ["archive", "--format=tar", commit], env());
-      return readTar(tar);
+    async exportTree(
+      repoUuid: string,
+      commit: string,
+      keep: (path: string) => boolean = () => true,
+    ): Promise<TreeFile[]> {
+      const entries = (await listTree(repoUuid, commit)).filter((e) => keep(e.path));
+      if (!entries.length) return [];
+      const out = await runGitBuffer(
+        dirFor(repoUuid),
+        ["cat-file", "--batch"],
+        env(),
+        entries.map((e) => `${e.object}\n`).join(""),
+      );
+      // "<object> blob <size>\n<content>\n" per entry, in the order asked.
+      const files: TreeFile[] = [];
+      let at = 0;
+      for (const e of entries) {
+        const eol = out.indexOf(10, at);
+        const header = out.subarray(at, eol).toString("latin1");
+        if (header !== `${e.object} blob ${e.size}`) {
+          throw new GitError(`cannot read ${e.path}: ${header}`);
+        }
+        files.push({
+          path: e.path,
+          mode: e.mode,
+          content: out.subarray(eol + 1, eol + 1 + e.size),
+        });
+        at = eol + 1 + e.size + 1;
+      }
+      return files;
     },
   };
 }
@@ -310,44 +375,30 @@ export class SizeLimitError extends GitError {
   }
 }
 
-function runGitBuffer(cwd: string, args: string[], env: Record<string, string>): Promise<Buffer> {
+function runGitBuffer(
+  cwd: string,
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn("git", args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("git", args, {
+      cwd,
+      env,
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
+    if (input !== undefined) {
+      child.stdin?.on("error", () => {});
+      child.stdin?.end(input);
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.stdout?.on("data", (d: Buffer) => out.push(d));
+    child.stderr?.on("data", (d: Buffer) => err.push(d));
     child.on("error", reject);
     child.on("close", (code) => {
       if (code === 0) resolve(Buffer.concat(out));
       else reject(new GitError(Buffer.concat(err).toString().trim() || `git ${args[0]} failed`));
     });
   });
-}
-
-async function readTar(tar: Buffer): Promise<TreeFile[]> {
-  const files: TreeFile[] = [];
-  const ex = extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on("entry", (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on("data", (d: unknown) => chunks.push(d as Buffer));
-      stream.on("end", () => {
-        if (header.type === "file") {
-          files.push({
-            path: header.name,
-            mode: header.mode ?? 0o644,
-            content: Buffer.concat(chunks),
-          });
-        }
-        next();
-      });
-      stream.resume();
-    });
-    ex.on("finish", resolve);
-    ex.on("error", reject);
-  });
-  ex.end(tar);
-  await done;
-  return files;
 }

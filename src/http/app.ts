@@ -1,4 +1,3 @@
-import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { adminRoutes } from "../admin/admin.routes.ts";
 import { commandsRoutes } from "../commands/commands.routes.ts";
@@ -18,7 +17,11 @@ import { unitsRoutes } from "../units/units.routes.ts";
 import { usersRoutes } from "../users/users.routes.ts";
 import { spaRoutes } from "../web/spa.routes.ts";
 import { principalMiddleware } from "./auth.ts";
+import { LARGER_BODY_ROUTES, requestBodyLimit } from "./body-limit.ts";
+import { docsRoutes } from "./docs.routes.ts";
 import { errorHandler } from "./errors.ts";
+import { withSharedResponses } from "./openapi.ts";
+import { securityHeaders } from "./security-headers.ts";
 import type { AppDeps, AppEnv } from "./types.ts";
 
 export const API_PREFIX = "/pepeunit/api/v1";
@@ -28,6 +31,17 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ detail: "not found" }, 404));
+
+  app.use("*", securityHeaders());
+  // Bodies are capped before anything reads them (federation, authentication, validation).
+  // The inboxes have their own limit, which may be larger than the global one.
+  app.use(
+    "*",
+    requestBodyLimit(deps.config.maxBodyBytes, [
+      ...LARGER_BODY_ROUTES,
+      { method: "POST", path: /^\/ap\//, maxBytes: deps.config.federationMaxInboxBytes },
+    ]),
+  );
 
   // Federation first: /ap/*, /.well-known/webfinger|nodeinfo, /nodeinfo/*; the rest falls through.
   if (deps.federation) app.use("*", federationMiddleware(deps.federation));
@@ -60,18 +74,25 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/unit_nodes", setInputRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
-  api.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: { title: "Pepeunit API", version: "1" },
-    servers: [{ url: API_PREFIX }],
-  });
   api.openAPIRegistry.registerComponent("securitySchemes", "token", {
     type: "apiKey",
     in: "header",
     name: "x-auth-token",
   });
+  // Built once, on first request (every route is registered by then).
+  let doc: object | undefined;
+  api.get("/openapi.json", (c) => {
+    doc ??= withSharedResponses(
+      api.getOpenAPI31Document({
+        openapi: "3.1.0",
+        info: { title: "Pepeunit API", version: "1" },
+        servers: [{ url: API_PREFIX }],
+      }),
+    );
+    return c.json(doc);
+  });
   app.route(API_PREFIX, api);
-  app.get("/pepeunit/docs", swaggerUI({ url: `${API_PREFIX}/openapi.json` }));
+  app.route("/", docsRoutes("/pepeunit/docs", `${API_PREFIX}/openapi.json`));
   app.route("/", spaRoutes()); // last: the graph UI answers only what nothing above did
   return app;
 }

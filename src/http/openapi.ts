@@ -1,7 +1,34 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./types.ts";
 
-/** Every sub-app answers a validation failure with 422 {"detail": [...issues]}. */
+// NUL and the other C0 control characters, except tab, line feed and carriage return.
+// PostgreSQL text cannot hold NUL, and none of them belongs in a name, a search or a value.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+const CONTROL_CHAR = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
+
+/** Where in validated input (query, path, JSON body) a string holds a control character. */
+export function controlCharAt(value: unknown, loc: string[] = []): string[] | null {
+  if (typeof value === "string") return CONTROL_CHAR.test(value) ? loc : null;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = controlCharAt(item, [...loc, String(i)]);
+      if (found) return found;
+    }
+    return null;
+  }
+  if (value && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) {
+      const found = controlCharAt(key, [...loc, key]) ?? controlCharAt(item, [...loc, key]);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
+/**
+ * Every sub-app answers a validation failure with 422 {"detail": [...issues]}, and
+ * so it answers input that passed its schema but carries control characters.
+ */
 export function createRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
@@ -12,6 +39,8 @@ export function createRouter(): OpenAPIHono<AppEnv> {
         }));
         return c.json({ detail }, 422);
       }
+      const loc = controlCharAt(result.data, [result.target]);
+      if (loc) return c.json({ detail: [{ loc, msg: "control characters are not allowed" }] }, 422);
     },
   });
 }
@@ -59,3 +88,44 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
   content: { "application/json": { schema } },
 });
+
+// Statuses the shared layers answer for every operation, whatever the route declares:
+// the token check (src/http/auth.ts), the body limit (body-limit.ts), the media-type
+// gate of a JSON body and the validation of parameters and bodies (createRouter).
+const SHARED_RESPONSES: Array<{
+  code: number;
+  description: string;
+  applies: (op: { parameters?: unknown[]; requestBody?: unknown }) => boolean;
+}> = [
+  { code: 401, description: "Invalid or revoked token", applies: () => true },
+  { code: 413, description: "Request body too large", applies: () => true },
+  { code: 415, description: "Body is not JSON", applies: (op) => Boolean(op.requestBody) },
+  {
+    code: 422,
+    description: "Invalid input",
+    applies: (op) => Boolean(op.requestBody) || (op.parameters?.length ?? 0) > 0,
+  },
+];
+
+type DocOperation = {
+  parameters?: unknown[];
+  requestBody?: unknown;
+  responses?: Record<string, unknown>;
+};
+
+/** The document with the shared layers' statuses added to each operation that lacks them. */
+export function withSharedResponses<T extends { paths?: object }>(doc: T): T {
+  for (const byMethod of Object.values(doc.paths ?? {}) as Array<Record<string, DocOperation>>) {
+    for (const op of Object.values(byMethod)) {
+      op.responses ??= {};
+      for (const shared of SHARED_RESPONSES) {
+        if (!shared.applies(op) || String(shared.code) in op.responses) continue;
+        op.responses[String(shared.code)] = {
+          description: shared.description,
+          content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+        };
+      }
+    }
+  }
+  return doc;
+}

@@ -29,8 +29,18 @@ export function createMailer(opts: {
     configured: true,
     async send(mail) {
       await transport.sendMail({ from: opts.from, ...mail });
-      opts.log.info({ to: mail.to, subject: mail.subject }, "mail sent");
+      // Never the recipient: addresses stay out of the logs.
+      opts.log.info({ subject: mail.subject }, "mail sent");
     },
     close: () => transport.close(),
   };
+}
+
+/**
+ * What may be logged of a failed send: the SMTP codes, not the message (servers quote
+ * the rejected recipient's address in it).
+ */
+export function mailFailure(err: unknown): { code?: unknown; responseCode?: unknown } {
+  const e = err as { code?: unknown; responseCode?: unknown } | null;
+  return { code: e?.code, responseCode: e?.responseCode };
 }

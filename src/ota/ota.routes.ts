@@ -158,7 +158,7 @@ export function repoUpdateRoutes(deps: AppDeps) {
       request: { params: UuidParam },
       responses: {
         200: jsonResponse(z.object({ jobs: z.array(UpdateJobOut) }), "Jobs"),
-        ...errorResponses(401, 404, 422),
+        ...errorResponses(401, 403, 404, 422),
       },
     }),
     async (c) => {
@@ -182,7 +182,7 @@ export function repoUpdateRoutes(deps: AppDeps) {
       request: { params: JobParams },
       responses: {
         200: jsonResponse(UpdateJobOut, "The job"),
-        ...errorResponses(401, 404, 422),
+        ...errorResponses(401, 403, 404, 422),
       },
     }),
     async (c) => {

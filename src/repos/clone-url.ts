@@ -1,5 +1,9 @@
 import { promises as dns } from "node:dns";
+import { realpath } from "node:fs/promises";
 import { BlockList, isIP } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Config } from "../config.ts";
 import { HttpError } from "../http/errors.ts";
 
 // The instance clones whatever URL a user types, so the URL is a request the
@@ -19,7 +23,34 @@ export type CloneUrlOptions = {
   allowLocal: boolean;
   /** Host name resolution; injectable so unit tests need no DNS. */
   lookup?: LookupFn;
+  /**
+   * Directories a file:// source must never be inside, even with local sources
+   * allowed: the instance's own clones (other users' private repos) and data.
+   */
+  refusedDirs?: readonly string[];
+  /** When given, file:// sources must be inside one of these directories. */
+  localRoots?: readonly string[] | undefined;
 };
+
+/**
+ * What was checked, and how git must reach exactly that: `url` is stored on the
+ * repo; `gitUrl` is handed to git (for file:// the resolved real path, so a
+ * symlink swapped after the check cannot redirect it); `resolve` pins git's
+ * connection to the checked addresses (curl's "host:port:addr[,addr]"), so git
+ * does not look the name up again (DNS rebinding).
+ */
+export type CloneTarget = { url: string; gitUrl: string; resolve?: string };
+
+/** The checker's options as this instance is configured. */
+export function cloneUrlOptions(
+  config: Pick<Config, "gitAllowLocal" | "repositoriesDir" | "dataDir" | "gitLocalRoots">,
+): CloneUrlOptions {
+  return {
+    allowLocal: config.gitAllowLocal,
+    refusedDirs: [config.repositoriesDir, config.dataDir],
+    localRoots: config.gitLocalRoots,
+  };
+}
 
 const MAX_URL_LENGTH = 2048;
 
@@ -51,7 +82,10 @@ for (const [net, prefix] of [
   ["::1", 128],
   ["::", 96], // IPv4-compatible (deprecated)
   ["64:ff9b::", 96], // NAT64: may reach an internal IPv4
+  ["64:ff9b:1::", 48], // local-use NAT64 (RFC 8215): the same
   ["100::", 64],
+  ["2001::", 32], // Teredo: tunnels to an IPv4 server/client embedded in the address
+  ["2002::", 16], // 6to4: the IPv4 gateway is embedded in bits 16..47
   ["2001:db8::", 32],
   ["fc00::", 7],
   ["fe80::", 10],
@@ -86,6 +120,11 @@ export function isNonPublicAddress(address: string): boolean {
  * or throws CloneUrlError (a 422) saying why it is refused.
  */
 export async function checkCloneUrl(raw: string, opts: CloneUrlOptions): Promise<string> {
+  return (await checkCloneTarget(raw, opts)).url;
+}
+
+/** Checks a clone URL; see CloneTarget for what git must be given. */
+export async function checkCloneTarget(raw: string, opts: CloneUrlOptions): Promise<CloneTarget> {
   if (raw.length > MAX_URL_LENGTH)
     throw new CloneUrlError(`longer than ${MAX_URL_LENGTH} characters`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
@@ -112,35 +151,96 @@ export async function checkCloneUrl(raw: string, opts: CloneUrlOptions): Promise
       "credentials inside the URL are not allowed; put them in the credentials field",
     );
   }
-  if (url.protocol === "file:") {
-    if (!opts.allowLocal) throw new CloneUrlError("file:// URLs are not allowed on this instance");
-    if (url.host) throw new CloneUrlError("file:// URLs must not name a host");
-    return url.href;
-  }
+  if (url.protocol === "file:") return checkFileSource(raw, url, opts);
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw new CloneUrlError("only https:// and http:// URLs are allowed");
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   if (!host) throw new CloneUrlError("the URL has no host");
+  // An address literal is connected to as written: nothing to pin.
+  if (isIP(host)) {
+    if (!opts.allowLocal && isNonPublicAddress(host)) throw privateAddress(host, host);
+    return { url: url.href, gitUrl: url.href };
+  }
+  let addresses: string[];
+  try {
+    addresses = (await (opts.lookup ?? defaultLookup)(host)).map((a) => a.address);
+  } catch {
+    addresses = [];
+  }
+  if (!addresses.length) {
+    // A LAN install may name hosts only git's own resolver knows; nothing to protect there.
+    if (opts.allowLocal) return { url: url.href, gitUrl: url.href };
+    throw new CloneUrlError(`cannot resolve host ${host}`);
+  }
   if (!opts.allowLocal) {
-    let addresses: string[];
-    if (isIP(host)) {
-      addresses = [host];
-    } else {
-      try {
-        addresses = (await (opts.lookup ?? defaultLookup)(host)).map((a) => a.address);
-      } catch {
-        throw new CloneUrlError(`cannot resolve host ${host}`);
-      }
-      if (!addresses.length) throw new CloneUrlError(`cannot resolve host ${host}`);
-    }
     // Any non-public answer refuses: git may pick whichever address it likes.
     const bad = addresses.find(isNonPublicAddress);
-    if (bad) {
+    if (bad) throw privateAddress(host, bad);
+  }
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  const pinned = addresses.map((a) => (isIP(a) === 6 ? `[${a}]` : a)).join(",");
+  return { url: url.href, gitUrl: url.href, resolve: `${host}:${port}:${pinned}` };
+}
+
+function privateAddress(host: string, address: string): CloneUrlError {
+  return new CloneUrlError(
+    `host ${host} resolves to a local or private address (${address}); not allowed on this instance`,
+  );
+}
+
+/** Whether `inner` is `dir` itself or inside it (both already real, absolute paths). */
+function isInside(inner: string, dir: string): boolean {
+  const rel = path.relative(dir, inner);
+  return rel !== ".." && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
+/**
+ * The real path of `p`: symlinks resolved as far as the path exists, the missing
+ * rest appended (git then fails on it; nothing can be created there by a user).
+ */
+async function realPathOf(p: string): Promise<string> {
+  try {
+    return await realpath(p);
+  } catch {
+    const parent = path.dirname(p);
+    if (parent === p) return p;
+    return path.join(await realPathOf(parent), path.basename(p));
+  }
+}
+
+// Characters a path may have so that "file://" + path means the same to git as to us.
+const PLAIN_PATH_RE = /^\/[A-Za-z0-9._~@+=,/-]*$/;
+
+async function checkFileSource(raw: string, url: URL, opts: CloneUrlOptions): Promise<CloneTarget> {
+  if (!opts.allowLocal) throw new CloneUrlError("file:// URLs are not allowed on this instance");
+  if (url.host) throw new CloneUrlError("file:// URLs must not name a host");
+  // Percent escapes, queries and fragments are read differently by the URL parser
+  // and by git: refuse them rather than guess which path git would open.
+  if (raw.includes("%") || url.search || url.hash || raw.includes("?") || raw.includes("#")) {
+    throw new CloneUrlError("file:// URLs must be a plain path (no %, ? or #)");
+  }
+  const real = await realPathOf(path.resolve(fileURLToPath(url)));
+  if (!PLAIN_PATH_RE.test(real)) {
+    throw new CloneUrlError("file:// paths may only use letters, digits and . _ ~ @ + = , / -");
+  }
+  for (const dir of opts.refusedDirs ?? []) {
+    if (isInside(real, await realPathOf(path.resolve(dir)))) {
       throw new CloneUrlError(
-        `host ${host} resolves to a local or private address (${bad}); not allowed on this instance`,
+        "file:// URLs must not point into the instance's own data or repositories directory",
       );
     }
   }
-  return url.href;
+  if (opts.localRoots) {
+    let allowed = false;
+    for (const root of opts.localRoots) {
+      if (isInside(real, await realPathOf(path.resolve(root)))) allowed = true;
+    }
+    if (!allowed) {
+      throw new CloneUrlError(
+        "file:// URLs must point inside one of PEPEUNIT_GIT_LOCAL_ROOTS on this instance",
+      );
+    }
+  }
+  return { url: url.href, gitUrl: `file://${real}` };
 }

@@ -16,7 +16,7 @@ import {
   UuidParam,
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
-import { checkCloneUrl } from "./clone-url.ts";
+import { checkCloneTarget, cloneUrlOptions } from "./clone-url.ts";
 import {
   CreateRepoBody,
   ListReposQuery,
@@ -81,10 +81,11 @@ export function reposRoutes(deps: AppDeps) {
       if (!body.is_private && body.credentials) {
         throw unprocessable("credentials are only kept for private repos; set is_private");
       }
-      const url = await checkCloneUrl(body.url, { allowLocal: config.gitAllowLocal });
+      const target = await checkCloneTarget(body.url, cloneUrlOptions(config));
+      const url = target.url;
       const uuid = randomUUID();
       try {
-        await git.clone(uuid, url, body.credentials, config.maxRepoSizeBytes);
+        await git.clone(uuid, target.gitUrl, body.credentials, config.maxRepoSizeBytes, target);
       } catch (err) {
         // The store already removed the partial clone and scrubbed the message.
         if (err instanceof GitError) throw unprocessable(`clone failed: ${err.message}`);

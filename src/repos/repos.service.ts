@@ -4,7 +4,7 @@ import { repos } from "../db/schema.ts";
 import type { GitCredentials, GitVersions } from "../git/git-store.ts";
 import type { AppDeps } from "../http/types.ts";
 import { trustedLocalSource } from "../standard-repos/standard-source.ts";
-import { checkCloneUrl } from "./clone-url.ts";
+import { type CloneTarget, checkCloneTarget, cloneUrlOptions } from "./clone-url.ts";
 import type { RepoRow } from "./repos.schemas.ts";
 import { findRepo } from "./repos.store.ts";
 
@@ -59,19 +59,21 @@ async function runSync(deps: SyncDeps, repoUuid: string): Promise<RepoRow | unde
   try {
     // The instance's own standard repos (src/standard-repos/) are local by design; every
     // other URL is checked again at every sync: where a host name points can change.
+    // The pinned address is the one checked now, so a host rebound since is not followed.
     const trusted = trustedLocalSource(deps.config, repo.url);
-    const url =
-      trusted?.url ?? (await checkCloneUrl(repo.url, { allowLocal: deps.config.gitAllowLocal }));
+    const target: CloneTarget = trusted
+      ? { url: trusted.url, gitUrl: trusted.url }
+      : await checkCloneTarget(repo.url, cloneUrlOptions(deps.config));
     const git = trusted?.git ?? deps.git;
     const creds = repoCredentials(deps, repo);
     const max = deps.config.maxRepoSizeBytes;
     if (await deps.git.exists(repoUuid)) {
       const before = await deps.git.versions(repoUuid);
-      await git.fetch(repoUuid, url, creds, max);
+      await git.fetch(repoUuid, target.gitUrl, creds, max, target);
       changed = changedBranches(before, await deps.git.versions(repoUuid));
     } else {
       // The clone went missing (restored database, wiped disk): make it again.
-      await git.clone(repoUuid, url, creds, max);
+      await git.clone(repoUuid, target.gitUrl, creds, max, target);
       changed = changedBranches(null, await deps.git.versions(repoUuid));
     }
   } catch (err) {

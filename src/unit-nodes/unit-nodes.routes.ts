@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { canManage, canSee, isMoreOpen } from "../access/visibility.ts";
 import { unitNodes } from "../db/schema.ts";
+import { recheckEdgesOutOf } from "../edges/edges.recheck.ts";
 import { requireUser } from "../http/auth.ts";
 import { forbidden, notFound, unprocessable } from "../http/errors.ts";
 import {
@@ -162,6 +163,8 @@ export function unitNodesRoutes(deps: AppDeps) {
       const ids = { unitUuid: unit.uuid, nodeUuid: node.uuid };
       // The access index follows visibility / rewritable; the history writer the pipe flag.
       if (Object.keys(changes).length) deps.events.emit("unit-node.updated", ids);
+      // Links into other users' units that may no longer read this output end now.
+      if (body.visibility) await recheckEdgesOutOf(deps, [unit.uuid]);
       if (pipeChanged) {
         await deps.history?.reload(node.uuid);
         deps.events.emit("unit-node.data-pipe-changed", ids);

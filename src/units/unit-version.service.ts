@@ -3,6 +3,7 @@ import { eq, inArray, or } from "drizzle-orm";
 import { decryptJson, encryptJson } from "../crypto/aes-gcm.ts";
 import type { DbLike } from "../db/database.ts";
 import { type UnitNodeType, unitNodeEdges, unitNodes, units } from "../db/schema.ts";
+import { checkFirmwareSize } from "../firmware/firmware-size.ts";
 import { notFound, unprocessable } from "../http/errors.ts";
 import type { AppDeps } from "../http/types.ts";
 import { loadUnitTemplate, type UnitTemplate } from "../repos/unit-template.ts";
@@ -61,6 +62,7 @@ export async function resolveUnitVersion(
     if (!commit)
       throw unprocessable(`the repo's default branch ${repo.defaultBranch} no longer exists`);
     const template = await loadUnitTemplate(git, repo.uuid, commit);
+    await checkFirmwareSize(git, repo.uuid, commit, deps.config.maxFirmwareSizeBytes);
     return { followRepo: true, branch: repo.defaultBranch, tag: null, commit, template };
   }
 
@@ -93,6 +95,8 @@ export async function resolveUnitVersion(
     throw unprocessable(`commit ${commit.slice(0, 8)} is not on branch ${branch}`);
   }
   const template = await loadUnitTemplate(git, repo.uuid, commit);
+  // A version whose archive could never be built is refused here, not at the device.
+  await checkFirmwareSize(git, repo.uuid, commit, deps.config.maxFirmwareSizeBytes);
   return { followRepo: false, branch, tag: tag ?? null, commit, template };
 }
 

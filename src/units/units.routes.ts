@@ -2,8 +2,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { isMoreOpen } from "../access/visibility.ts";
 import { units } from "../db/schema.ts";
+import { recheckEdgesOutOf } from "../edges/edges.recheck.ts";
 import { requireUser } from "../http/auth.ts";
-import { conflict, notFound, unprocessable } from "../http/errors.ts";
+import { notFound, unprocessable } from "../http/errors.ts";
 import {
   createRouter,
   errorResponses,
@@ -17,7 +18,13 @@ import type { AppDeps } from "../http/types.ts";
 import { changeUnitVersion, type VersionTarget } from "./unit-version.service.ts";
 import { loadManagedUnit, loadVisibleUnit } from "./units.access.ts";
 import { CreateUnitBody, repeatable, UnitOut, UpdateUnitBody } from "./units.schemas.ts";
-import { createUnit, deleteUnit, rotateUnitToken, serializeUnits } from "./units.service.ts";
+import {
+  createUnit,
+  deleteUnit,
+  nameNotAvailable,
+  rotateUnitToken,
+  serializeUnits,
+} from "./units.service.ts";
 import {
   clampUnitNodes,
   findRepo,
@@ -180,8 +187,7 @@ export function unitsRoutes(deps: AppDeps) {
       const unit = await loadManagedUnit(db, user, c.req.valid("param").uuid);
       const extra: Partial<Pick<UnitRow, "name" | "visibility">> = {};
       if (body.name !== undefined && body.name !== unit.name) {
-        if (await findUnitByName(db, body.name))
-          throw conflict(`a unit named ${body.name} already exists`);
+        if (await findUnitByName(db, body.name)) throw nameNotAvailable();
         extra.name = body.name;
       }
       if (body.visibility !== undefined && body.visibility !== unit.visibility) {
@@ -206,13 +212,15 @@ export function unitsRoutes(deps: AppDeps) {
           deps.events.emit("unit.updated", { unitUuid: unit.uuid, versionChanged: false });
         }
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`a unit named ${body.name} already exists`);
+        if (isUniqueViolation(err)) throw nameNotAvailable();
         throw err;
       }
       if (extra.visibility) {
         for (const nodeUuid of await clampUnitNodes(db, unit.uuid, extra.visibility)) {
           deps.events.emit("unit-node.updated", { unitUuid: unit.uuid, nodeUuid });
         }
+        // Links into other users' units that may no longer read these outputs end now.
+        await recheckEdgesOutOf(deps, [unit.uuid]);
       }
       const updated = await loadManagedUnit(db, user, unit.uuid);
       const [out] = await serializeUnits(deps, user, [updated]);

@@ -25,6 +25,15 @@ import {
 
 const newSalt = () => randomBytes(24).toString("base64url");
 
+/**
+ * Unit names stay unique on the whole instance: a Public unit's name is its WebFinger
+ * handle (`acct:<name>@<domain>`, src/federation/federation.ts mapHandle), so per-user
+ * names would make handles ambiguous. A taken name is therefore refused, but without
+ * saying that a unit with it exists, whose it is or how visible: "a unit named X already
+ * exists" let anyone enumerate the names of other users' Private units.
+ */
+export const nameNotAvailable = () => conflict("this unit name is not available");
+
 export type CreateUnitInput = {
   repoUuid: string;
   name: string;
@@ -45,8 +54,7 @@ export async function createUnit(
   if (isMoreOpen(visibility, repo.visibility)) {
     throw unprocessable(`a unit cannot be more open than its repo (repo is ${repo.visibility})`);
   }
-  if (await findUnitByName(db, input.name))
-    throw conflict(`a unit named ${input.name} already exists`);
+  if (await findUnitByName(db, input.name)) throw nameNotAvailable();
   const version = await resolveUnitVersion(deps, repo, input.version);
 
   const uuid = randomUUID();
@@ -91,7 +99,7 @@ export async function createUnit(
     return unit;
   } catch (err) {
     // Two creations with the same name racing past the check above.
-    if (isUniqueViolation(err)) throw conflict(`a unit named ${input.name} already exists`);
+    if (isUniqueViolation(err)) throw nameNotAvailable();
     throw err;
   }
 }

@@ -2,11 +2,13 @@ import { randomUUID } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, count, desc, eq } from "drizzle-orm";
 import { canManage } from "../access/visibility.ts";
-import { hashPassword, verifyPassword } from "../crypto/passwords.ts";
+import { createPasswordHasher } from "../crypto/passwords.ts";
 import { signPurposeToken, signUserToken, verifyPurposeToken } from "../crypto/tokens.ts";
+import { uniqueViolation } from "../db/pg-errors.ts";
 import { users } from "../db/schema.ts";
 import { requireAdmin, requireUser } from "../http/auth.ts";
-import { conflict, forbidden, HttpError, notFound, unauthorized } from "../http/errors.ts";
+import { createClientAddress } from "../http/client-address.ts";
+import { conflict, forbidden, HttpError, notFound } from "../http/errors.ts";
 import {
   createRouter,
   errorResponses,
@@ -16,8 +18,12 @@ import {
   UuidParam,
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
+import { mailFailure } from "../mail/mailer.ts";
+import { createLoginThrottle, loginSubject } from "./login-throttle.ts";
+import { passwordResetRoutes } from "./password-reset.routes.ts";
+import { sessionRoutes } from "./session.routes.ts";
+import { retryLater, tooManyAttemptsResponse } from "./throttle.http.ts";
 import {
-  AuthBody,
   ChangePasswordBody,
   RegisterBody,
   TokenOut,
@@ -29,11 +35,11 @@ import {
   countUsers,
   deleteUserCascade,
   findUser,
-  findUserByLoginOrEmail,
   getRegistrationMode,
   loginOrEmailTaken,
   reposUsedByOthers,
   setUserStatus,
+  withRegistrationLock,
 } from "./users.store.ts";
 
 const EMAIL_TOKEN_TTL_S = 2 * 24 * 3600;
@@ -43,6 +49,12 @@ export function usersRoutes(deps: AppDeps) {
   const { config, log, mailer } = deps;
   const db = deps.database.db;
   const app = createRouter();
+  const hasher = createPasswordHasher(config.scrypt);
+  const throttle = createLoginThrottle(db);
+  const clientAddress = createClientAddress(config.trustedProxies);
+  // Before the /{uuid} routes below, whose paths would otherwise be tried first.
+  app.route("/", sessionRoutes({ ...deps, hasher, throttle, clientAddress }));
+  app.route("/", passwordResetRoutes({ ...deps, hasher, throttle }));
 
   app.openapi(
     createRoute({
@@ -57,28 +69,41 @@ export function usersRoutes(deps: AppDeps) {
       const body = c.req.valid("json");
       const taken = await loginOrEmailTaken(db, body.login, body.email);
       if (taken) throw conflict(`${taken} is already registered`);
-      const isFirst = (await countUsers(db)) === 0;
-      const mode = isFirst ? "Open" : await getRegistrationMode(db);
-      if (mode === "Closed") throw forbidden("registration is closed on this instance");
-      const status =
-        mode === "EmailVerification"
-          ? "PendingEmail"
-          : mode === "ManualApproval"
-            ? "PendingApproval"
-            : "Active";
-      const [user] = await db
-        .insert(users)
-        .values({
-          uuid: randomUUID(),
-          login: body.login,
-          email: body.email,
-          passwordHash: await hashPassword(body.password),
-          role: isFirst ? "Admin" : "User",
-          status,
-        })
-        .returning();
+      // Cheap refusal before the costly hash; decided again under the lock below.
+      if ((await countUsers(db)) > 0 && (await getRegistrationMode(db)) === "Closed")
+        throw forbidden("registration is closed on this instance");
+      const passwordHash = await hasher.hash(body.password);
+      const user = await withRegistrationLock(db, async (tx) => {
+        const isFirst = (await countUsers(tx)) === 0;
+        const mode = isFirst ? "Open" : await getRegistrationMode(tx);
+        if (mode === "Closed") throw forbidden("registration is closed on this instance");
+        const status =
+          mode === "EmailVerification"
+            ? "PendingEmail"
+            : mode === "ManualApproval"
+              ? "PendingApproval"
+              : "Active";
+        const [inserted] = await tx
+          .insert(users)
+          .values({
+            uuid: randomUUID(),
+            login: body.login,
+            email: body.email,
+            passwordHash,
+            role: isFirst ? "Admin" : "User",
+            status,
+          })
+          .returning();
+        return inserted;
+      }).catch((err: unknown) => {
+        // The same login or e-mail registered in parallel, after the check above. The
+        // driver's error carries the statement's values (the hash, the e-mail): never pass it on.
+        const constraint = uniqueViolation(err);
+        if (constraint === null) throw err;
+        throw conflict(`${constraint.includes("email") ? "email" : "login"} is already registered`);
+      });
       if (!user) throw new Error("insert returned nothing");
-      if (status === "PendingEmail") {
+      if (user.status === "PendingEmail") {
         const token = await signPurposeToken(
           config.secretKey,
           "verify-email",
@@ -94,7 +119,7 @@ export function usersRoutes(deps: AppDeps) {
           });
         } catch (err) {
           // The account exists; the admin can still verify it by hand.
-          log.error({ err: (err as Error).message, user: user.uuid }, "verification mail failed");
+          log.error({ ...mailFailure(err), user: user.uuid }, "verification mail failed");
         }
       }
       return c.json(toUserOut(user), 201);
@@ -128,32 +153,6 @@ export function usersRoutes(deps: AppDeps) {
 
   app.openapi(
     createRoute({
-      method: "post",
-      path: "/auth",
-      tags,
-      summary: "Log in with login (or e-mail) and password",
-      request: { body: jsonBody(AuthBody) },
-      responses: { 200: jsonResponse(TokenOut, "A user token"), ...errorResponses(401, 403, 422) },
-    }),
-    async (c) => {
-      const body = c.req.valid("json");
-      const user = await findUserByLoginOrEmail(db, body.login);
-      if (!user || !(await verifyPassword(body.password, user.passwordHash))) {
-        throw unauthorized("wrong login or password");
-      }
-      if (user.status === "PendingEmail") throw forbidden("e-mail address not verified yet");
-      if (user.status === "PendingApproval")
-        throw forbidden("account awaiting approval by the admin");
-      if (user.status === "Blocked") throw forbidden("account blocked");
-      return c.json(
-        { token: await signUserToken(config.secretKey, user.uuid, user.tokenVersion) },
-        200,
-      );
-    },
-  );
-
-  app.openapi(
-    createRoute({
       method: "get",
       path: "/me",
       tags,
@@ -175,19 +174,29 @@ export function usersRoutes(deps: AppDeps) {
       tags,
       summary: "Change password; every older token stops working, the new one is returned",
       request: { body: jsonBody(ChangePasswordBody) },
-      responses: { 200: jsonResponse(TokenOut, "A new token"), ...errorResponses(401, 403, 422) },
+      responses: {
+        200: jsonResponse(TokenOut, "A new token"),
+        ...errorResponses(401, 403, 404, 422),
+        ...tooManyAttemptsResponse,
+      },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));
       const body = c.req.valid("json");
       const user = await findUser(db, me.uuid);
-      if (!user || !(await verifyPassword(body.old_password, user.passwordHash))) {
+      if (!user) throw notFound("user");
+      // A stolen session must not become a way to guess the password: the login's brake applies.
+      const subject = loginSubject(user, user.login, clientAddress(c));
+      const wait = await throttle.retryAfter(subject);
+      if (wait > 0) return retryLater(c, wait);
+      if (!(await hasher.verify(body.old_password, user.passwordHash))) {
+        await throttle.failed(subject);
         throw forbidden("old password is wrong");
       }
       const [updated] = await db
         .update(users)
         .set({
-          passwordHash: await hashPassword(body.new_password),
+          passwordHash: await hasher.hash(body.new_password),
           tokenVersion: user.tokenVersion + 1,
           updatedAt: new Date(),
         })
@@ -237,7 +246,7 @@ export function usersRoutes(deps: AppDeps) {
       tags,
       summary: "One user (self or admin)",
       request: { params: UuidParam },
-      responses: { 200: jsonResponse(UserOut, "The user"), ...errorResponses(401, 404) },
+      responses: { 200: jsonResponse(UserOut, "The user"), ...errorResponses(401, 403, 404) },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));
@@ -279,7 +288,10 @@ export function usersRoutes(deps: AppDeps) {
         // Blocking revokes every token the user holds at once.
         const updated = await setUserStatus(db, uuid, status, action === "block");
         if (!updated) throw notFound("user");
-        if (action === "block") deps.events.emit("user.revoked", { userUuid: uuid });
+        if (action === "block") {
+          deps.events.emit("user.revoked", { userUuid: uuid });
+          deps.events.emit("user.blocked", { userUuid: uuid });
+        }
         return c.json(toUserOut(updated), 200);
       },
     );
@@ -292,7 +304,7 @@ export function usersRoutes(deps: AppDeps) {
       tags,
       summary: "Delete a user and everything they own (self or admin)",
       request: { params: UuidParam },
-      responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404, 409) },
+      responses: { 204: { description: "Deleted" }, ...errorResponses(401, 403, 404, 409) },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));

@@ -22,6 +22,20 @@ export const ChangePasswordBody = z
   .object({ old_password: z.string().min(1).max(256), new_password: PasswordSchema })
   .openapi("ChangePassword");
 
+export const PasswordResetBody = z
+  .object({
+    login: z.string().min(1).max(254).openapi({ description: "login or e-mail" }),
+  })
+  .openapi("PasswordResetRequest");
+
+export const PasswordResetConfirmBody = z
+  .object({ token: z.string().min(1).max(2048), new_password: PasswordSchema })
+  .openapi("PasswordResetConfirm");
+
+export const ResetLinkOut = z.object({ link: z.string() }).openapi("PasswordResetLink");
+
+export const DetailOut = z.object({ detail: z.string() });
+
 export const UserRoleSchema = z.enum(["Admin", "User"]);
 export const UserStatusSchema = z.enum(["Active", "PendingEmail", "PendingApproval", "Blocked"]);
 

@@ -1,9 +1,10 @@
-import { and, count, eq, inArray, ne, or, sql } from "drizzle-orm";
+import { and, count, eq, inArray, lt, ne, or, sql } from "drizzle-orm";
 import type { DbLike } from "../db/database.ts";
 import {
   instanceSettings,
   type RegistrationMode,
   repos,
+  revokedTokens,
   type UserStatus,
   units,
   users,
@@ -113,4 +114,59 @@ export async function deleteUserCascade(
     await tx.delete(users).where(eq(users.uuid, userUuid));
     return { repoUuids: ownRepos.map((r) => r.uuid), unitUuids: ownUnits.map((u) => u.uuid) };
   });
+}
+
+// Any constant will do: it names the one advisory lock every registration takes.
+const REGISTRATION_LOCK = 7_301_001;
+
+/**
+ * Runs `fn` in a transaction holding the registration lock, so "is this the first
+ * user?" and the insert that acts on the answer happen as one step: parallel
+ * registrations on a fresh instance make exactly one admin.
+ */
+export async function withRegistrationLock<T>(
+  db: DbLike,
+  fn: (tx: DbLike) => Promise<T>,
+): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${REGISTRATION_LOCK})`);
+    return fn(tx);
+  });
+}
+
+/**
+ * Sets a new password hash only if the stored one is still `expectedHash` (a reset link
+ * or a rehash raced by another change does nothing); `revoke` also ends every session.
+ */
+export async function replacePasswordHash(
+  db: DbLike,
+  uuid: string,
+  expectedHash: string,
+  newHash: string,
+  revoke: boolean,
+) {
+  const [u] = await db
+    .update(users)
+    .set({
+      passwordHash: newHash,
+      updatedAt: new Date(),
+      ...(revoke ? { tokenVersion: sql`${users.tokenVersion} + 1` } : {}),
+    })
+    .where(and(eq(users.uuid, uuid), eq(users.passwordHash, expectedHash)))
+    .returning();
+  return u;
+}
+
+/** Ends every session of the user (their token version moves on). */
+export async function bumpTokenVersion(db: DbLike, uuid: string): Promise<void> {
+  await db
+    .update(users)
+    .set({ tokenVersion: sql`${users.tokenVersion} + 1`, updatedAt: new Date() })
+    .where(eq(users.uuid, uuid));
+}
+
+/** Refuses one token until it expires anyway; expired entries are dropped on the way. */
+export async function revokeTokenId(db: DbLike, jti: string, expiresAt: Date): Promise<void> {
+  await db.insert(revokedTokens).values({ jti, expiresAt }).onConflictDoNothing();
+  await db.delete(revokedTokens).where(lt(revokedTokens.expiresAt, sql`now()`));
 }

@@ -136,6 +136,28 @@ describe("access rules", () => {
     );
   });
 
+  it("stops a linked output at once when it becomes Private to another user's unit", () => {
+    const local = new AclIndex();
+    const mine = unitWith(randomUUID());
+    local.replaceAll({
+      units: [a.unit, b.unit, mine.unit],
+      nodes: [...a.all, ...b.all, ...mine.all],
+      edges: [
+        { uuid: randomUUID(), outputUuid: a.nodes.out.uuid, inputUuid: mine.nodes.relay.uuid },
+        { uuid: randomUUID(), outputUuid: a.nodes.out.uuid, inputUuid: b.nodes.relay.uuid },
+      ],
+    });
+    const other = unitP(mine.unit);
+    expect(canSubscribe(local, D, other, topicOf(a.nodes.out))).toBe(true);
+    // The unit (or the variable) turned Private before the link itself is removed.
+    local.putUnit({ ...a.unit, visibility: "Private" }, a.all);
+    expect(canSubscribe(local, D, other, topicOf(a.nodes.out))).toBe(false);
+    // The owner's own unit keeps reading it.
+    expect(canSubscribe(local, D, unitP(b.unit), topicOf(a.nodes.out))).toBe(true);
+    local.putUnit(a.unit, [{ ...a.nodes.out, visibility: "Private" }]);
+    expect(canSubscribe(local, D, other, topicOf(a.nodes.out))).toBe(false);
+  });
+
   it("denies base topics when the unit's template could not be read", () => {
     const local = new AclIndex();
     local.replaceAll({ units: [{ ...b.unit, template: null }], nodes: b.all, edges: [] });

@@ -2,13 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createUser, startTestInstance, type TestInstance } from "../helpers/instance.ts";
 import { createRepo } from "../helpers/repos.ts";
 import {
-  connectClient,
+  clientPool,
   DOMAIN,
   linkNodes,
   makeUnit,
   makeWorld,
   subscribeCode,
-  type TestClient,
   type World,
   type WorldUnit,
 } from "./mqtt-helpers.ts";
@@ -25,13 +24,8 @@ describe("MQTT authorization (device-protocol §4)", () => {
   let b: WorldUnit;
   let c: WorldUnit;
   let mainEdge: string;
-  const open: TestClient[] = [];
-
-  const client = async (token: string, clientId?: string) => {
-    const cl = await connectClient(inst.mqttUrl, token, clientId ? { clientId } : {});
-    open.push(cl);
-    return cl;
-  };
+  const pool = clientPool(() => inst.mqttUrl);
+  const client = pool.client;
 
   beforeAll(async () => {
     inst = await startTestInstance();
@@ -55,7 +49,7 @@ describe("MQTT authorization (device-protocol §4)", () => {
     );
   });
   afterEach(async () => {
-    await Promise.all(open.splice(0).map((cl) => cl.endAsync(true)));
+    await pool.closeAll();
   });
   afterAll(async () => {
     await inst?.close();

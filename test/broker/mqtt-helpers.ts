@@ -66,6 +66,21 @@ export async function connectClient(
   return client;
 }
 
+/** Clients a test file opens through `client`, all ended by `closeAll` (its afterEach). */
+export function clientPool(url: () => string) {
+  const open: TestClient[] = [];
+  return {
+    async client(token: string, clientId?: string): Promise<TestClient> {
+      const cl = await connectClient(url(), token, clientId ? { clientId } : {});
+      open.push(cl);
+      return cl;
+    },
+    async closeAll(): Promise<void> {
+      await Promise.all(open.splice(0).map((cl) => cl.endAsync(true)));
+    },
+  };
+}
+
 /** The granted QoS of one SUBSCRIBE, or its failure code (0x80 = refused). */
 export async function subscribeCode(client: MqttClient, topic: string, qos: 0 | 1 = 1) {
   try {

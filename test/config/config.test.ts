@@ -24,7 +24,20 @@ describe("config", () => {
     expect(c.mqttPort).toBe(1883);
     expect(c.maxRepoSizeBytes).toBe(10 * 1024 * 1024);
     expect(c.gitAllowLocal).toBe(false);
+    expect(c.gitLocalRoots).toBeUndefined();
+    expect(c.maxFirmwareSizeBytes).toBe(10 * 1024 * 1024);
     expect(c.databaseUrl).toBeUndefined();
+  });
+
+  it("reads the firmware limit and the local source roots", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-cfg-"));
+    const c = loadConfig({
+      PEPEUNIT_DATA_DIR: dir,
+      PEPEUNIT_MAX_FIRMWARE_SIZE_MB: "0.5",
+      PEPEUNIT_GIT_LOCAL_ROOTS: "/srv/git, relative/dir,",
+    });
+    expect(c.maxFirmwareSizeBytes).toBe(512 * 1024);
+    expect(c.gitLocalRoots).toEqual(["/srv/git", path.resolve("relative/dir")]);
   });
 
   it("refuses bad values with a readable message", () => {

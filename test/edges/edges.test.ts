@@ -151,14 +151,24 @@ describe("unit node edges", () => {
     );
   });
 
-  it("lists only edges whose both ends the caller may see", async () => {
+  it("lists edges whose both ends the caller may see, and those out of its own outputs", async () => {
     const all = await inst.api.get(`/unit_node_edges?unit_uuid=${bobPrivate.uuid}`, admin.token);
     expect(all.body.count).toBe(2);
     const carolView = await inst.api.get(
       `/unit_node_edges?unit_uuid=${bobPrivate.uuid}`,
       carol.token,
     );
-    expect(carolView.body.count).toBe(0);
+    // Only the admin's link out of carol's own output, its Private input not named.
+    expect(carolView.body.count).toBe(1);
+    expect(carolView.body.unit_node_edges[0]).toMatchObject({
+      output_uuid: nodeOf(carolUnit, "Output", "output/pepeunit").uuid,
+      input_uuid: null,
+    });
+    const strangerView = await inst.api.get(
+      `/unit_node_edges?unit_uuid=${bobPrivate.uuid}`,
+      (await createUser(inst.api, "erin")).token,
+    );
+    expect(strangerView.body.count).toBe(0);
     const bobIn = nodeOf(bobUnit, "Input", "input/pepeunit");
     const byInput = await inst.api.get(`/unit_node_edges?input_uuid=${bobIn.uuid}`);
     expect(

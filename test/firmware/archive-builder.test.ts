@@ -221,6 +221,7 @@ describe("firmware archive builder", () => {
     const src = await version({ "main.py": "x", "big.bin": randomBytes(200_000) });
     let exports = 0;
     const counting = {
+      ...git,
       exportTree: (repo: string, commit: string) => {
         exports++;
         return git.exportTree(repo, commit);

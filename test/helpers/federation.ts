@@ -6,7 +6,7 @@ import { loadConfig } from "../../src/config.ts";
 import type { Database } from "../../src/db/database.ts";
 import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "./database.ts";
-import { type ApiClient, createApiClient, freePort } from "./instance.ts";
+import { type ApiClient, createApiClient, freePort, TEST_SCRYPT_LOG_N } from "./instance.ts";
 
 // Federated test instances: each on its own loopback port chosen beforehand, with
 // PEPEUNIT_DOMAIN=127.0.0.1:<port> (its actors' URLs and its topics' first level),
@@ -47,6 +47,7 @@ export async function startFedInstance(env: Record<string, string> = {}): Promis
     PEPEUNIT_FEDERATION_ALLOW_LOCAL: "true",
     PEPEUNIT_FEDERATION_RETRY_MAX_S: "1",
     PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
+    PEPEUNIT_SCRYPT_LOG_N: TEST_SCRYPT_LOG_N,
     ...env,
   });
   let inst: Instance | null = null;

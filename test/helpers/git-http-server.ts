@@ -11,6 +11,9 @@ export type GitHttpServer = {
   urlFor(repoDir: string): string;
   /** Every Authorization header received (to prove what the client sent). */
   authHeaders: string[];
+  /** Every Host header received (to prove which name the client connected for). */
+  hosts: string[];
+  port: number;
   close(): Promise<void>;
 };
 
@@ -21,10 +24,12 @@ export async function startGitHttpServer(opts: {
 }): Promise<GitHttpServer> {
   const expected = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString("base64")}`;
   const authHeaders: string[] = [];
+  const hosts: string[] = [];
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const auth = req.headers.authorization ?? "";
     authHeaders.push(auth);
+    hosts.push(req.headers.host ?? "");
     if (auth !== expected) {
       res.writeHead(401, { "www-authenticate": 'Basic realm="git"' });
       res.end("unauthorized\n");
@@ -100,6 +105,8 @@ export async function startGitHttpServer(opts: {
   return {
     urlFor: (repoDir) => `http://127.0.0.1:${port}/${path.relative(opts.root, repoDir)}`,
     authHeaders,
+    hosts,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -2,7 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pino } from "pino";
+import { Writable } from "node:stream";
+import { type DestinationStream, pino } from "pino";
 import { loadConfig } from "../../src/config.ts";
 import { API_PREFIX } from "../../src/http/app.ts";
 import { type Instance, startInstance } from "../../src/instance.ts";
@@ -15,6 +16,24 @@ export type TestInstance = Instance & {
   mqttUrl: string;
   close(): Promise<void>;
 };
+
+/**
+ * Cheap password hashes keep the suite fast (the default, 2^16, costs 64 MiB each); a
+ * test that needs the default passes `PEPEUNIT_SCRYPT_LOG_N: undefined`.
+ */
+export const TEST_SCRYPT_LOG_N = "10";
+
+/** Collects an instance's log lines (pass `stream` as startTestInstance's logStream). */
+export function captureLogs(): { stream: Writable; text(): string } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { stream, text: () => lines.join("") };
+}
 
 /** A loopback TCP port that was free a moment ago. */
 export async function freePort(): Promise<number> {
@@ -33,9 +52,28 @@ export async function freePort(): Promise<number> {
  * The MQTT port is chosen before start (env.json must carry the real one, so binding
  * port 0 will not do); a port taken in between is retried with another.
  */
-export async function startTestInstance(env: Record<string, string> = {}): Promise<TestInstance> {
+export async function startTestInstance(
+  env: Record<string, string | undefined> = {},
+  opts: {
+    /**
+     * Another instance whose database and secrets this one uses (a restart, a second
+     * process of one installation); the database stays open at close().
+     */
+    shareWith?: Instance;
+    /** Where the instance's log lines (JSON) go, at PEPEUNIT_LOG_LEVEL (tests set it). */
+    logStream?: DestinationStream;
+  } = {},
+): Promise<TestInstance> {
   const dir = await mkdtemp(path.join(tmpdir(), "pepeunit-test-"));
-  const database = await createTestDatabase();
+  const database = opts.shareWith?.deps.database ?? (await createTestDatabase());
+  const ownsDatabase = !opts.shareWith;
+  const shared = opts.shareWith?.deps.config;
+  const secrets = shared
+    ? {
+        PEPEUNIT_SECRET_KEY: Buffer.from(shared.secretKey).toString("base64"),
+        PEPEUNIT_ENCRYPT_KEY: Buffer.from(shared.encryptKey).toString("base64"),
+      }
+    : {};
   let instance: Instance | undefined;
   for (let attempt = 1; !instance; attempt++) {
     const config = loadConfig({
@@ -49,16 +87,20 @@ export async function startTestInstance(env: Record<string, string> = {}): Promi
       PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
       PEPEUNIT_GIT_ALLOW_LOCAL: "true",
       PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
+      PEPEUNIT_SCRYPT_LOG_N: TEST_SCRYPT_LOG_N,
+      ...secrets,
       ...env,
     });
     try {
       instance = await startInstance(config, {
         database,
-        logger: pino({ level: config.logLevel }),
+        logger: opts.logStream
+          ? pino({ level: config.logLevel }, opts.logStream)
+          : pino({ level: config.logLevel }),
       });
     } catch (err) {
       if ((err as { code?: string }).code !== "EADDRINUSE" || attempt >= 5) {
-        await database.close();
+        if (ownsDatabase) await database.close();
         throw err;
       }
     }
@@ -71,7 +113,7 @@ export async function startTestInstance(env: Record<string, string> = {}): Promi
     mqttUrl: `mqtt://127.0.0.1:${started.broker.tcpPort}`,
     async close() {
       await started.stop();
-      await database.close();
+      if (ownsDatabase) await database.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,7 +1,11 @@
+import { mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   CloneUrlError,
   type CloneUrlOptions,
+  checkCloneTarget,
   checkCloneUrl,
   isNonPublicAddress,
   type LookupFn,
@@ -136,5 +140,79 @@ describe("clone URL checks", () => {
     await refusal("ext::sh", open);
     await refusal("https://u:p@127.0.0.1/x", open);
     await refusal("file://otherhost/tmp/x", open);
+  });
+
+  it("refuses NAT64, 6to4 and Teredo addresses, which can reach an internal IPv4 host", async () => {
+    for (const a of [
+      "64:ff9b:1::7f00:1", // local-use NAT64 of 127.0.0.1
+      "64:ff9b:1:ffff::a00:1",
+      "64:ff9b::7f00:1",
+      "2002:7f00:1::1", // 6to4 via 127.0.0.1
+      "2002:808:808::1", // 6to4 even via a public gateway: the range is refused outright
+      "2001:0:4136:e378:8000:63bf:3fff:fdd2", // Teredo
+    ]) {
+      expect(isNonPublicAddress(a), a).toBe(true);
+    }
+    expect(isNonPublicAddress("2001:4860:4860::8888")).toBe(false);
+    expect(await refusal("http://[64:ff9b:1::7f00:1]/x")).toMatch(/local or private/);
+    expect(await refusal("http://[2002:7f00:1::1]/x")).toMatch(/local or private/);
+    await refusal("https://rebind.example/x.git", {
+      allowLocal: false,
+      lookup: resolvesTo("64:ff9b:1::a00:1"),
+    });
+  });
+
+  it("pins git's connection to exactly the addresses it checked", async () => {
+    const target = await checkCloneTarget("https://git.example.org/a.git", {
+      allowLocal: false,
+      lookup: resolvesTo("93.184.215.14", "2606:4700::1111"),
+    });
+    expect(target).toEqual({
+      url: "https://git.example.org/a.git",
+      gitUrl: "https://git.example.org/a.git",
+      resolve: "git.example.org:443:93.184.215.14,[2606:4700::1111]",
+    });
+    const onPort = await checkCloneTarget("http://git.example.org:8080/a.git", strict);
+    expect(onPort.resolve).toBe("git.example.org:8080:93.184.215.14");
+    // An address literal is connected to as written.
+    expect((await checkCloneTarget("http://93.184.215.14/a.git", strict)).resolve).toBeUndefined();
+  });
+
+  it("keeps file:// out of the instance's own directories, through symlinks too", async () => {
+    const base = mkdtempSync(path.join(tmpdir(), "pepeunit-clone-url-"));
+    const repositories = path.join(base, "repositories");
+    const data = path.join(base, "data");
+    const outside = path.join(base, "outside");
+    for (const d of [repositories, data, outside]) mkdirSync(d);
+    mkdirSync(path.join(repositories, "private-repo"));
+    symlinkSync(path.join(repositories, "private-repo"), path.join(outside, "link"));
+    symlinkSync(repositories, path.join(base, "repos-link"));
+    const opts = { allowLocal: true, refusedDirs: [repositories, data] };
+    for (const url of [
+      `file://${repositories}/private-repo`,
+      `file://${repositories}`,
+      `file://${data}/pglite`,
+      `file://${outside}/link`, // a symlink into the clones
+      `file://${base}/repos-link/private-repo`,
+      `file://${outside}/../repositories/private-repo`,
+    ]) {
+      expect(await refusal(url, opts), url).toContain("own data or repositories");
+    }
+    expect(await refusal(`file://${outside}/%2e%2e/data`, opts)).toContain("plain path");
+    mkdirSync(path.join(data, "..dots"));
+    expect(await refusal(`file://${data}/..dots`, opts)).toContain("own data");
+    // Elsewhere is fine, and git is given the real path that was checked.
+    mkdirSync(path.join(outside, "fixture"));
+    symlinkSync(path.join(outside, "fixture"), path.join(base, "fixture-link"));
+    expect(await checkCloneTarget(`file://${base}/fixture-link`, opts)).toEqual({
+      url: `file://${base}/fixture-link`,
+      gitUrl: `file://${outside}/fixture`,
+    });
+    // PEPEUNIT_GIT_LOCAL_ROOTS narrows file:// to its directories.
+    const rooted = { ...opts, localRoots: [outside] };
+    expect((await checkCloneTarget(`file://${outside}/fixture`, rooted)).url).toBe(
+      `file://${outside}/fixture`,
+    );
+    expect(await refusal(`file://${base}`, rooted)).toContain("PEPEUNIT_GIT_LOCAL_ROOTS");
   });
 });

@@ -89,6 +89,25 @@ describe("units: visibility, listing, update and delete", () => {
     expect((await inst.api.get("/units?unit_node_uuids=nope", admin.token)).status).toBe(422);
   });
 
+  it("refuses a Private unit's name without saying that it exists or whose it is (create and rename)", async () => {
+    // Names are instance-wide (WebFinger handles), so the name is refused, but a refusal
+    // for a Private unit's name must read exactly like one for a free-but-reserved name.
+    const taken = await inst.api.post(
+      "/units",
+      { repo_uuid: otherRepoUuid, name: "bob-private" },
+      carol.token,
+    );
+    expect(taken.status).toBe(409);
+    expect(taken.body).toEqual({ detail: "this unit name is not available" });
+    const own = await createUnit(inst.api, carol.token, otherRepoUuid, { name: "carol-renames" });
+    const rename = await inst.api.patch(`/units/${own.uuid}`, { name: "bob-private" }, carol.token);
+    expect(rename.status).toBe(409);
+    expect(rename.body).toEqual({ detail: "this unit name is not available" });
+    // A Public unit's name gets the very same answer: nothing tells the two apart.
+    const pub = await inst.api.patch(`/units/${own.uuid}`, { name: "bob-public" }, carol.token);
+    expect(pub.body).toEqual(rename.body);
+  });
+
   it("renames, refuses a taken name, and keeps a unit no more open than its repo", async () => {
     const u = await createUnit(inst.api, bob.token, repoUuid, { name: "to-rename" });
     const renamed = await inst.api.patch(`/units/${u.uuid}`, { name: "renamed" }, bob.token);

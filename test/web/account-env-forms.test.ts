@@ -8,9 +8,11 @@ import {
 import {
   registerPayload,
   registrationOutcome,
+  validateForgot,
   validateLogin,
   validatePasswordChange,
   validateRegister,
+  validateReset,
 } from "../../web/src/lib/forms/account-forms.ts";
 import {
   envEditsPayload,
@@ -18,7 +20,7 @@ import {
   isManagedKey,
   isSecretKey,
 } from "../../web/src/lib/forms/env-form.ts";
-import { parseHash } from "../../web/src/lib/routes.ts";
+import { hrefOf, parseHash } from "../../web/src/lib/routes.ts";
 import { unitStateView } from "../../web/src/lib/unit-state.ts";
 
 // Account forms, the env editor, API error mapping, deep-link parsing and the
@@ -65,6 +67,16 @@ describe("account forms", () => {
       validatePasswordChange({ old_password: "", new_password: "short", confirm: "other" }),
     ).toEqual({
       old_password: expect.any(String),
+      new_password: expect.any(String),
+      confirm: expect.any(String),
+    });
+  });
+
+  it("checks the forgotten-password and reset forms", () => {
+    expect(validateForgot({ login: "  " })).toEqual({ login: expect.any(String) });
+    expect(validateForgot({ login: "maker@example.org" })).toEqual({});
+    expect(validateReset({ new_password: "12345678", confirm: "12345678" })).toEqual({});
+    expect(validateReset({ new_password: "short", confirm: "other" })).toEqual({
       new_password: expect.any(String),
       confirm: expect.any(String),
     });
@@ -153,6 +165,14 @@ describe("deep links and unit state", () => {
     expect(parseHash("#/admin")).toEqual({ name: "admin" });
     expect(parseHash("#/unit/not-a-uuid")).toEqual({ name: "graph", focus: null });
     expect(parseHash("")).toEqual({ name: "graph", focus: null });
+  });
+
+  it("parses the password reset routes a mailed link opens", () => {
+    const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl-_";
+    expect(parseHash(`#/reset/${token}`)).toEqual({ name: "reset", token });
+    expect(hrefOf({ name: "reset", token })).toBe(`#/reset/${token}`);
+    expect(parseHash("#/forgot")).toEqual({ name: "forgot" });
+    expect(parseHash("#/reset/<script>")).toEqual({ name: "graph", focus: null });
   });
 
   it("reads a device state, tolerating wrong types", () => {

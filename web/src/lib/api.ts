@@ -12,6 +12,8 @@ export type Repo = Schemas["Repo"];
 export type Unit = Schemas["Unit"];
 export type UnitNode = Schemas["UnitNode"];
 export type UnitNodeEdge = Schemas["UnitNodeEdge"];
+/** A link whose both ends the viewer may see (input_uuid is null only in the owner's view). */
+export type VisibleLink = UnitNodeEdge & { input_uuid: string };
 export type RepoVersions = Schemas["RepoVersions"];
 export type InstanceSettings = Schemas["InstanceSettings"];
 export type Visibility = Schemas["Visibility"];

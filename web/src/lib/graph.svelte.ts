@@ -3,7 +3,15 @@ import type { InputFlowNode } from "../components/nodes/InputNode.svelte";
 import type { OutputFlowNode } from "../components/nodes/OutputNode.svelte";
 import type { RepoFlowNode } from "../components/nodes/RepoNode.svelte";
 import type { UnitFlowNode } from "../components/nodes/UnitNode.svelte";
-import { api, fetchAll, type Repo, type Unit, type UnitNodeEdge, unwrap } from "./api.ts";
+import {
+  api,
+  fetchAll,
+  type Repo,
+  type Unit,
+  type UnitNodeEdge,
+  unwrap,
+  type VisibleLink,
+} from "./api.ts";
 import { ApiError } from "./api-errors.ts";
 import {
   type Block,
@@ -51,7 +59,9 @@ export type Rect = { x: number; y: number; w: number; h: number };
 export class GraphStore {
   repos = $state.raw<Repo[]>([]);
   units = $state.raw<Unit[]>([]);
-  links = $state.raw<UnitNodeEdge[]>([]);
+  links = $state.raw<VisibleLink[]>([]);
+  /** Links out of the viewer's own outputs into inputs it may not see: listed on the output, never drawn. */
+  hiddenLinks = $state.raw<UnitNodeEdge[]>([]);
   nodes = $state.raw<FlowNode[]>([]);
   edges = $state.raw<Edge[]>([]);
   filters = $state<Filters>(defaultFilters());
@@ -106,7 +116,8 @@ export class GraphStore {
       this.#positions = loadPositions(localStorage, this.#key);
       this.repos = repos;
       this.units = units;
-      this.links = links;
+      this.links = links.filter((l): l is VisibleLink => l.input_uuid !== null);
+      this.hiddenLinks = links.filter((l) => l.input_uuid === null);
       this.rebuild(true);
       this.loaded = true;
       this.generation++;
@@ -149,7 +160,7 @@ export class GraphStore {
     }
     return undefined;
   }
-  link(uuid: string): UnitNodeEdge | undefined {
+  link(uuid: string): VisibleLink | undefined {
     return this.links.find((l) => l.uuid === uuid);
   }
 
@@ -195,6 +206,7 @@ export class GraphStore {
     const vars = new Set(unit?.unit_nodes.map((n) => n.uuid) ?? []);
     this.units = this.units.filter((u) => u.uuid !== uuid);
     this.links = this.links.filter((l) => !vars.has(l.input_uuid) && !vars.has(l.output_uuid));
+    this.hiddenLinks = this.hiddenLinks.filter((l) => !vars.has(l.output_uuid));
     this.rebuild();
   }
 
@@ -204,7 +216,8 @@ export class GraphStore {
       void this.load();
       return;
     }
-    const local = link as UnitNodeEdge;
+    // A link just drawn joins two variables the viewer sees.
+    const local = link as VisibleLink;
     if (!this.links.some((l) => l.uuid === local.uuid)) this.links = [...this.links, local];
     this.rebuild();
   }
@@ -212,6 +225,7 @@ export class GraphStore {
   removeLinks(uuids: string[]): void {
     const gone = new Set(uuids);
     this.links = this.links.filter((l) => !gone.has(l.uuid));
+    this.hiddenLinks = this.hiddenLinks.filter((l) => !gone.has(l.uuid));
     this.rebuild();
   }
 

@@ -38,7 +38,13 @@ export class Session {
     this.#setToken(token);
   }
 
-  logout(): void {
+  /** Revokes the token on the server (best effort: offline, it is still forgotten here). */
+  async logout(): Promise<void> {
+    if (this.token) {
+      try {
+        await api.POST("/users/logout");
+      } catch {}
+    }
     this.#setToken(null);
     this.user = null;
   }

@@ -4,6 +4,7 @@ import { EMAIL_RE, LOGIN_RE } from "./validation.ts";
 export type RegisterValues = { login: string; email: string; password: string; confirm: string };
 export type LoginValues = { login: string; password: string };
 export type PasswordValues = { old_password: string; new_password: string; confirm: string };
+export type ResetValues = { new_password: string; confirm: string };
 
 export function validateRegister(v: RegisterValues): FieldErrors {
   const e: FieldErrors = {};
@@ -34,6 +35,20 @@ export function validatePasswordChange(v: PasswordValues): FieldErrors {
   if (v.new_password.length < 8) e.new_password = "At least 8 characters.";
   else if (v.new_password === v.old_password)
     e.new_password = "Choose a password different from the current one.";
+  if (v.confirm !== v.new_password) e.confirm = "The passwords do not match.";
+  return e;
+}
+
+/** The "forgot password" form: one field, login or e-mail. */
+export function validateForgot(v: { login: string }): FieldErrors {
+  return v.login.trim() ? {} : { login: "Enter your login or e-mail." };
+}
+
+/** A new password from a reset link. */
+export function validateReset(v: ResetValues): FieldErrors {
+  const e: FieldErrors = {};
+  if (v.new_password.length < 8) e.new_password = "At least 8 characters.";
+  else if (v.new_password.length > 256) e.new_password = "At most 256 characters.";
   if (v.confirm !== v.new_password) e.confirm = "The passwords do not match.";
   return e;
 }
