@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createUser } from "../helpers/instance.ts";
 import { unitToken } from "../helpers/units.ts";
-import { gotoGraph, openPage, screenshot } from "./support/browser.ts";
+import { gotoGraph, openPage, screenshot, watchViolations } from "./support/browser.ts";
 import { connectUnit } from "./support/mqtt.ts";
 import { seedPair } from "./support/seed.ts";
 import { useE2e } from "./support/suite.ts";
@@ -86,6 +86,8 @@ describe("variable history", { timeout: 150_000 }, () => {
     );
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
     try {
+      // The chart (uPlot and its CSS) works under the server's Content-Security-Policy.
+      const violations = await watchViolations(page);
       await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
       const chart = page.getByTestId("history-chart");
       await expect.poll(() => chart.getAttribute("data-points")).toBe(String(KNOWN.length));
@@ -98,6 +100,7 @@ describe("variable history", { timeout: 150_000 }, () => {
         .poll(() => chart.getAttribute("data-points"), { timeout: 15_000 })
         .toBe(String(KNOWN.length + 1));
       expect(await chart.getAttribute("data-last")).toBe("26.5");
+      expect(await violations()).toEqual([]);
       await chart.scrollIntoViewIfNeeded();
       await screenshot(page, "history-desktop-chart");
 
