@@ -2,18 +2,20 @@ import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { printTable, writeResults } from "./lib/report.ts";
 import { federationSuite } from "./suites/federation.ts";
+import { historySuite } from "./suites/history.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
 import { mqttSuite } from "./suites/mqtt.ts";
 import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui
-// runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history
+// (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const only = process.env.BENCH_SUITES?.split(",").map((s) => s.trim());
+const args = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const only = args.length ? args : process.env.BENCH_SUITES?.split(",").map((s) => s.trim());
 const wanted = (suite: string) => !only || only.includes(suite);
 
 // The load generator (this process and its threads) on core 1; servers and the
@@ -52,6 +54,11 @@ if (wanted("federation")) {
 }
 // 500 units / 2 000 variables rendered in headless Chromium (needs /usr/bin/chromium).
 if (wanted("ui")) await uiSuite(await freshPostgres(), { units: 500, runs: 3 });
+// 1 000 variables with pipes: PostgreSQL and PGlite (the history writer is database-bound).
+if (wanted("history")) {
+  await historySuite(await freshPostgres(), seconds);
+  await historySuite(pglite, seconds);
+}
 printTable();
 const file = writeResults({
   started: started.toISOString(),

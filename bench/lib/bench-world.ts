@@ -65,13 +65,18 @@ export type BenchWorld = {
   link(outputNodeUuid: string, inputNodeUuid: string): Promise<void>;
 };
 
-export async function createBenchWorld(url: string, login: string): Promise<BenchWorld> {
+/** `files`: the firmware repo's files (default: the test fixture's, two outputs per unit). */
+export async function createBenchWorld(
+  url: string,
+  login: string,
+  files?: Record<string, string>,
+): Promise<BenchWorld> {
   const password = `${login}-password`;
   await call(url, "POST", "/users", { login, email: `${login}@example.test`, password });
   const { token } = (await call(url, "POST", "/users/auth", { login, password })) as {
     token: string;
   };
-  const fixture = createFixtureRepo();
+  const fixture = createFixtureRepo(files);
   const repo = await call(
     url,
     "POST",

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 
 /** RSS (bytes) and CPU seconds (user+system) of a process, read from /proc. */
 export function processStats(pid: number): { rssBytes: number; cpuSeconds: number } {
@@ -9,4 +10,14 @@ export function processStats(pid: number): { rssBytes: number; cpuSeconds: numbe
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]);
   return { rssBytes: rssKb * 1024, cpuSeconds: ticks / 100 };
+}
+
+/** Waits (at most 60 s) until a process uses under 5 % of a core over half a second. */
+export async function untilIdle(pid: number): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  while (performance.now() < deadline) {
+    const before = processStats(pid).cpuSeconds;
+    await new Promise((r) => setTimeout(r, 500));
+    if (processStats(pid).cpuSeconds - before < 0.025) return;
+  }
 }

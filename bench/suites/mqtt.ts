@@ -8,7 +8,7 @@ import {
 } from "../lib/cpu-profile.ts";
 import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
 import { type ReferenceBroker, startMosquitto } from "../lib/mosquitto.ts";
-import { processStats } from "../lib/process-stats.ts";
+import { processStats, untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { startBenchServer } from "../lib/server.ts";
 import { ms, percentile, ratio, sleep } from "../lib/stats.ts";
@@ -50,16 +50,6 @@ async function connectUnits(target: Target, endpoints: Endpoint[]): Promise<Lean
     }
     return c;
   });
-}
-
-/** Waits (at most 60 s) until a process uses under 5 % of a core over half a second. */
-async function untilIdle(pid: number): Promise<void> {
-  const deadline = performance.now() + 60_000;
-  while (performance.now() < deadline) {
-    const before = processStats(pid).cpuSeconds;
-    await sleep(500);
-    if (processStats(pid).cpuSeconds - before < 0.025) return;
-  }
 }
 
 type FlowResult = {

@@ -1,35 +1,13 @@
-import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { createFixtureRepo } from "../helpers/git-fixtures.ts";
 import { createUser } from "../helpers/instance.ts";
 import { createRepo } from "../helpers/repos.ts";
 import { createUnit } from "../helpers/units.ts";
-import { flowNode, gotoGraph, openPage } from "./support/browser.ts";
+import { flowNode, gotoGraph, openPage, watchViolations } from "./support/browser.ts";
 import { useE2e } from "./support/suite.ts";
 
 // The graph UI and the API docs work under the Content-Security-Policy the
 // server sends (src/http/security-headers.ts): nothing they load or run is refused.
-
-/** Records every CSP violation the page reports, from its first script on. */
-async function watchViolations(page: Page): Promise<() => Promise<string[]>> {
-  const fromConsole: string[] = [];
-  page.on("console", (m) => {
-    if (/Content Security Policy/i.test(m.text())) fromConsole.push(m.text());
-  });
-  await page.addInitScript(() => {
-    const w = window as unknown as { cspViolations: string[] };
-    w.cspViolations = [];
-    document.addEventListener("securitypolicyviolation", (e) => {
-      w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
-    });
-  });
-  return async () => [
-    ...fromConsole,
-    ...(await page.evaluate(
-      () => (window as unknown as { cspViolations: string[] }).cspViolations,
-    )),
-  ];
-}
 
 describe("content security policy in the browser", { timeout: 120_000 }, () => {
   const seeded: Record<string, string> = {};

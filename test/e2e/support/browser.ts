@@ -111,3 +111,24 @@ export async function edgeMidpoint(page: Page, edgeId: string): Promise<{ x: num
     return { x: p.x * m.a + p.y * m.c + m.e, y: p.x * m.b + p.y * m.d + m.f };
   }, edgeId);
 }
+
+/** Records every CSP violation the page reports, from its first script on. */
+export async function watchViolations(page: Page): Promise<() => Promise<string[]>> {
+  const fromConsole: string[] = [];
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) fromConsole.push(m.text());
+  });
+  await page.addInitScript(() => {
+    const w = window as unknown as { cspViolations: string[] };
+    w.cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => {
+      w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  return async () => [
+    ...fromConsole,
+    ...(await page.evaluate(
+      () => (window as unknown as { cspViolations: string[] }).cspViolations,
+    )),
+  ];
+}

@@ -51,25 +51,21 @@ export async function unwrap<T>(call: Promise<Result<T>>): Promise<T> {
 }
 
 /**
- * An endpoint of the device plane that may not exist on this instance yet
- * (not in the generated types): untyped on purpose, and callers hide their
- * control when it answers 404/405 (see isMissingEndpoint).
+ * A request with any body (YAML, CSV, a file) and the token; the answer parsed as JSON
+ * when it is JSON, else its text. Failures throw an ApiError with the server's detail.
  */
-export async function callOptional(
+export async function callRaw(
   method: "GET" | "POST" | "PATCH" | "DELETE",
   path: string,
-  body?: unknown,
+  body?: BodyInit,
+  contentType?: string,
 ): Promise<unknown> {
   const headers: Record<string, string> = {};
   if (currentToken) headers["x-auth-token"] = currentToken;
-  if (body !== undefined) headers["content-type"] = "application/json";
+  if (contentType) headers["content-type"] = contentType;
   let res: Response;
   try {
-    res = await fetch(`${API_BASE}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    res = await fetch(`${API_BASE}${path}`, { method, headers, body });
   } catch {
     throw new ApiError(0, "The server could not be reached.");
   }
@@ -85,6 +81,21 @@ export async function callOptional(
   return parsed;
 }
 
+/**
+ * An endpoint of the device plane that may not exist on this instance yet
+ * (not in the generated types): untyped on purpose, and callers hide their
+ * control when it answers 404/405 (see isMissingEndpoint).
+ */
+export async function callOptional(
+  method: "GET" | "POST" | "PATCH" | "DELETE",
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  return body === undefined
+    ? callRaw(method, path)
+    : callRaw(method, path, JSON.stringify(body), "application/json");
+}
+
 /** Every page of a list endpoint (limit ≤ 500 per call). */
 export async function fetchAll<T>(
   page: (limit: number, offset: number) => Promise<{ count: number; items: T[] }>,
@@ -98,8 +109,15 @@ export async function fetchAll<T>(
   }
 }
 
-/** Downloads an authenticated file (the browser cannot add the token to a plain link). */
-export async function downloadFile(path: string, fallbackName: string): Promise<void> {
+/**
+ * Downloads an authenticated file (the browser cannot add the token to a plain link),
+ * named as the server says unless `name` is given.
+ */
+export async function downloadFile(
+  path: string,
+  fallbackName: string,
+  name?: string,
+): Promise<void> {
   const headers: Record<string, string> = {};
   if (currentToken) headers["x-auth-token"] = currentToken;
   const res = await fetch(`${API_BASE}${path}`, { headers });
@@ -111,11 +129,11 @@ export async function downloadFile(path: string, fallbackName: string): Promise<
     throw new ApiError(res.status, detail);
   }
   const disposition = res.headers.get("content-disposition") ?? "";
-  const name = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? fallbackName;
+  const fileName = name ?? /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? fallbackName;
   const url = URL.createObjectURL(await res.blob());
   const a = document.createElement("a");
   a.href = url;
-  a.download = name;
+  a.download = fileName;
   document.body.append(a);
   a.click();
   a.remove();
