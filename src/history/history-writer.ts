@@ -33,6 +33,8 @@ export type HistoryWriter = {
   /** The clock values are stamped with and windows close by (tests move it). */
   now(): number;
   setClock(clock: () => number): void;
+  /** Values dropped since start because the queue was full (the bench reports it). */
+  droppedValues(): number;
   flush(): Promise<void>;
   stop(): Promise<void>;
 };
@@ -62,6 +64,12 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
   let records: RecordRow[] = [];
   let windowValues: WindowValueRow[] = [];
   let dropped = 0;
+  let droppedTotal = 0;
+  // An upper bound of each NRecords / LastValue variable's stored records: a variable is
+  // trimmed only when the bound says it may hold more than it keeps. Unknown (first
+  // flush, after a delete or import, and every prune interval, in case another process
+  // writes the same variable) means "trim it", after which the bound is the count kept.
+  let storedAtMost = new Map<string, number>();
   let nextClose: number | null = await nextWindowEnd(db);
   let lastPrune = 0;
   let flushing: Promise<void> | null = null;
@@ -93,6 +101,7 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     if (!pipes.has(e.nodeUuid)) return;
     if (queue.length >= maxQueued) {
       dropped++;
+      droppedTotal++;
       return;
     }
     queue.push({ nodeUuid: e.nodeUuid, payload: e.payload, at: clock() });
@@ -118,7 +127,8 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     const items = queue;
     queue = [];
     if (dropped) {
-      log.warn({ dropped }, "history: queue full, values dropped");
+      // Once per flush interval, not per value: the log must not add to the overload.
+      log.warn({ dropped, droppedTotal }, "history: queue full, values dropped");
       dropped = 0;
     }
     for (const item of items) {
@@ -138,18 +148,33 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     }
   }
 
-  /** Trims of the variables that got records now, and of every TimeWindow now and then. */
-  function trims(touched: Set<string>, now: number) {
+  /**
+   * Trims of the variables that got records now (`added`: how many each), and of every
+   * TimeWindow now and then.
+   */
+  function trims(added: Map<string, number>, now: number) {
     const keep: Array<{ nodeUuid: string; keep: number }> = [];
     const older: Array<{ nodeUuid: string; cutoff: number }> = [];
     const pruneAll = now - lastPrune >= TIME_WINDOW_PRUNE_MS || now < lastPrune;
-    if (pruneAll) lastPrune = now;
+    if (pruneAll) {
+      lastPrune = now;
+      storedAtMost = new Map();
+    }
     for (const [uuid, pipe] of pipes) {
       const p = pipe.config.policy;
-      if (p.type === "TimeWindow" && (pruneAll || touched.has(uuid))) {
+      if (p.type === "TimeWindow" && (pruneAll || added.has(uuid))) {
         older.push({ nodeUuid: uuid, cutoff: now - p.windowSize * 1000 });
-      } else if (touched.has(uuid) && (p.type === "NRecords" || p.type === "LastValue")) {
-        keep.push({ nodeUuid: uuid, keep: p.type === "NRecords" ? p.count : 1 });
+      } else if (p.type === "NRecords" || p.type === "LastValue") {
+        const n = added.get(uuid);
+        if (n === undefined) continue;
+        const limit = p.type === "NRecords" ? p.count : 1;
+        const bound = storedAtMost.get(uuid);
+        if (bound !== undefined && bound + n <= limit) {
+          storedAtMost.set(uuid, bound + n);
+        } else {
+          keep.push({ nodeUuid: uuid, keep: limit });
+          storedAtMost.set(uuid, limit);
+        }
       }
     }
     return { keep, older };
@@ -177,8 +202,16 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
       if (windowValues.length > maxQueued) windowValues = windowValues.slice(-maxQueued);
       throw err;
     }
-    const { keep, older } = trims(new Set(recs.map((r) => r.nodeUuid)), now);
-    if (keep.length) await trimToNewest(db, keep);
+    const added = new Map<string, number>();
+    for (const r of recs) added.set(r.nodeUuid, (added.get(r.nodeUuid) ?? 0) + 1);
+    const { keep, older } = trims(added, now);
+    try {
+      if (keep.length) await trimToNewest(db, keep);
+    } catch (err) {
+      // Not trimmed: their counts are unknown again.
+      for (const k of keep) storedAtMost.delete(k.nodeUuid);
+      throw err;
+    }
     if (older.length) await trimOlderThan(db, older);
     if (nextClose !== null && nextClose <= now) {
       await closeWindows(db, new Date(now));
@@ -205,10 +238,12 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
   return {
     reload,
     resetMemory(nodeUuid) {
+      storedAtMost.delete(nodeUuid);
       const pipe = pipes.get(nodeUuid);
       if (pipe) pipe.memory = { lastAcceptedAt: null, lastAcceptedValue: null };
     },
     now: () => clock(),
+    droppedValues: () => droppedTotal,
     setClock(c) {
       clock = c;
     },
