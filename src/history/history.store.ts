@@ -127,10 +127,11 @@ export async function replaceAggregates(db: DbLike, nodeUuid: string, rows: Aggr
 }
 
 /**
- * Keeps the newest `keep` records of each variable. Each variable's cutoff (its keep-th
- * newest record) is found once through the (node, time, id) index by the lateral join;
- * as a correlated subquery in the WHERE the planner sometimes ran it once per stored
- * record (seconds for a flush instead of milliseconds).
+ * Keeps the newest `keep` records of each variable. First each variable's cutoff (its
+ * keep-th newest record) is read once through the (node, time, id) index; then the
+ * older rows are deleted per variable through the same index. In one statement (the
+ * cutoff as a correlated subquery, or even as a lateral join) the planner ran the
+ * subquery per stored record or hashed the whole table: seconds per flush, not ms.
  */
 export async function trimToNewest(
   db: DbLike,
@@ -138,16 +139,23 @@ export async function trimToNewest(
 ): Promise<void> {
   for (const part of chunks(limits)) {
     const values = part.map((l) => sql`(${l.nodeUuid}::uuid, ${l.keep}::int)`);
-    await db.execute(sql`
-      delete from history_records r
-      using (values ${sql.join(values, sql`, `)}) as v(node, keep)
+    const found = await db.execute(sql`
+      select v.node::text as node, c.id::text as id,
+        to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at
+      from (values ${sql.join(values, sql`, `)}) as v(node, keep)
       cross join lateral (
         select x.created_at, x.id from history_records x
         where x.node_uuid = v.node
         order by x.created_at desc, x.id desc
-        offset v.keep - 1 limit 1) c
-      where r.node_uuid = v.node
-        and (r.created_at, r.id) < (c.created_at, c.id)`);
+        offset v.keep - 1 limit 1) c`);
+    const cutoffs = rowsOf<{ node: string; id: string; at: string }>(found);
+    if (!cutoffs.length) continue;
+    const rows = cutoffs.map((c) => sql`(${c.node}::uuid, ${c.at}::timestamptz, ${c.id}::bigint)`);
+    await db.execute(sql`
+      delete from history_records r
+      using (values ${sql.join(rows, sql`, `)}) as v(node, at, id)
+      where r.node_uuid = v.node and r.created_at <= v.at
+        and (r.created_at, r.id) < (v.at, v.id)`);
   }
 }
 
@@ -242,12 +250,14 @@ export async function pageRecords(db: DbLike, f: RangeFilter, p: Page) {
     select state, state_type, ${isoText(sql`created_at`)} as create_datetime
     from history_records where ${where}
     order by created_at ${dir}, id ${dir}
-    limit ${p.limit} offset ${p.offset}`);
+    limit ${p.limit + 1} offset ${p.offset}`);
   const rows = rowsOf<RecordJson>(result);
-  // A short page (that is not past the end) is the end: the count needs no second query.
-  if (rows.length < p.limit && (rows.length > 0 || p.offset === 0)) {
+  // One row beyond the page tells whether the page reaches the end; if it does (and is
+  // not past it), the count needs no second query.
+  if (rows.length <= p.limit && (rows.length > 0 || p.offset === 0)) {
     return { count: p.offset + rows.length, rows };
   }
+  if (rows.length > p.limit) rows.pop();
   const [total] = await db.select({ n: count() }).from(historyRecords).where(where);
   return { count: total?.n ?? 0, rows };
 }

@@ -216,6 +216,20 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
       "15.0",
       "10.0",
     ]);
+    // The count is the whole range's, whether a page ends before, at or past its end.
+    for (const [limit, offset] of [
+      [1, 0],
+      [2, 0],
+      [3, 0],
+      [4, 0],
+      [2, 1],
+      [2, 2],
+      [2, 3],
+      [1, 5],
+    ]) {
+      const counted = await history(`uuid=${relay}&limit=${limit}&offset=${offset}`);
+      expect(counted.body.count).toBe(3);
+    }
 
     // A device's own publish over MQTT; LastValue keeps the last accepted one.
     const temperature = unit.nodeUuid("Output", "temperature");
