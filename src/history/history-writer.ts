@@ -68,7 +68,8 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
   // An upper bound of each NRecords / LastValue variable's stored records: a variable is
   // trimmed only when the bound says it may hold more than it keeps. Unknown (first
   // flush, after a delete or import, and every prune interval, in case another process
-  // writes the same variable) means "trim it", after which the bound is the count kept.
+  // writes the same variable) means "trim it", after which the bound is the count kept
+  // (records written meanwhile by another flush cannot exist: flushes run one at a time).
   let storedAtMost = new Map<string, number>();
   let nextClose: number | null = await nextWindowEnd(db);
   let lastPrune = 0;
@@ -173,7 +174,6 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
           storedAtMost.set(uuid, bound + n);
         } else {
           keep.push({ nodeUuid: uuid, keep: limit });
-          storedAtMost.set(uuid, limit);
         }
       }
     }
@@ -206,7 +206,9 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     for (const r of recs) added.set(r.nodeUuid, (added.get(r.nodeUuid) ?? 0) + 1);
     const { keep, older } = trims(added, now);
     try {
-      if (keep.length) await trimToNewest(db, keep);
+      if (keep.length) {
+        for (const [uuid, n] of await trimToNewest(db, keep)) storedAtMost.set(uuid, n);
+      }
     } catch (err) {
       // Not trimmed: their counts are unknown again.
       for (const k of keep) storedAtMost.delete(k.nodeUuid);

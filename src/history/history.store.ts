@@ -132,23 +132,34 @@ export async function replaceAggregates(db: DbLike, nodeUuid: string, rows: Aggr
  * older rows are deleted per variable through the same index. In one statement (the
  * cutoff as a correlated subquery, or even as a lateral join) the planner ran the
  * subquery per stored record or hashed the whole table: seconds per flush, not ms.
+ * Answers how many records each variable holds afterwards (the writer trims a variable
+ * again only when its new records could take it past `keep`).
  */
 export async function trimToNewest(
   db: DbLike,
   limits: Array<{ nodeUuid: string; keep: number }>,
-): Promise<void> {
+): Promise<Map<string, number>> {
+  const kept = new Map<string, number>();
   for (const part of chunks(limits)) {
     const values = part.map((l) => sql`(${l.nodeUuid}::uuid, ${l.keep}::int)`);
+    // Counting stops at keep + 1; the cutoff is looked for only where that is reached.
     const found = await db.execute(sql`
-      select v.node::text as node, c.id::text as id,
+      select v.node::text as node, least(n.n, v.keep) as n, c.id::text as id,
         to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at
       from (values ${sql.join(values, sql`, `)}) as v(node, keep)
       cross join lateral (
+        select count(*)::int as n from (
+          select 1 from history_records x where x.node_uuid = v.node limit v.keep + 1) s) n
+      left join lateral (
         select x.created_at, x.id from history_records x
-        where x.node_uuid = v.node
+        where x.node_uuid = v.node and n.n > v.keep
         order by x.created_at desc, x.id desc
-        offset v.keep - 1 limit 1) c`);
-    const cutoffs = rowsOf<{ node: string; id: string; at: string }>(found);
+        offset v.keep - 1 limit 1) c on true`);
+    const counted = rowsOf<{ node: string; n: number; id: string | null; at: string | null }>(
+      found,
+    );
+    for (const c of counted) kept.set(c.node, Number(c.n));
+    const cutoffs = counted.filter((c) => c.id !== null && c.at !== null);
     if (!cutoffs.length) continue;
     const rows = cutoffs.map((c) => sql`(${c.node}::uuid, ${c.at}::timestamptz, ${c.id}::bigint)`);
     await db.execute(sql`
@@ -157,6 +168,7 @@ export async function trimToNewest(
       where r.node_uuid = v.node and r.created_at <= v.at
         and (r.created_at, r.id) < (v.at, v.id)`);
   }
+  return kept;
 }
 
 /** Drops each variable's records at or before its cutoff (TimeWindow keeps newer ones). */
