@@ -390,6 +390,36 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     ).toEqual([2.75, 8]);
   });
 
+  it("keeps the newest n over flushes that fill, reach and pass n, after a delete and an import", async () => {
+    const u = await makeUnit(fi, world.bob.token, world.repoUuid);
+    const rec = u.nodeUuid("Output", "temperature");
+    await pipe(rec, numberPipe("{policy_type: NRecords, n_records_count: 3}"));
+    const newest = async () => (await states(`uuid=${rec}`)).join(" ");
+    await publish(u, "Output", "temperature", [
+      ["1", T0],
+      ["2", T0 + 1000],
+    ]);
+    await publish(u, "Output", "temperature", [["3", T0 + 2000]]);
+    expect(await newest()).toBe("1 2 3");
+    await publish(u, "Output", "temperature", [["4", T0 + 3000]]);
+    expect(await newest()).toBe("2 3 4");
+    await publish(u, "Output", "temperature", [
+      ["5", T0 + 4000],
+      ["6", T0 + 5000],
+    ]);
+    expect(await newest()).toBe("4 5 6");
+    const path = `/unit_nodes/delete_data_pipe_data/${rec}`;
+    expect((await fi.api.delete(path, world.bob.token)).status).toBe(204);
+    await publish(u, "Output", "temperature", [["7", T0 + 6000]]);
+    expect(await newest()).toBe("7");
+    const csv = `state,state_type,create_datetime\n8,Number,${iso(T0 + 3000)}\n9,Number,${iso(T0 + 4000)}\n10,Number,${iso(T0 + 5000)}\n`;
+    const importPath = `/unit_nodes/set_data_pipe_data_csv/${rec}`;
+    const imported = await send("POST", importPath, csv, "text/csv", world.bob.token);
+    expect(imported.status).toBe(200);
+    await publish(u, "Output", "temperature", [["11", T0 + 10000]]);
+    expect(await newest()).toBe("9 10 11");
+  });
+
   it("exports CSV and imports it back; a bad row imports nothing", async () => {
     const u = await makeUnit(fi, world.bob.token, world.repoUuid);
     const rec = u.nodeUuid("Output", "temperature");
