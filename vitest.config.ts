@@ -11,7 +11,7 @@ export default defineConfig({
     // Most tests wait on servers, brokers and browsers rather than compute: three
     // files at a time keep both cores busy (the default on 2 cores is one).
     maxWorkers: 3,
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     // expect.poll waits for something to happen (a UI update, an MQTT message):
     // on a busy 2-core machine the 1 s default is too short to be a fair wait.
     expect: { poll: { timeout: 10_000, interval: 100 } },

@@ -1,6 +1,6 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
-import { createSemaphore } from "./semaphore.ts";
+import { createSemaphore } from "../semaphore.ts";
 
 // scrypt is memory-hard and built into Node: no native addon to install.
 const scrypt = promisify(scryptCb) as (
@@ -19,7 +19,7 @@ const KEY_LENGTH = 32;
 // Each hash holds 128·N·r bytes for its whole run: a burst of logins must not take
 // the process's memory (or both cores) with it. Hashing and verifying share the slots.
 const MAX_CONCURRENT_HASHES = 2;
-const runLimited = createSemaphore(MAX_CONCURRENT_HASHES);
+const runLimited = createSemaphore(MAX_CONCURRENT_HASHES).run;
 // Stored parameters beyond these are refused rather than computed (memory bomb).
 const MAX_N = 2 ** 20;
 const MAX_R = 32;

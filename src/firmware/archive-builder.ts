@@ -93,13 +93,15 @@ export function createArchiveBuilder(opts: ArchiveBuilderOptions) {
     return Buffer.concat([tarMembers(generatedFiles(src.env, src.schema)).body, TAR_END]);
   }
 
-  return {
-    async tar(src: FirmwareSource): Promise<Buffer> {
+  // Archives come out as parts: the version's cached buffers themselves plus the
+  // unit's small ones, so a download never copies the firmware (see firmware.routes).
+  const builder = {
+    async tarParts(src: FirmwareSource): Promise<Buffer[]> {
       const [, v] = await version(src.repoUuid, src.commit);
-      return Buffer.concat([v.tarBody, unitTarMembers(src)]);
+      return [v.tarBody, unitTarMembers(src)];
     },
 
-    async tgz(src: FirmwareSource, c: Compression): Promise<Buffer> {
+    async tgzParts(src: FirmwareSource, c: Compression): Promise<Buffer[]> {
       const [key, v] = await version(src.repoUuid, src.commit);
       let prefix = v.prefixes.get(c.key);
       if (!prefix) {
@@ -115,11 +117,18 @@ export function createArchiveBuilder(opts: ArchiveBuilderOptions) {
       return compressWithPrefix(c, await prefix, unitTarMembers(src));
     },
 
+    /** A whole new buffer per download (zip entries are compressed one by one). */
     async zip(src: FirmwareSource): Promise<Buffer> {
       const [, v] = await version(src.repoUuid, src.commit);
       return writeZip([...v.files, ...generatedFiles(src.env, src.schema)]);
     },
 
     cacheStats: () => cache.stats(),
+  };
+  return {
+    ...builder,
+    tar: async (src: FirmwareSource) => Buffer.concat(await builder.tarParts(src)),
+    tgz: async (src: FirmwareSource, c: Compression) =>
+      Buffer.concat(await builder.tgzParts(src, c)),
   };
 }

@@ -104,24 +104,28 @@ function wrapperHeader(c: Compression): Buffer {
   return head;
 }
 
-/** The whole stream: wrapper header, cached prefix, freshly deflated suffix, trailer. */
+/**
+ * The whole stream as parts: wrapper header, cached prefix, freshly deflated suffix,
+ * trailer. The prefix is the cache's own buffer, not a copy, so a download costs
+ * only its small suffix in memory.
+ */
 export function compressWithPrefix(
   c: Compression,
   prefix: CompressedPrefix,
   suffix: Buffer,
-): Buffer {
+): Buffer[] {
   const tail = deflateRawSync(suffix, { windowBits: c.windowBits, level: c.level });
   const check = checkOf(c, suffix, prefix.check);
-  if (c.format === "raw") return Buffer.concat([prefix.body, tail]);
+  if (c.format === "raw") return [prefix.body, tail];
   if (c.format === "zlib") {
     // CMF/FLG exactly as zlib writes them for this window and level (CINFO = wbits - 8).
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32BE(check);
-    return Buffer.concat([wrapperHeader(c), prefix.body, tail, trailer]);
+    return [wrapperHeader(c), prefix.body, tail, trailer];
   }
   // gzip: node's 10-byte header (mtime 0, so deterministic), then CRC-32 and size mod 2^32.
   const trailer = Buffer.alloc(8);
   trailer.writeUInt32LE(check);
   trailer.writeUInt32LE((prefix.length + suffix.length) % 2 ** 32, 4);
-  return Buffer.concat([wrapperHeader(c), prefix.body, tail, trailer]);
+  return [wrapperHeader(c), prefix.body, tail, trailer];
 }

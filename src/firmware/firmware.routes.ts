@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createRouter, errorResponses, UuidParam } from "../http/openapi.ts";
 import type { AppDeps, AppEnv } from "../http/types.ts";
+import { createSemaphore } from "../semaphore.ts";
 import { loadUnitArtifacts } from "../units/unit-artifacts.ts";
 import { findUnit } from "../units/units.store.ts";
 import { createArchiveBuilder } from "./archive-builder.ts";
@@ -80,13 +81,38 @@ export function firmwareRoutes(deps: AppDeps) {
   });
   const app = createRouter();
 
-  async function send(c: Context<AppEnv>, uuid: string, ext: string, body: Buffer) {
+  // A zip is a whole new buffer per download: at most this many exist at once,
+  // each held until it has been sent (the others wait), so memory stays bounded.
+  const zipSlots = createSemaphore(2);
+
+  /**
+   * Sends the archive's parts as they are (the cached version buffers are not
+   * copied), always with Content-Length: device clients need it, never chunked.
+   */
+  async function send(
+    c: Context<AppEnv>,
+    uuid: string,
+    ext: string,
+    parts: Buffer[],
+    onSent: () => void = () => {},
+  ) {
     const unit = await findUnit(deps.database.db, uuid);
-    // Buffers from Buffer.concat never sit on a SharedArrayBuffer.
-    const bytes = new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.byteLength);
-    return c.body(bytes, 200, {
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    let next = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const part = parts[next++];
+        if (part) controller.enqueue(new Uint8Array(part.buffer, part.byteOffset, part.length));
+        if (next >= parts.length) {
+          controller.close();
+          onSent();
+        }
+      },
+      cancel: onSent,
+    });
+    return c.body(body, 200, {
       "Content-Type": ext === "zip" ? "application/zip" : "application/octet-stream",
-      "Content-Length": String(body.length),
+      "Content-Length": String(length),
       "Content-Disposition": `attachment; filename="${downloadName(unit?.name, uuid, ext)}"`,
       "Cache-Control": "no-store",
     });
@@ -97,19 +123,25 @@ export function firmwareRoutes(deps: AppDeps) {
     const { wbits, level } = c.req.valid("query");
     const compression = parseCompression(wbits, level);
     const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
-    return send(c, uuid, "tgz", await builder.tgz(unit, compression));
+    return send(c, uuid, "tgz", await builder.tgzParts(unit, compression));
   });
 
   app.openapi(tarRoute, async (c) => {
     const { uuid } = c.req.valid("param");
     const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
-    return send(c, uuid, "tar", await builder.tar(unit));
+    return send(c, uuid, "tar", await builder.tarParts(unit));
   });
 
   app.openapi(zipRoute, async (c) => {
     const { uuid } = c.req.valid("param");
     const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
-    return send(c, uuid, "zip", await builder.zip(unit));
+    const release = await zipSlots.acquire();
+    try {
+      return await send(c, uuid, "zip", [await builder.zip(unit)], release);
+    } catch (err) {
+      release();
+      throw err;
+    }
   });
 
   return app;

@@ -30,7 +30,10 @@ export const LARGER_BODY_ROUTES: LargerBodyRoute[] = [
   },
 ];
 
-const tooLarge = (c: Context) => c.json({ detail: "request body too large" }, 413);
+// Connection: close, so the client reads the 413 while its body is still arriving
+// (kept alive, the server drains the rest only briefly and then resets the socket).
+const tooLarge = (c: Context) =>
+  c.json({ detail: "request body too large" }, 413, { Connection: "close" });
 
 /**
  * Refuses request bodies over the limit before anything reads them: a declared

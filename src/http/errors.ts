@@ -44,7 +44,13 @@ export function loggableError(err: unknown, depth = 0): Record<string, unknown> 
 /** Every error leaves as {"detail": ...}; anything unexpected is logged and becomes a 500. */
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context) => {
-    if (err instanceof HttpError) return c.json({ detail: err.message }, err.status);
+    if (err instanceof HttpError) {
+      // A body refused part-way is still arriving: closing (rather than keeping the
+      // connection alive and draining it briefly) lets the client read the 413
+      // instead of losing it to a reset.
+      const close = err.status === 413 ? { Connection: "close" } : undefined;
+      return c.json({ detail: err.message }, err.status, close);
+    }
     // hono's validator refuses a body that is not JSON with a 400: for the API it is
     // invalid input like any other, a 422.
     if (err instanceof HTTPException && err.status === 400 && /^Malformed/.test(err.message)) {

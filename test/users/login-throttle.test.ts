@@ -1,8 +1,8 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { createSemaphore } from "../../src/crypto/semaphore.ts";
 import { users } from "../../src/db/schema.ts";
+import { createSemaphore } from "../../src/semaphore.ts";
 import { ACCOUNT_POLICY, delayAfter } from "../../src/users/login-throttle.ts";
 import { createUser, startTestInstance, type TestInstance } from "../helpers/instance.ts";
 
@@ -158,7 +158,7 @@ describe("password hashing", () => {
     let most = 0;
     await Promise.all(
       Array.from({ length: 6 }, () =>
-        limit(async () => {
+        limit.run(async () => {
           running++;
           most = Math.max(most, running);
           await sleep(5);
