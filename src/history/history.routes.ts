@@ -131,7 +131,14 @@ export function historyRoutes(deps: AppDeps) {
         ...errorResponses(401, 404, 422),
       },
     }),
-    async (c) => c.json(await service.query(c.get("principal"), c.req.valid("query")), 200),
+    async (c) => {
+      const page = await service.query(c.get("principal"), c.req.valid("query"));
+      // A records page comes as the JSON text the database built (see pageRecordsJson).
+      if (page.json !== undefined) {
+        return c.body(page.json, 200, { "content-type": "application/json" }) as never;
+      }
+      return c.json(page, 200);
+    },
   );
 
   app.openapi(

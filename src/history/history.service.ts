@@ -30,7 +30,7 @@ import {
   downsampleAggregates,
   downsampleRecords,
   pageAggregates,
-  pageRecords,
+  pageRecordsJson,
   type RangeFilter,
   recordsAfter,
   replaceAggregates,
@@ -42,6 +42,8 @@ import {
 // anonymously); changing config or data is for the unit's creator or an admin.
 
 export type HistoryDeps = Pick<AppDeps, "database" | "config" | "events" | "history">;
+
+const PARSED_CONFIGS_KEPT = 256;
 
 const RELATIVE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
@@ -65,10 +67,19 @@ export function createHistoryService(deps: HistoryDeps) {
     return found;
   }
 
+  // Reads parse the stored YAML on every request (its policy decides the query); parsing
+  // costs more than the rest of a small read, so the last configs seen are kept, by text.
+  const parsedConfigs = new Map<string, DataPipeConfig | undefined>();
   function storedConfig(yaml: string | null): DataPipeConfig | undefined {
     if (!yaml) return undefined;
+    if (parsedConfigs.has(yaml)) return parsedConfigs.get(yaml);
     const parsed = parseDataPipeConfig(yaml, maxPayload);
-    return parsed.ok ? parsed.config : undefined;
+    const config = parsed.ok ? parsed.config : undefined;
+    if (parsedConfigs.size >= PARSED_CONFIGS_KEPT) {
+      parsedConfigs.delete(parsedConfigs.keys().next().value as string);
+    }
+    parsedConfigs.set(yaml, config);
+    return config;
   }
 
   /** The writer of this process now, every other process through the event. */
@@ -145,9 +156,8 @@ export function createHistoryService(deps: HistoryDeps) {
         if (q.order_by_create_date === "desc") rows.reverse();
         return { count: rows.length, pipe_data: rows.map(recordOut) };
       }
-      // Already in the answer's form (the bulk read: no per-row work in Node).
-      const { count, rows } = await pageRecords(db, filter, page);
-      return { count, pipe_data: rows };
+      const { count, json } = await pageRecordsJson(db, filter, page);
+      return { json: `{"count":${count},"pipe_data":${json}}` };
     },
 
     /** CSV of the variable's history, streamed in pages of the (node, time) index. */

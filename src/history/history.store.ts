@@ -249,29 +249,44 @@ const aggregateColumns = {
 };
 
 /** A record as the API answers it; SQL builds it so 10 000 rows cost Node no Date work. */
-export type RecordJson = { state: string; state_type: HistoryStateType; create_datetime: string };
-
-/** `toISOString()`'s form (years 1–9999, milliseconds, Z), made by the database. */
 const isoText = (column: SQL) =>
   sql`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-export async function pageRecords(db: DbLike, f: RangeFilter, p: Page) {
+/**
+ * One page of records, already as the JSON text of the answer's `pipe_data` array: the
+ * database builds it (one value crosses the wire instead of a row per record), and Node
+ * neither decodes rows nor stringifies them. A 10 000-record page is ~850 kB; row by row
+ * it cost PGlite most of a read in protocol decoding and the server as much in JSON work.
+ */
+export async function pageRecordsJson(
+  db: DbLike,
+  f: RangeFilter,
+  p: Page,
+): Promise<{ count: number; json: string }> {
   const where = recordWhere(f);
   const dir = p.order === "asc" ? sql`asc` : sql`desc`;
-  const result = await db.execute(sql`
-    select state, state_type, ${isoText(sql`created_at`)} as create_datetime
-    from history_records where ${where}
-    order by created_at ${dir}, id ${dir}
-    limit ${p.limit + 1} offset ${p.offset}`);
-  const rows = rowsOf<RecordJson>(result);
   // One row beyond the page tells whether the page reaches the end; if it does (and is
   // not past it), the count needs no second query.
-  if (rows.length <= p.limit && (rows.length > 0 || p.offset === 0)) {
-    return { count: p.offset + rows.length, rows };
+  const result = await db.execute(sql`
+    with page as (
+      select state, state_type, created_at, id, row_number() over (order by created_at ${dir}, id ${dir}) as n from (
+        select state, state_type, created_at, id from history_records where ${where}
+        order by created_at ${dir}, id ${dir}
+        limit ${p.limit + 1} offset ${p.offset}) ordered)
+    select count(*)::int as rows,
+      coalesce(string_agg(
+        '{"state":' || to_json(state)::text || ',"state_type":"' || state_type
+          || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}',
+        ',' order by n) filter (where n <= ${p.limit}), '') as json
+    from page`);
+  const [row] = rowsOf<{ rows: number; json: string }>(result);
+  const fetched = row?.rows ?? 0;
+  const json = `[${row?.json ?? ""}]`;
+  if (fetched <= p.limit && (fetched > 0 || p.offset === 0)) {
+    return { count: p.offset + fetched, json };
   }
-  if (rows.length > p.limit) rows.pop();
   const [total] = await db.select({ n: count() }).from(historyRecords).where(where);
-  return { count: total?.n ?? 0, rows };
+  return { count: total?.n ?? 0, json };
 }
 
 export async function pageAggregates(db: DbLike, f: RangeFilter, p: Page) {

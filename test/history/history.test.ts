@@ -249,6 +249,17 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     // NUL bytes are dropped (PostgreSQL text cannot hold them), as for last_value.
     await publish(unit, "Output", "temperature", [["c\u0000ool", T0]]);
     expect(await states(`uuid=${temperature}&type=LastValue`)).toEqual(["cool"]);
+    // The page's JSON is built by the database: text that needs escaping comes back as sent.
+    const tricky = 'say "hi" \\ back\nslash\ttab \u0001 ünï 🌡 </script>';
+    await pipe(
+      temperature,
+      "active_period: {type: Permanent}\nfilters: {type_input_value: Text}\nprocessing_policy: {policy_type: NRecords, n_records_count: 5}",
+    );
+    await publish(unit, "Output", "temperature", [[tricky, T0 + 7]]);
+    const escaped = await history(`uuid=${temperature}&order_by_create_date=desc&limit=1`);
+    expect(escaped.body.pipe_data).toEqual([
+      { state: tricky, state_type: "Text", create_datetime: new Date(T0 + 7).toISOString() },
+    ]);
 
     // Switched off: values are no longer recorded, the history stays.
     await fi.api.patch(`/unit_nodes/${relay}`, { is_data_pipe_active: false }, world.bob.token);
