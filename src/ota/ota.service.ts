@@ -226,9 +226,7 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
   }) => {
     if (!versionChanged) return;
     jobs.retargeted(unitUuid);
-    tracker
-      .retarget(unitUuid)
-      .catch((err: unknown) => log.error({ err, unitUuid }, "ota: following a new target failed"));
+    void tracker.retarget(unitUuid);
   };
 
   return {

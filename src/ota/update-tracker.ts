@@ -43,7 +43,7 @@ export type UpdateTracker = {
   /**
    * The unit's target moved: a pending request for the old one is void (its timeout
    * would blame the device for a version nobody asks for any more); the unit is
-   * watched for its new target as the database now has it.
+   * watched for its new target as the database now has it. Never rejects (failures are logged).
    */
   retarget(unitUuid: string): Promise<void>;
   /** Re-arms units left RequestSent by a previous run; `windowOf` reads a unit's window. */
@@ -153,11 +153,21 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
     async retarget(unitUuid) {
       pending.delete(unitUuid);
       awaiting.delete(unitUuid);
-      const unit = await findUnit(db, unitUuid);
-      // RequestSent: a request for the new target is already armed (updateUnit sends one).
-      if (stopped || !unit || pending.has(unitUuid)) return;
-      if (unit.updateStatus === null || unit.updateStatus === "Error")
-        awaiting.set(unitUuid, unit.commit);
+      const follow = findUnit(db, unitUuid)
+        .then((unit) => {
+          // RequestSent: a request for the new target is already armed (updateUnit sends one).
+          if (stopped || !unit || pending.has(unitUuid)) return;
+          const { commit, updateStatus } = unit;
+          if (updateStatus === null || updateStatus === "Error") awaiting.set(unitUuid, commit);
+          // The device already runs the new target (retargetedStatus): say so like any outcome.
+          if (updateStatus === "Success") {
+            events.emit("unit.update-status", { unitUuid, commit, status: "Success", error: null });
+          }
+        })
+        .catch((err: unknown) => log.error({ err, unitUuid }, "ota: following a new target failed"))
+        .finally(() => writes.delete(follow));
+      writes.add(follow);
+      await follow;
     },
     async restore(windowOf) {
       const now = new Date();
