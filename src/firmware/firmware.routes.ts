@@ -7,6 +7,7 @@ import { loadUnitArtifacts } from "../units/unit-artifacts.ts";
 import { findUnit } from "../units/units.store.ts";
 import { createArchiveBuilder } from "./archive-builder.ts";
 import {
+  type CompressionFormat,
   DEFAULT_LEVEL,
   DEFAULT_WBITS,
   isValidLevel,
@@ -16,7 +17,9 @@ import {
 
 // Firmware downloads (device-protocol §6). Devices read these with small HTTP
 // clients: every response has a Content-Length, is never chunked and never carries
-// Content-Encoding (the tgz is the payload, not a transfer encoding).
+// Content-Encoding (the tgz is the payload, not a transfer encoding). The devices'
+// "tgz" is a zlib stream by default, which tar -xzf cannot open: people get a real
+// gzip from tar.gz, and each download's file name says which one it is.
 
 const tags = ["firmware"];
 const security = [{ token: [] }];
@@ -39,24 +42,47 @@ const binary = (type: string, description: string) => ({
   content: { [type]: { schema: z.string().openapi({ type: "string", format: "binary" }) } },
 });
 
-function archiveRoute(kind: "tgz" | "tar" | "zip", summary: string) {
-  const type = kind === "zip" ? "application/zip" : "application/octet-stream";
+type ArchiveKind = "tgz" | "tar.gz" | "tar" | "zip";
+
+const CONTENT_TYPES: Record<ArchiveKind, string> = {
+  tgz: "application/octet-stream",
+  "tar.gz": "application/gzip",
+  tar: "application/octet-stream",
+  zip: "application/zip",
+};
+
+function archiveRoute(kind: ArchiveKind, summary: string, description?: string) {
   return {
     method: "get" as const,
     path: `/firmware/${kind}/{uuid}`,
     tags,
     security,
     summary,
+    description,
     responses: {
-      200: binary(type, `The unit's firmware as ${kind}`),
+      200: binary(CONTENT_TYPES[kind], `The unit's firmware as ${kind}`),
       ...errorResponses(401, 404, 422),
     },
   };
 }
 
 const tgzRoute = createRoute({
-  ...archiveRoute("tgz", "Firmware as a zlib/gzip/raw-deflate compressed tar (devices' OTA)"),
+  ...archiveRoute(
+    "tgz",
+    "Firmware for devices' OTA: a tar in a zlib stream (wbits 9) by default, not gzip",
+    "What the device clients download and inflate (MicroPython's deflate with a 512-byte " +
+      "window). wbits 9..15 give zlib, 25..31 gzip and -15..-9 raw deflate; the file name " +
+      "says which (.tar.zlib, .tar.gz, .tar.deflate). For a .tar.gz that tar -xzf opens, " +
+      "use /firmware/tar.gz/{uuid}.",
+  ),
   request: { params: UuidParam, query: TgzQuery },
+});
+const tarGzRoute = createRoute({
+  ...archiveRoute(
+    "tar.gz",
+    "Firmware as a gzip-compressed tar (.tar.gz) for people: tar -xzf opens it",
+  ),
+  request: { params: UuidParam },
 });
 const tarRoute = createRoute({
   ...archiveRoute("tar", "Firmware as an uncompressed ustar archive"),
@@ -66,6 +92,11 @@ const zipRoute = createRoute({
   ...archiveRoute("zip", "Firmware as a zip archive"),
   request: { params: UuidParam },
 });
+
+/** The download's extension after ".tar.": what the stream really is. */
+const EXTENSIONS: Record<CompressionFormat, string> = { zlib: "zlib", gzip: "gz", raw: "deflate" };
+/** gzip around a 32 KiB window: what gunzip and tar -z expect. */
+const GZIP_WBITS = 31;
 
 /** A file name safe inside a quoted header value, on any OS. */
 function downloadName(name: string | undefined, uuid: string, ext: string): string {
@@ -93,6 +124,7 @@ export function firmwareRoutes(deps: AppDeps) {
     c: Context<AppEnv>,
     uuid: string,
     ext: string,
+    type: string,
     parts: Buffer[],
     onSent: () => void = () => {},
   ) {
@@ -111,7 +143,7 @@ export function firmwareRoutes(deps: AppDeps) {
       cancel: onSent,
     });
     return c.body(body, 200, {
-      "Content-Type": ext === "zip" ? "application/zip" : "application/octet-stream",
+      "Content-Type": type,
       "Content-Length": String(length),
       "Content-Disposition": `attachment; filename="${downloadName(unit?.name, uuid, ext)}"`,
       "Cache-Control": "no-store",
@@ -123,13 +155,21 @@ export function firmwareRoutes(deps: AppDeps) {
     const { wbits, level } = c.req.valid("query");
     const compression = parseCompression(wbits, level);
     const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
-    return send(c, uuid, "tgz", await builder.tgzParts(unit, compression));
+    const parts = await builder.tgzParts(unit, compression);
+    return send(c, uuid, `tar.${EXTENSIONS[compression.format]}`, CONTENT_TYPES.tgz, parts);
+  });
+
+  app.openapi(tarGzRoute, async (c) => {
+    const { uuid } = c.req.valid("param");
+    const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
+    const parts = await builder.tgzParts(unit, parseCompression(GZIP_WBITS, DEFAULT_LEVEL));
+    return send(c, uuid, "tar.gz", CONTENT_TYPES["tar.gz"], parts);
   });
 
   app.openapi(tarRoute, async (c) => {
     const { uuid } = c.req.valid("param");
     const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
-    return send(c, uuid, "tar", await builder.tarParts(unit));
+    return send(c, uuid, "tar", CONTENT_TYPES.tar, await builder.tarParts(unit));
   });
 
   app.openapi(zipRoute, async (c) => {
@@ -137,7 +177,7 @@ export function firmwareRoutes(deps: AppDeps) {
     const unit = await loadUnitArtifacts(deps, c.get("principal"), uuid);
     const release = await zipSlots.acquire();
     try {
-      return await send(c, uuid, "zip", [await builder.zip(unit)], release);
+      return await send(c, uuid, "zip", CONTENT_TYPES.zip, [await builder.zip(unit)], release);
     } catch (err) {
       release();
       throw err;

@@ -83,6 +83,7 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     const commit = unit.commit;
     if (!(await commandListed(deps, unit, "Update"))) {
       await markError(db, unit.uuid, NOT_LISTED);
+      tracker.awaitTarget(unit.uuid, commit);
       events.emit("unit.update-status", {
         unitUuid: unit.uuid,
         commit,
@@ -151,7 +152,10 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
       // The version cannot be set (its template is invalid, the branch is gone): say why.
       const error = err instanceof Error ? err.message : String(err);
       if (err instanceof HttpError && err.status === 404) return { status: "Gone" };
-      await markError(db, unit.uuid, error).catch(() => {});
+      await markError(db, unit.uuid, error).then(
+        () => tracker.awaitTarget(unit.uuid, unit.commit),
+        () => {},
+      );
       events.emit("unit.update-status", {
         unitUuid: unit.uuid,
         commit: unit.commit,
@@ -210,10 +214,26 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     jobs.drop(unitUuid);
   };
 
+  // Another target was chosen (Save version, an update to another version): the request
+  // for the old one is void, and so is a job's wait for it — unless that job is the one
+  // moving the unit right now (its own request follows).
+  const onUpdated = ({
+    unitUuid,
+    versionChanged,
+  }: {
+    unitUuid: string;
+    versionChanged: boolean;
+  }) => {
+    if (!versionChanged) return;
+    jobs.retargeted(unitUuid);
+    void tracker.retarget(unitUuid);
+  };
+
   return {
     async start() {
       events.on("repo.synced", onSynced);
       events.on("unit.deleted", onDeleted);
+      events.on("unit.updated", onUpdated);
       // Jobs first: the tracker's outcomes for re-armed units go to the jobs awaiting them.
       await jobs.restore(await loadUpdateJobs(db), (uuids) => updateStatusOf(db, uuids));
       await tracker.restore(windowOf);
@@ -221,6 +241,7 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     async stop() {
       events.off("repo.synced", onSynced);
       events.off("unit.deleted", onDeleted);
+      events.off("unit.updated", onUpdated);
       await jobs.stop();
       await tracker.stop();
     },

@@ -74,6 +74,11 @@ export type UpdateJobs = {
   outcome(o: UpdateOutcome): void;
   /** The unit was deleted: it leaves the job waiting for it without counting. */
   drop(unitUuid: string): void;
+  /**
+   * The unit's target moved: the job waiting for it drops it (as drop()), unless that
+   * job is sending it right now — then the move is the job's own.
+   */
+  retargeted(unitUuid: string): void;
   stop(): Promise<void>;
 };
 
@@ -93,6 +98,8 @@ export function createUpdateJobs(deps: {
   const jobs = new Map<string, UpdateJob>();
   /** Which job waits for a unit's outcome (the newest one that sent it). */
   const owner = new Map<string, UpdateJob>();
+  /** Units a job's send() is running for. */
+  const sending = new Set<string>();
   const pumps = new Set<Promise<void>>();
   let stopped = false;
   const dirty = new Set<UpdateJob>();
@@ -170,10 +177,13 @@ export function createUpdateJobs(deps: {
         owner.set(unitUuid, job);
         job.sent++;
         let result: JobSendResult;
+        sending.add(unitUuid);
         try {
           result = await deps.send(unitUuid, job);
         } catch (err) {
           result = { status: "Error", error: err instanceof Error ? err.message : String(err) };
+        } finally {
+          sending.delete(unitUuid);
         }
         if (result.status === "Gone") {
           job.inFlight.delete(unitUuid);
@@ -206,6 +216,18 @@ export function createUpdateJobs(deps: {
       if (jobs.size <= MAX_JOBS_KEPT) break;
       if (job.finishedAt) jobs.delete(uuid);
     }
+  }
+
+  /** The unit leaves the job waiting for it, uncounted (deleted, or given another target). */
+  function drop(unitUuid: string) {
+    const job = owner.get(unitUuid);
+    if (!job?.inFlight.delete(unitUuid)) return;
+    owner.delete(unitUuid);
+    job.sent--;
+    job.total--;
+    changed(job);
+    schedulePump(job);
+    finishIfDone(job);
   }
 
   return {
@@ -291,15 +313,9 @@ export function createUpdateJobs(deps: {
       const job = owner.get(o.unitUuid);
       if (job) record(job, o.unitUuid, o.status, o.error ?? "");
     },
-    drop(unitUuid) {
-      const job = owner.get(unitUuid);
-      if (!job?.inFlight.delete(unitUuid)) return;
-      owner.delete(unitUuid);
-      job.sent--;
-      job.total--;
-      changed(job);
-      schedulePump(job);
-      finishIfDone(job);
+    drop,
+    retargeted(unitUuid) {
+      if (!sending.has(unitUuid)) drop(unitUuid);
     },
     async stop() {
       stopped = true;

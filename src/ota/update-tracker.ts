@@ -1,7 +1,13 @@
 import type { Logger } from "pino";
 import type { DbLike } from "../db/database.ts";
 import type { EventBus } from "../events.ts";
-import { listRequestSent, markFinished } from "./update-status.store.ts";
+import { findUnit } from "../units/units.store.ts";
+import {
+  listAwaitingTarget,
+  listRequestSent,
+  markFinished,
+  markReachedTarget,
+} from "./update-status.store.ts";
 
 // Waits for the outcome of every Update sent (device-protocol §7): a state message
 // whose pu_commit_version equals the target is Success; no such state within the
@@ -9,6 +15,11 @@ import { listRequestSent, markFinished } from "./update-status.store.ts";
 // one periodic sweep expires them, so thousands of units in a mass update cost one
 // timer, not thousands. The database stays the truth: on start, every unit still
 // RequestSent is re-armed.
+//
+// A unit left in Error, or whose target moved without a request, is watched too: its
+// device reporting the target (a late update, a unit pinned to what it already runs)
+// turns it into a Success. Only those units are watched, so a state message costs a
+// map lookup, not a query.
 
 export type UpdateOutcome = {
   unitUuid: string;
@@ -27,6 +38,14 @@ export type UpdateTracker = {
   isPending(unitUuid: string): boolean;
   /** Stops waiting for the unit without an outcome (it was deleted). */
   forget(unitUuid: string): void;
+  /** Watches for the device reporting `commit` (its target, after an Error outside a request). */
+  awaitTarget(unitUuid: string, commit: string): void;
+  /**
+   * The unit's target moved: a pending request for the old one is void (its timeout
+   * would blame the device for a version nobody asks for any more); the unit is
+   * watched for its new target as the database now has it. Never rejects (failures are logged).
+   */
+  retarget(unitUuid: string): Promise<void>;
   /** Re-arms units left RequestSent by a previous run; `windowOf` reads a unit's window. */
   restore(windowOf: (envEnc: string) => number): Promise<void>;
   /** Called once per settled request, after the database has recorded it. */
@@ -45,6 +64,8 @@ export type TrackerDeps = {
 export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
   const { db, events, log } = deps;
   const pending = new Map<string, Pending>();
+  /** Unit → target commit, for units in Error or retargeted without a request. */
+  const awaiting = new Map<string, string>();
   const listeners: Array<(o: UpdateOutcome) => void> = [];
   const writes = new Set<Promise<void>>();
   let stopped = false;
@@ -60,6 +81,8 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
       .then((current) => {
         // A newer request replaced this one meanwhile: its outcome is not this one's.
         if (!current) return;
+        if (status === "Error") awaiting.set(unitUuid, p.commit);
+        else awaiting.delete(unitUuid);
         const outcome = { unitUuid, commit: p.commit, status, error };
         events.emit("unit.update-status", outcome);
         for (const l of listeners) l(outcome);
@@ -70,9 +93,26 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
     return write;
   }
 
+  function reached(unitUuid: string, commit: string) {
+    awaiting.delete(unitUuid);
+    const write = markReachedTarget(db, unitUuid, commit)
+      .then((changed) => {
+        if (changed) {
+          events.emit("unit.update-status", { unitUuid, commit, status: "Success", error: null });
+        }
+      })
+      .catch((err: unknown) => log.error({ err, unitUuid }, "ota: recording a success failed"))
+      .finally(() => writes.delete(write));
+    writes.add(write);
+  }
+
   const onState = ({ unitUuid, commit }: { unitUuid: string; commit: string | null }) => {
     const p = pending.get(unitUuid);
-    if (p && commit === p.commit) void settle(unitUuid, p, "Success", null);
+    if (p) {
+      if (commit === p.commit) void settle(unitUuid, p, "Success", null);
+      return;
+    }
+    if (commit && awaiting.get(unitUuid) === commit) reached(unitUuid, commit);
   };
   events.on("unit.state-received", onState);
 
@@ -90,6 +130,7 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
   return {
     arm(unitUuid, commit, requestedAt, windowS) {
       if (stopped) return;
+      awaiting.delete(unitUuid);
       pending.set(unitUuid, {
         commit,
         requestedAt,
@@ -102,7 +143,32 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
       if (p) await settle(unitUuid, p, "Error", error);
     },
     isPending: (unitUuid) => pending.has(unitUuid),
-    forget: (unitUuid) => void pending.delete(unitUuid),
+    forget(unitUuid) {
+      pending.delete(unitUuid);
+      awaiting.delete(unitUuid);
+    },
+    awaitTarget(unitUuid, commit) {
+      if (!stopped && !pending.has(unitUuid)) awaiting.set(unitUuid, commit);
+    },
+    async retarget(unitUuid) {
+      pending.delete(unitUuid);
+      awaiting.delete(unitUuid);
+      const follow = findUnit(db, unitUuid)
+        .then((unit) => {
+          // RequestSent: a request for the new target is already armed (updateUnit sends one).
+          if (stopped || !unit || pending.has(unitUuid)) return;
+          const { commit, updateStatus } = unit;
+          if (updateStatus === null || updateStatus === "Error") awaiting.set(unitUuid, commit);
+          // The device already runs the new target (retargetedStatus): say so like any outcome.
+          if (updateStatus === "Success") {
+            events.emit("unit.update-status", { unitUuid, commit, status: "Success", error: null });
+          }
+        })
+        .catch((err: unknown) => log.error({ err, unitUuid }, "ota: following a new target failed"))
+        .finally(() => writes.delete(follow));
+      writes.add(follow);
+      await follow;
+    },
     async restore(windowOf) {
       const now = new Date();
       for (const row of await listRequestSent(db)) {
@@ -120,6 +186,10 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
         // It reported the target while we were not listening (or just before the stop).
         if (row.currentCommit === row.commit) void settle(row.uuid, p, "Success", null);
       }
+      for (const row of await listAwaitingTarget(db)) {
+        if (row.currentCommit === row.commit) reached(row.uuid, row.commit);
+        else awaiting.set(row.uuid, row.commit);
+      }
     },
     onOutcome(listener) {
       listeners.push(listener);
@@ -129,6 +199,7 @@ export function createUpdateTracker(deps: TrackerDeps): UpdateTracker {
       clearInterval(timer);
       events.off("unit.state-received", onState);
       pending.clear();
+      awaiting.clear();
       await Promise.all([...writes]);
     },
   };

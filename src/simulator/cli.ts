@@ -9,16 +9,20 @@ import { ENV_FILE, SCHEMA_FILE } from "./unit-files.ts";
 
 // `npm run unit -- --archive unit.tgz` runs one simulated unit until Ctrl-C.
 
+const DEFAULT_OUTPUT_EVERY_MS = 5000;
+
 const USAGE = `Usage: npm run unit -- (--archive <file.tgz> | --env env.json --schema schema.json | --dir <dir>) [options]
 
-  --archive <file>       firmware tgz as downloaded from the instance (unpacked into the work dir)
+  --archive <file>       firmware archive as downloaded from the instance: the devices' tgz
+                         (zlib) or the tar.gz (unpacked into the work dir)
   --env, --schema <file> env.json and schema.json (copied into the work dir)
   --dir <dir>            an unpacked unit directory, used in place (updates write into it)
   --work-dir <dir>       where --archive/--env are unpacked (default: a new temp dir)
   --mqtt-url <url>       broker instead of mqtt://PU_MQTT_HOST:PU_MQTT_PORT
   --http-url <url>       instance origin instead of PU_HTTP_TYPE://PU_DOMAIN
-  --output name=value    publish this value on an output (repeatable)
-  --output-every <ms>    publish every output each period (generated values unless fixed)
+  --output name=value    publish this fixed value on an output (repeatable)
+  --output-every <ms>    publish every output at connect, then each period (default 5000;
+                         generated values unless fixed; 0 publishes nothing)
   --state-every <s>      state period instead of PU_STATE_SEND_INTERVAL
   --qos 0|1              QoS of subscriptions and publishes (default 0)
   --quiet                do not print log lines`;
@@ -69,14 +73,17 @@ async function main(): Promise<void> {
     return;
   }
   const dir = await prepareDir(values);
-  const outputEvery = values["output-every"] ? Number(values["output-every"]) : undefined;
+  // Values by default: a new user's unit should show something at once, not "—".
+  const outputEvery = Number(values["output-every"] ?? DEFAULT_OUTPUT_EVERY_MS);
+  if (!Number.isFinite(outputEvery) || outputEvery < 0)
+    throw new Error("--output-every expects milliseconds (0 publishes nothing)");
   const stateEvery = values["state-every"] ? Number(values["state-every"]) : undefined;
   const unit = createSimulatedUnit({
     dir,
     mqttUrl: values["mqtt-url"],
     httpBaseUrl: values["http-url"],
     outputs: parseOutputPairs(values.output ?? []),
-    outputEveryMs: outputEvery,
+    outputEveryMs: outputEvery || undefined,
     stateIntervalMs: stateEvery === undefined ? undefined : stateEvery * 1000,
     qos: values.qos === "1" ? 1 : 0,
     console: values.quiet ? undefined : (line) => console.log(line),

@@ -48,7 +48,7 @@ export type SimulatedUnitOptions = {
   stateIntervalMs?: number;
   /** Fixed values published on these outputs (once after connecting, or every outputEveryMs). */
   outputs?: Record<string, string>;
-  /** Publish every output_topic each period: fixed values from `outputs`, generated otherwise. */
+  /** Publish every output_topic at connect and each period: fixed values from `outputs`, generated otherwise. */
   outputEveryMs?: number;
   generator?: OutputGenerator;
   /** Log every received input value (default true); benchmarks turn it off. */
@@ -311,6 +311,8 @@ export class SimulatedUnit extends EventEmitter<SimulatedUnitEvents> {
     this.subscribedTopics = granted;
     await this.publishState();
     this.startTimers();
+    // Periodic values start at once: the first is there as soon as the unit is.
+    if (this.opts.outputEveryMs) this.publishOutputs();
     if (this.opts.outputs && !this.opts.outputEveryMs) {
       for (const [name, value] of Object.entries(this.opts.outputs)) {
         await this.publishOutput(name, value).catch((err: Error) => this.log("Error", err.message));

@@ -6,6 +6,7 @@ import { type UnitNodeType, unitNodeEdges, unitNodes, units } from "../db/schema
 import { checkFirmwareSize } from "../firmware/firmware-size.ts";
 import { notFound, unprocessable } from "../http/errors.ts";
 import type { AppDeps } from "../http/types.ts";
+import { retargetedStatus } from "../ota/update-status.store.ts";
 import { loadUnitTemplate, type UnitTemplate } from "../repos/unit-template.ts";
 import { buildUnitEnv, type UnitEnv } from "./unit-env.ts";
 import { findRepo, findUnit, type RepoRow, type UnitRow } from "./units.store.ts";
@@ -146,8 +147,9 @@ export type VersionChange = {
  * Moves a unit to another version: variables whose (type, topic name) persist keep
  * their uuid, edges and last value; new ones are added with the unit's visibility;
  * missing ones are deleted with their edges; the stored env gets the new
- * PU_COMMIT_VERSION and the new env_example keys. Emits unit-nodes.changed,
- * edge.deleted and unit.updated.
+ * PU_COMMIT_VERSION and the new env_example keys; a new commit starts the update
+ * status afresh (retargetedStatus). Emits unit-nodes.changed, edge.deleted and
+ * unit.updated.
  */
 export async function changeUnitVersion(
   deps: AppDeps,
@@ -208,6 +210,9 @@ export async function changeUnitVersion(
         tag: version.tag,
         commit: version.commit,
         envEnc: encryptJson(deps.config.encryptKey, env),
+        ...(version.commit !== unit.commit
+          ? retargetedStatus(unit.currentCommit, version.commit, new Date())
+          : {}),
         updatedAt: new Date(),
       })
       .where(eq(units.uuid, unitUuid))

@@ -85,7 +85,7 @@ describe("anonymous visitor", { timeout: 120_000 }, () => {
       await panel.waitFor();
       expect(page.url()).toContain(`#/unit/${seeded.pubUnit}`);
       await expect.poll(() => panel.innerText()).toContain("offline");
-      for (const name of ["Delete unit", "Edit env", "Download zip", "Save version"]) {
+      for (const name of ["Delete unit", "Edit env", "Download zip", "Save target version"]) {
         expect(await panel.getByRole("button", { name }).count(), name).toBe(0);
       }
       await page.goto(`/#/repo/${seeded.pubRepo}`);

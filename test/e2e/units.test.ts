@@ -1,12 +1,19 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
+import { inflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
+import type { SimulatedUnit } from "../../src/simulator/simulated-unit.ts";
 import { createFixtureRepo, type FixtureRepo } from "../helpers/git-fixtures.ts";
 import { createUser } from "../helpers/instance.ts";
 import { createRepo } from "../helpers/repos.ts";
 import { createUnit, unitToken } from "../helpers/units.ts";
+import { startSimulatedUnit } from "../simulator/sim-helpers.ts";
 import { centreOf, dragBetween, flowNode, gotoGraph, openPage } from "./support/browser.ts";
 import { connectUnit } from "./support/mqtt.ts";
 import { useE2e } from "./support/suite.ts";
+
+const run = promisify(execFile);
 
 // Units from a repo node ("+" and Shift-drag), and the unit pop-up.
 
@@ -220,11 +227,21 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       ]);
       const zip = readFileSync((await download.path()) as string);
       expect(zip.subarray(0, 2).toString()).toBe("PK");
+      // People get a .tar.gz that tar opens; devices' zlib form is offered under its own name.
+      const [targz] = await Promise.all([
+        page.waitForEvent("download"),
+        panel.getByRole("button", { name: "Download tar.gz" }).click(),
+      ]);
+      expect(targz.suggestedFilename()).toBe("popup-unit.tar.gz");
+      const listed = await run("tar", ["-tzf", (await targz.path()) as string]);
+      expect(listed.stdout).toContain("./env.json");
       const [tgz] = await Promise.all([
         page.waitForEvent("download"),
-        panel.getByRole("button", { name: "Download tgz" }).click(),
+        panel.getByRole("button", { name: "Download device tgz (zlib)" }).click(),
       ]);
-      expect(readFileSync((await tgz.path()) as string).length).toBeGreaterThan(20);
+      expect(tgz.suggestedFilename()).toBe("popup-unit.tar.zlib");
+      const deviceTar = inflateSync(readFileSync((await tgz.path()) as string));
+      expect(deviceTar.includes("./env.json")).toBe(true);
 
       // Device-plane controls exist exactly when the server has their endpoints.
       const has = (p: string) => p in paths;
@@ -264,7 +281,7 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       await version.getByTestId("follow-repo").uncheck();
       await version.getByTestId("branch-select").selectOption("dev");
       await expect.poll(() => version.getByTestId("commit-select").inputValue()).toBe(devHead);
-      await version.getByRole("button", { name: "Save version" }).click();
+      await version.getByRole("button", { name: "Save target version" }).click();
       await expect
         .poll(async () => (await ctx.inst.api.get(`/units/${unit.uuid}`, token)).body.commit)
         .toBe(devHead);
@@ -278,6 +295,65 @@ describe("units on the graph", { timeout: 150_000 }, () => {
     } finally {
       await context.close();
       await device.endAsync();
+    }
+  });
+
+  // Runs last: it moves main, which every unit following the repo then follows.
+  it("an update to a pinned tag ends Success and never shows the old target's error", async () => {
+    const api = ctx.inst.api;
+    const unit = await createUnit(api, token, repo.uuid, { name: "came-back" });
+    // Window 2 × 1 s: the automatic update below fails fast while the unit is offline.
+    await api.patch(`/units/env/${unit.uuid}`, { PU_STATE_SEND_INTERVAL: 1 }, token);
+    const movedMain = fixture.commit("main moves on", { "main.py": "print('v2')\n" });
+    expect((await api.post(`/repos/${repo.uuid}/sync`, undefined, token)).status).toBe(200);
+    await expect
+      .poll(async () => (await api.get(`/units/${unit.uuid}`, token)).body.update_error, {
+        timeout: 20_000,
+      })
+      .toContain(movedMain);
+
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    let sim: SimulatedUnit | null = null;
+    try {
+      await gotoGraph(page, `#/unit/${unit.uuid}`);
+      const node = flowNode(page, unit.uuid);
+      const panel = page.getByTestId("panel-unit");
+      const status = panel.getByTestId("update-status");
+      await expect.poll(() => node.innerText()).toContain("update: Error");
+
+      // Pin the tag v1 (main's first commit): the old target's error goes with the old target.
+      const version = panel.getByTestId("unit-version-form");
+      expect(await version.getByTestId("version-hint").innerText()).toContain("device is not told");
+      await version.getByTestId("follow-repo").uncheck();
+      await version.getByTestId("branch-select").selectOption("main");
+      await version.getByLabel("Tag", { exact: true }).check();
+      await version.getByTestId("tag-select").selectOption("v1");
+      await version.getByRole("button", { name: "Save target version" }).click();
+      await expect.poll(() => panel.getByTestId("unit-state").innerText()).toContain("v1 · ");
+      for (const text of [await status.innerText(), await node.innerText()]) {
+        expect(text).not.toContain("Error");
+        expect(text).not.toContain(movedMain);
+      }
+
+      // The device comes back running v1 and is told to update: it already runs the target.
+      sim = await startSimulatedUnit(ctx.inst, token, unit.uuid);
+      expect(sim.commit).toBe(mainHead);
+      await panel.getByRole("button", { name: "Update device now" }).click();
+      await expect.poll(() => status.innerText()).toMatch(/RequestSent|Success/);
+      await expect
+        .poll(async () => (await api.get(`/units/${unit.uuid}`, token)).body.update_status)
+        .toBe("Success");
+      await page.reload();
+      await expect.poll(() => status.innerText()).toBe("Success");
+      expect(await node.innerText()).toContain("update: Success");
+      expect(await node.innerText()).not.toContain(movedMain);
+      // The simulator, like the clients, sends its clock as millis: no uptime of 20000 days.
+      const state = await panel.getByTestId("unit-state").innerText();
+      expect(state).toContain("Device clock");
+      expect(state).not.toMatch(/\d{3,}d \d+h/);
+    } finally {
+      await sim?.stop();
+      await context.close();
     }
   });
 });

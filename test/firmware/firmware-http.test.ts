@@ -1,4 +1,10 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { gunzipSync, inflateSync } from "node:zlib";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { units } from "../../src/db/schema.ts";
@@ -10,6 +16,8 @@ import { parseTar, pythonRead } from "./archive-readers.ts";
 
 // Firmware downloads through the real server: who may download, what the archive
 // holds, and the exact HTTP framing small device clients rely on.
+
+const run = promisify(execFile);
 
 type RawResponse = { statusLine: string; headers: Map<string, string>; body: Buffer };
 
@@ -100,7 +108,10 @@ describe("firmware downloads over HTTP", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/octet-stream");
     expect(res.headers.get("content-length")).toBe(String(res.body.length));
-    expect(res.headers.get("content-disposition")).toBe('attachment; filename="fw-unit-1.tgz"');
+    // Named for what it is: a zlib stream, which tar -xzf would not open.
+    expect(res.headers.get("content-disposition")).toBe(
+      'attachment; filename="fw-unit-1.tar.zlib"',
+    );
     expect(res.headers.get("content-encoding")).toBeNull();
     expect(res.body[0]).toBe(0x18); // zlib, 512-byte window
 
@@ -137,6 +148,22 @@ describe("firmware downloads over HTTP", () => {
     const entries = pythonRead("zip", zip.body);
     expect(entries.map((e) => e.name).sort()).toEqual(
       ["env.json", "lib/", "lib/util.py", "main.py", "schema.json"].sort(),
+    );
+  });
+
+  it("serves people a real .tar.gz that tar -tzf lists", async () => {
+    const gz = await download("tar.gz", unit.uuid, owner.token);
+    expect(gz.status).toBe(200);
+    expect(gz.headers.get("content-type")).toBe("application/gzip");
+    expect(gz.headers.get("content-disposition")).toBe('attachment; filename="fw-unit-1.tar.gz"');
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "pepeunit-targz-")), "fw.tar.gz");
+    writeFileSync(file, gz.body);
+    const { stdout } = await run("tar", ["-tzf", file]);
+    expect(stdout.split("\n")).toEqual(expect.arrayContaining(["./main.py", "./env.json"]));
+    // The same files as the devices' zlib form.
+    const zlib = await download("tgz", unit.uuid, unit.token);
+    expect(parseTar(gunzipSync(gz.body)).headers.map((h) => h.name)).toEqual(
+      parseTar(inflateSync(zlib.body)).headers.map((h) => h.name),
     );
   });
 
@@ -254,10 +281,10 @@ describe("firmware downloads over HTTP", () => {
     expect(JSON.parse(res.body.toString()).detail).toContain(long);
   });
 
-  it("lists the three routes in the OpenAPI document", async () => {
+  it("lists the four routes in the OpenAPI document", async () => {
     const doc = await inst.api.get("/openapi.json");
     const paths = Object.keys(doc.body.paths);
-    for (const kind of ["tgz", "tar", "zip"])
+    for (const kind of ["tgz", "tar.gz", "tar", "zip"])
       expect(paths).toContain(`/units/firmware/${kind}/{uuid}`);
     const params = doc.body.paths["/units/firmware/tgz/{uuid}"].get.parameters.map(
       (p: { name: string }) => p.name,

@@ -37,6 +37,7 @@ const HEAVY = new Set([
   "POST /repos",
   "POST /repos/{uuid}/sync",
   "GET /units/firmware/tgz/{uuid}",
+  "GET /units/firmware/tar.gz/{uuid}",
   "GET /units/firmware/tar/{uuid}",
   "GET /units/firmware/zip/{uuid}",
 ]);

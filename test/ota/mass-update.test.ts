@@ -1,4 +1,6 @@
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createUpdateJobs, type JobSendResult } from "../../src/ota/update-jobs.ts";
 import {
   eventually,
   makeUnit,
@@ -116,5 +118,33 @@ describe("mass update of a repo's units", () => {
     expect((await inst.api.post(path, {})).status).toBe(401);
     const unknown = "00000000-0000-4000-8000-000000000000";
     expect((await job(unknown, world.bob.token)).status).toBe(404);
+  });
+});
+
+describe("a job and a unit given another target", () => {
+  it("drops a unit it waits for, but not one it is moving itself", async () => {
+    let jobs: ReturnType<typeof createUpdateJobs> | null = null;
+    const send = async (unitUuid: string): Promise<JobSendResult> => {
+      // The job's own move announces the new target while it sends.
+      if (unitUuid === "b") jobs?.retargeted("b");
+      return { status: "RequestSent" };
+    };
+    jobs = createUpdateJobs({ send, log: pino({ level: "silent" }) });
+    const job = await jobs.start({
+      repoUuid: "r",
+      creatorUuid: null,
+      kind: "Automatic",
+      unitUuids: ["a", "b"],
+      maxInFlight: 10,
+      failureRatioStop: 1,
+    });
+    await eventually(async () => job.inFlight.size === 2);
+    // Someone else pinned "a" elsewhere: the job stops waiting for it, uncounted.
+    jobs.retargeted("a");
+    expect([...job.inFlight]).toEqual(["b"]);
+    expect(job.total).toBe(1);
+    jobs.outcome({ unitUuid: "b", commit: "c", status: "Success", error: null });
+    expect(job).toMatchObject({ status: "Finished", succeeded: 1, failed: 0 });
+    await jobs.stop();
   });
 });

@@ -143,10 +143,49 @@ describe("OTA updates", () => {
     await reportState(dev, silent, v1);
     const failed = await statusOf(silent.uuid, "Error");
     expect(failed.update_error).toBe(`no state reporting ${v2} within 2 s`);
-    // A late report of the target does not turn an expired request into a success.
+    // The device running its target after all (a late update) is not an Error any more.
     await reportState(dev, silent, v2);
-    await eventually(async () => (await unitJson(silent.uuid)).current_commit === v2);
-    expect((await unitJson(silent.uuid)).update_status).toBe("Error");
+    const late = await statusOf(silent.uuid, "Success");
+    expect(late.update_error).toBeNull();
+    await dev.endAsync(true);
+  });
+
+  it("a new target starts the update status afresh: no old error, Success once the device reports it", async () => {
+    const unit = await makeUnit(inst, world.bob.token, world.repoUuid);
+    await inst.api.patch(`/units/env/${unit.uuid}`, { PU_STATE_SEND_INTERVAL: 1 }, world.bob.token);
+    const dev = await device(inst, unit);
+    // The device runs v1; an update to the head (v2) is never answered: Error about v2.
+    await reportState(dev, unit, v1);
+    await inst.api.request("POST", `/units/${unit.uuid}/update`, { token: world.bob.token });
+    await waitForUpdate(dev, unit, v2);
+    expect((await statusOf(unit.uuid, "Error")).update_error).toContain(v2);
+
+    // Pinned to the version its device runs: that is a Success at once.
+    const pinned = await inst.api.patch(
+      `/units/${unit.uuid}`,
+      { follow_repo: false, branch: "main", commit: v1 },
+      world.bob.token,
+    );
+    expect(pinned.status).toBe(200);
+    expect(pinned.body).toMatchObject({ commit: v1, update_status: "Success", update_error: null });
+
+    // Moved on while an Update for v1 waits: that request is void, its timeout blames nobody.
+    const sent = await inst.api.request("POST", `/units/${unit.uuid}/update`, {
+      token: world.bob.token,
+    });
+    expect(sent.body.update_status).toBe("RequestSent");
+    const followed = await inst.api.patch(
+      `/units/${unit.uuid}`,
+      { follow_repo: true },
+      world.bob.token,
+    );
+    expect(followed.body).toMatchObject({ commit: v2, update_status: null, update_error: null });
+    // Past the void request's window (2 s) and a sweep: still no status.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await unitJson(unit.uuid)).update_status).toBeNull();
+    // The device reporting the new target without being asked: Success.
+    await reportState(dev, unit, v2);
+    expect((await statusOf(unit.uuid, "Success")).update_error).toBeNull();
     await dev.endAsync(true);
   });
 
@@ -226,10 +265,22 @@ describe("OTA updates", () => {
       .update(units)
       .set({ updateStatus: "RequestSent", updateRequestedAt: longAgo, currentCommit: v1 })
       .where(eq(units.uuid, waiting.uuid));
+    // Left in Error, but its device reported the target while the service was not running.
+    const late = await makeUnit(inst, world.bob.token, world.repoUuid);
+    await db
+      .update(units)
+      .set({
+        updateStatus: "Error",
+        updateError: "x",
+        updateRequestedAt: longAgo,
+        currentCommit: v2,
+      })
+      .where(eq(units.uuid, late.uuid));
     const restarted = createOtaService(inst.deps, { sweepMs: 100 });
     try {
       await restarted.start();
       await statusOf(reported.uuid, "Success");
+      await statusOf(late.uuid, "Success");
       const failed = await statusOf(waiting.uuid, "Error");
       expect(failed.update_error).toBe(`no state reporting ${v2} within 2 s`);
     } finally {

@@ -204,8 +204,16 @@ describe("deep links and unit state", () => {
       online: false,
       ip: null,
       uptime: null,
+      deviceClock: null,
       memory: null,
       commit: null,
     });
+    // The clients send their clock once it is set (epoch ms): not an uptime of 20787 days.
+    const clock = Date.parse("2026-11-30T21:00:00Z");
+    const synced = unitStateView(
+      { last_state: { millis: clock }, last_seen_datetime: null, current_commit: null },
+      now,
+    );
+    expect(synced).toMatchObject({ uptime: null, deviceClock: clock });
   });
 });

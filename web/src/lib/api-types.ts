@@ -3759,7 +3759,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Firmware as a zlib/gzip/raw-deflate compressed tar (devices' OTA) */
+    /**
+     * Firmware for devices' OTA: a tar in a zlib stream (wbits 9) by default, not gzip
+     * @description What the device clients download and inflate (MicroPython's deflate with a 512-byte window). wbits 9..15 give zlib, 25..31 gzip and -15..-9 raw deflate; the file name says which (.tar.zlib, .tar.gz, .tar.deflate). For a .tar.gz that tar -xzf opens, use /firmware/tar.gz/{uuid}.
+     */
     get: {
       parameters: {
         query?: {
@@ -3781,6 +3784,89 @@ export interface paths {
           };
           content: {
             "application/octet-stream": string;
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed (an access token outside its scope is refused on every route) */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not found (or not visible to the caller) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Request body too large */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Invalid input */
+        422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/units/firmware/tar.gz/{uuid}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Firmware as a gzip-compressed tar (.tar.gz) for people: tar -xzf opens it */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          uuid: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The unit's firmware as tar.gz */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/gzip": string;
           };
         };
         /** @description Missing or invalid token */

@@ -1,6 +1,11 @@
 // What the unit pop-up shows from the device's last state message
 // (device-protocol §4: ifconfig, millis, mem_free, mem_alloc, freq, statvfs,
 // pu_commit_version — any of them may be missing or of the wrong type).
+//
+// `millis` is the device's clock, not an uptime: the published clients send epoch
+// milliseconds once they have the time (NTP on MicroPython, time.time() on Python),
+// and MicroPython's ticks_ms — milliseconds since boot — before that. Read as a
+// duration, an epoch shows as "20787d 17h".
 
 export type UnitStateView = {
   online: boolean;
@@ -8,8 +13,13 @@ export type UnitStateView = {
   ip: string | null;
   memory: string | null;
   uptime: string | null;
+  /** The device's wall clock (epoch ms) when `millis` is one, else null. */
+  deviceClock: number | null;
   commit: string | null;
 };
+
+/** 2001-09-09 in epoch ms: no device counts milliseconds since boot this high (ticks_ms wraps at 2^30). */
+const EPOCH_MS_FLOOR = 1e12;
 
 /** Without a state within this many intervals a unit counts as offline. */
 const ONLINE_INTERVALS = 2.5;
@@ -60,7 +70,8 @@ export function unitStateView(
     lastSeen: unit.last_seen_datetime,
     ip,
     memory,
-    uptime: millis !== null ? formatDuration(millis) : null,
+    uptime: millis !== null && millis < EPOCH_MS_FLOOR ? formatDuration(millis) : null,
+    deviceClock: millis !== null && millis >= EPOCH_MS_FLOOR ? millis : null,
     commit,
   };
 }
