@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { type BenchUnit, call, createBenchWorld, pool } from "../lib/bench-world.ts";
-import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
+import { connectUnit, type LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
 import { processStats } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { startBenchServer } from "../lib/server.ts";
@@ -100,15 +100,7 @@ export async function alertsSuite(
       world.refresh,
     );
     console.log(`  ${links.length} links in ${Math.round((performance.now() - t0) / 1000)} s`);
-    const connect = async (u: BenchUnit) => {
-      const c = await LeanClient.connect({
-        port: server.mqttPort,
-        clientId: u.uuid,
-        username: u.token,
-      });
-      clients.push(c);
-      return c;
-    };
+    const connect = (u: BenchUnit) => connectUnit(server.mqttPort, u, clients);
     const byUnit = new Map<string, LeanClient>();
     const receivers: LeanClient[] = [];
     for (const [out, inp] of pairs) {
