@@ -39,6 +39,7 @@ export function createAlertService(deps: {
   const dispatch = createNotificationDispatch({
     db,
     log,
+    events: deps.events,
     channels: [createMailNotifier({ db, mailer: deps.mailer, log })],
   });
   const evaluator = createAlertEvaluator({ db, events: deps.events, log, dispatch });

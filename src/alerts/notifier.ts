@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { DbLike } from "../db/database.ts";
 import type { AlertEventKind } from "../db/schema.ts";
+import type { EventBus } from "../events.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import { mailFailure } from "../mail/mailer.ts";
 import { insertEvent, mailTarget } from "./alerts.store.ts";
@@ -40,6 +41,7 @@ export type NotificationDispatch = {
 export function createNotificationDispatch(deps: {
   db: DbLike;
   log: Logger;
+  events: EventBus;
   channels?: Notifier[];
 }): NotificationDispatch {
   const channels = [...(deps.channels ?? [])];
@@ -47,6 +49,7 @@ export function createNotificationDispatch(deps: {
 
   async function run(userUuid: string, event: AlertEvent) {
     await insertEvent(deps.db, { ...event, userUuid });
+    deps.events.emit("alert.created", { userUuid, eventUuid: event.uuid, kind: event.kind });
     await Promise.all(
       channels.map((ch) =>
         ch

@@ -288,7 +288,15 @@ describe("alerts", () => {
       email: true,
     });
     setTime(clock + 61 * SECOND);
+    const announced: Array<{ userUuid: string; kind: string }> = [];
+    const onCreated = (e: { userUuid: string; kind: string }) => announced.push(e);
+    inst.deps.events.on("alert.created", onCreated);
     await publish("5", "output/pepeunit");
+    inst.deps.events.off("alert.created", onCreated);
+    // The live channel hears of it (a bell's unread count).
+    expect(announced).toEqual([
+      expect.objectContaining({ userUuid: world.bob.uuid, kind: "back_to_normal" }),
+    ]);
     const mail = await sink.next();
     expect(mail).toContain("bob@example.test");
     expect(mail).toContain("greenhouse / output/pepeunit: back to normal, 5");
