@@ -60,6 +60,8 @@ export type DomainEvents = {
       error: string | null;
     },
   ];
+  /** An alert rule was created, edited or deleted (the evaluators reload it). */
+  "alert-rule.changed": [{ ruleUuid: string; userUuid: string }];
   /** An alert event was kept for this user (src/alerts/): a bell's unread count changed. */
   "alert.created": [{ userUuid: string; eventUuid: string; kind: AlertEventKind }];
 };

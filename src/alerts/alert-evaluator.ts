@@ -17,7 +17,8 @@ import type { NotificationDispatch } from "./notifier.ts";
 // Threshold rules evaluated on every value seen on a variable's topic, as published
 // (before any data pipe): device outputs, set-input, federation's republished values.
 // Rules live in memory, indexed by variable, so a value costs one map look-up and no
-// query; they are reloaded from the database when a rule, a unit or a variable changes.
+// query; they are reloaded from the database when a rule (alert-rule.changed), a unit, a
+// variable or the owner changes.
 //
 // Rate limit: at most one message per min_interval_s. A condition change inside the
 // interval is held; when the interval ends the rule's state at that moment is sent
@@ -45,8 +46,8 @@ export type AlertEvaluator = {
   /** Loads every rule; listening starts at once (values before the load are not evaluated). */
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Re-reads one rule (created, edited or deleted through the API). */
-  reloadRule(ruleUuid: string): Promise<void>;
+  /** Resolves once the rule announced by alert-rule.changed is reloaded (at once if it is not pending). */
+  reloaded(ruleUuid: string): Promise<void>;
   /** Sends held messages whose interval has ended (also runs on a timer). */
   tick(): void;
   /** Tests move time instead of waiting. */
@@ -155,11 +156,22 @@ export function createAlertEvaluator(deps: {
     }
   }
 
-  function reloadLater(scope: RuleScope) {
-    track(
-      reload(scope).catch((err: unknown) => log.error({ err }, "alerts: reloading rules failed")),
+  function reloadLater(scope: RuleScope): Promise<void> {
+    const p = reload(scope).catch((err: unknown) =>
+      log.error({ err }, "alerts: reloading rules failed"),
     );
+    track(p);
+    return p;
   }
+
+  // Rules change through the domain event (from this process or, in a cluster, another).
+  const reloads = new Map<string, Promise<void>>();
+  const onRuleChanged = ({ ruleUuid }: { ruleUuid: string }) => {
+    const p = reloadLater({ ruleUuid }).finally(() => {
+      if (reloads.get(ruleUuid) === p) reloads.delete(ruleUuid);
+    });
+    reloads.set(ruleUuid, p);
+  };
 
   const pending = new Set<Promise<unknown>>();
   function track(p: Promise<unknown>) {
@@ -278,6 +290,7 @@ export function createAlertEvaluator(deps: {
 
   function subscribe(method: "on" | "off") {
     events[method]("unit-node.value-seen", onValue);
+    events[method]("alert-rule.changed", onRuleChanged);
     events[method]("unit.updated", onUnitChanged);
     events[method]("unit-node.updated", onUnitChanged);
     events[method]("unit.deleted", onUnitDeleted);
@@ -299,7 +312,7 @@ export function createAlertEvaluator(deps: {
       timer = null;
       await drain();
     },
-    reloadRule: (ruleUuid) => reload({ ruleUuid }),
+    reloaded: (ruleUuid) => reloads.get(ruleUuid) ?? Promise.resolve(),
     tick,
     setClock(fn) {
       now = fn;

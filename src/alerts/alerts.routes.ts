@@ -49,7 +49,11 @@ export const MAX_RULES_PER_USER = 5000;
 export function alertsRoutes(deps: AppDeps) {
   const db = deps.database.db;
   const app = createRouter();
-  const reload = (uuid: string) => deps.alerts?.evaluator.reloadRule(uuid);
+  /** Announces the change and waits until this process's evaluator holds it. */
+  const changed = async (rule: { uuid: string; userUuid: string }) => {
+    deps.events.emit("alert-rule.changed", { ruleUuid: rule.uuid, userUuid: rule.userUuid });
+    await deps.alerts?.evaluator.reloaded(rule.uuid);
+  };
 
   // The events first: /events would otherwise be taken for a rule's {uuid}.
   app.openapi(
@@ -132,7 +136,7 @@ export function alertsRoutes(deps: AppDeps) {
         minIntervalS: body.min_interval_s,
         enabled: body.enabled,
       });
-      await reload(rule.uuid);
+      await changed(rule);
       return c.json(toAlertRuleOut(rule, found.unit.uuid), 201);
     },
   );
@@ -207,7 +211,7 @@ export function alertsRoutes(deps: AppDeps) {
         enabled: body.enabled ?? rule.enabled,
       });
       if (!updated) throw notFound("alert rule");
-      await reload(rule.uuid);
+      await changed(rule);
       return c.json(toAlertRuleOut(updated, unitUuid), 200);
     },
   );
@@ -225,7 +229,7 @@ export function alertsRoutes(deps: AppDeps) {
       const user = requireUser(c.get("principal"));
       const { rule } = await loadOwn(user.uuid, c.req.valid("param").uuid);
       await deleteRule(db, rule.uuid);
-      await reload(rule.uuid);
+      await changed(rule);
       return c.body(null, 204);
     },
   );
