@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { printTable, writeResults } from "./lib/report.ts";
+import { alertsSuite } from "./suites/alerts.ts";
 import { federationSuite } from "./suites/federation.ts";
 import { historySuite } from "./suites/history.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
@@ -9,7 +10,7 @@ import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -59,6 +60,8 @@ if (wanted("history")) {
   await historySuite(await freshPostgres(), seconds);
   await historySuite(pglite, seconds);
 }
+// 1 000 alert rules on routed variables against none: PostgreSQL (state writes are rare).
+if (wanted("alerts")) await alertsSuite(await freshPostgres(), seconds);
 printTable();
 const file = writeResults({
   started: started.toISOString(),

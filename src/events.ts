@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import type { AlertEventKind } from "./db/schema.ts";
 
 // Domain events: features announce what changed; the broker, federation and UI
 // live-updates react here instead of being called from every route.
@@ -59,6 +60,10 @@ export type DomainEvents = {
       error: string | null;
     },
   ];
+  /** An alert rule was created, edited or deleted (the evaluators reload it). */
+  "alert-rule.changed": [{ ruleUuid: string; userUuid: string }];
+  /** An alert event was kept for this user (src/alerts/): a bell's unread count changed. */
+  "alert.created": [{ userUuid: string; eventUuid: string; kind: AlertEventKind }];
 };
 
 export type EventBus = EventEmitter<DomainEvents>;

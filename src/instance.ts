@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { type Logger, pino } from "pino";
 import { cachePrincipals, createPrincipalResolver } from "./access/resolve-principal.ts";
+import { createAlertService } from "./alerts/alerts.service.ts";
 import { type Broker, createBroker } from "./broker/broker.ts";
 import { startCommandListeners } from "./commands/command-listeners.ts";
 import type { Config } from "./config.ts";
@@ -79,6 +80,10 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     await history.stop();
     throw err;
   });
+  const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log });
+  // Before devices get in: threshold rules see the first value the broker accepts.
+  const alerts = createAlertService({ ...base, mailer, onlineUnits: () => broker.onlineUnits() });
+  await alerts.start();
   const federation = await createFederationService({ ...base, broker });
   broker.setRemoteTopicAccess((unitUuid, topic) => federation.remoteTopicAllowed(unitUuid, topic));
   // Devices get in only now that every access rule (remote topics too) is in place.
@@ -86,16 +91,18 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     await broker.listen();
   } catch (err) {
     await federation.stop();
+    await alerts.stop();
     await history.stop();
     if (!opts.database) await database.close();
     throw err;
   }
   const deps: AppDeps = {
     ...base,
-    mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log }),
+    mailer,
     broker,
     federation,
     history,
+    alerts,
   };
   // Device commands the instance sends on its own (SchemaUpdate, EnvUpdate) and OTA.
   const commandListeners = startCommandListeners(deps);
@@ -139,6 +146,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       await broker.close();
       // After the broker: every value it accepted is in its window's record.
       await history.stop();
+      // After the broker: the last values' state changes and messages are saved.
+      await alerts.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Keep-alive sockets would hold close() open.

@@ -190,3 +190,14 @@ export class LeanClient {
     }
   }
 }
+
+/** A unit's connection (its uuid as client id, its token as user name), kept in `clients` to close. */
+export async function connectUnit(
+  port: number,
+  unit: { uuid: string; token: string },
+  clients: LeanClient[],
+): Promise<LeanClient> {
+  const c = await LeanClient.connect({ port, clientId: unit.uuid, username: unit.token });
+  clients.push(c);
+  return c;
+}

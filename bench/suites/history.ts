@@ -8,7 +8,7 @@ import {
 } from "../lib/bench-world.ts";
 import { newestProfile, printProfile } from "../lib/cpu-profile.ts";
 import { connectInspector, type Inspector } from "../lib/inspector.ts";
-import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
+import { connectUnit, type LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
 import { processStats, untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { type BenchServer, startBenchServer } from "../lib/server.ts";
@@ -202,15 +202,7 @@ export async function historySuite(
     const [pairOut, pairIn, ...loadUnits] = units as [BenchUnit, BenchUnit, ...BenchUnit[]];
     await world.link(pairOut.nodeUuid("Output", "v00"), pairIn.nodeUuid("Input", "in"));
     await world.refresh(pairIn);
-    const connect = async (u: BenchUnit) => {
-      const c = await LeanClient.connect({
-        port: server.mqttPort,
-        clientId: u.uuid,
-        username: u.token,
-      });
-      clients.push(c);
-      return c;
-    };
+    const connect = (u: BenchUnit) => connectUnit(server.mqttPort, u, clients);
     const sender = await connect(pairOut);
     const receiver = await connect(pairIn);
     for (const t of pairIn.inputTopics()) await receiver.subscribe(t);

@@ -50,6 +50,11 @@ export const users = pgTable(
     status: text("status").$type<UserStatus>().notNull().default("Active"),
     // Bumped on password change, block and delete: every token issued before is refused.
     tokenVersion: integer("token_version").notNull().default(0),
+    // Notification switches (src/alerts/): a failed update or an offline unit of theirs
+    // becomes an alert event; `notifyEmail` also mails every alert event.
+    notifyUpdateFailed: boolean("notify_update_failed").notNull().default(true),
+    notifyUnitOffline: boolean("notify_unit_offline").notNull().default(true),
+    notifyEmail: boolean("notify_email").notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -480,4 +485,61 @@ export const historyWindowValues = pgTable(
     index("history_window_values_end_idx").on(t.windowEnd),
     index("history_window_values_node_idx").on(t.nodeUuid),
   ],
+);
+
+// ───────────────────────────── Alerts (src/alerts/) ─────────────────────────────
+// A user's threshold rules on numeric variables and every alert event sent to them.
+
+export type AlertCondition = "normal" | "firing";
+export type AlertEventKind = "threshold" | "back_to_normal" | "update_failed" | "unit_offline";
+
+export const alertRules = pgTable(
+  "alert_rules",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    userUuid: uuid("user_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    nodeUuid: uuid("node_uuid")
+      .notNull()
+      .references(() => unitNodes.uuid, { onDelete: "cascade" }),
+    min: doublePrecision("min"),
+    max: doublePrecision("max"),
+    hysteresis: doublePrecision("hysteresis").notNull().default(0),
+    minIntervalS: integer("min_interval_s").notNull().default(60),
+    enabled: boolean("enabled").notNull().default(true),
+    // The evaluator's state, kept so a restart neither repeats nor loses a message:
+    // what the values say now, what the user was last told, and when.
+    condition: text("condition").$type<AlertCondition>().notNull().default("normal"),
+    sentCondition: text("sent_condition").$type<AlertCondition>().notNull().default("normal"),
+    lastSentAt: timestamp("last_sent_at", { withTimezone: true }),
+    /** The value that made the last condition change, and the limit it crossed (if any). */
+    lastValue: doublePrecision("last_value"),
+    crossedLimit: text("crossed_limit").$type<"min" | "max">(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index("alert_rules_user_idx").on(t.userUuid, t.createdAt),
+    index("alert_rules_node_idx").on(t.nodeUuid),
+  ],
+);
+
+export const alertEvents = pgTable(
+  "alert_events",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    userUuid: uuid("user_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    kind: text("kind").$type<AlertEventKind>().notNull(),
+    // No foreign keys: an event outlives the rule, variable or unit it speaks of.
+    ruleUuid: uuid("rule_uuid"),
+    unitUuid: uuid("unit_uuid"),
+    nodeUuid: uuid("node_uuid"),
+    message: text("message").notNull(),
+    isRead: boolean("is_read").notNull().default(false),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("alert_events_user_time_idx").on(t.userUuid, t.createdAt, t.uuid)],
 );

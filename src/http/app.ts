@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { accessTokensRoutes } from "../access-tokens/access-tokens.routes.ts";
 import { adminRoutes } from "../admin/admin.routes.ts";
+import { alertsRoutes, notificationsRoutes } from "../alerts/alerts.routes.ts";
 import { commandsRoutes } from "../commands/commands.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
 import { federationAdminRoutes, federationRoutes } from "../federation/federation.routes.ts";
@@ -59,6 +60,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const api = new OpenAPIHono<AppEnv>();
   api.use("*", principalMiddleware(deps.resolvePrincipal));
   api.route("/users", accessTokensRoutes(deps)); // before /users/{uuid}
+  api.route("/users", notificationsRoutes(deps));
   api.route("/users", usersRoutes(deps));
   api.route("/admin/federation", federationAdminRoutes(deps));
   api.route("/admin/standard_repos", standardReposRoutes(deps));
@@ -76,6 +78,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/unit_nodes", setInputRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
+  api.route("/alerts", alertsRoutes(deps));
   api.openAPIRegistry.registerComponent("securitySchemes", "token", {
     type: "apiKey",
     in: "header",

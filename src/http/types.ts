@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Principal } from "../access/principal.ts";
 import type { PrincipalResolver } from "../access/resolve-principal.ts";
+import type { AlertService } from "../alerts/alerts.service.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/database.ts";
@@ -31,4 +32,6 @@ export type AppDeps = {
   ota?: OtaService;
   /** Value history (src/history/): the data pipes' writer; absent in tools. */
   history?: HistoryWriter;
+  /** Alerts (src/alerts/): threshold rules, unit notifications, their delivery; absent in tools. */
+  alerts?: AlertService;
 };

@@ -1,10 +1,9 @@
 import { and, asc, eq } from "drizzle-orm";
 import { COMMANDS, commandListed, sendCommand } from "../commands/commands.service.ts";
-import { decryptJson } from "../crypto/aes-gcm.ts";
 import { units } from "../db/schema.ts";
 import { HttpError } from "../http/errors.ts";
 import type { AppDeps } from "../http/types.ts";
-import type { UnitEnv } from "../units/unit-env.ts";
+import { stateIntervalS } from "../units/unit-env.ts";
 import { changeUnitVersion, type VersionTarget } from "../units/unit-version.service.ts";
 import { findRepo, findUnit, type UnitRow } from "../units/units.store.ts";
 import { loadUpdateJobs, saveUpdateJob, updateStatusOf } from "./update-jobs.store.ts";
@@ -69,14 +68,12 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
 
   /** 2 × the unit's PU_STATE_SEND_INTERVAL (its env value; the instance default otherwise). */
   function windowOf(envEnc: string): number {
-    let interval = config.stateSendIntervalS;
-    try {
-      const v = decryptJson<UnitEnv>(config.encryptKey, envEnc).PU_STATE_SEND_INTERVAL;
-      if (typeof v === "number" && Number.isFinite(v) && v > 0) interval = v;
-    } catch (err) {
-      log.warn({ err }, "ota: a unit's env cannot be read; using the default state interval");
-    }
-    return 2 * Math.max(1, Math.ceil(interval));
+    return (
+      2 *
+      stateIntervalS(config, envEnc, (err) =>
+        log.warn({ err }, "ota: a unit's env cannot be read; using the default state interval"),
+      )
+    );
   }
 
   async function requestFor(unit: UnitRow): Promise<RequestResult> {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config.ts";
+import { decryptJson } from "../crypto/aes-gcm.ts";
 import { signUnitToken } from "../crypto/tokens.ts";
 import { unprocessable } from "../http/errors.ts";
 
@@ -134,4 +135,23 @@ export function checkEnvEdits(current: UnitEnv, edits: Record<string, EnvEditVal
       throw unprocessable(`${key} must be one of ${LOG_LEVELS.join(", ")}`);
     }
   }
+}
+
+/**
+ * The unit's PU_STATE_SEND_INTERVAL in whole seconds (its env value; the instance default
+ * when unset or unreadable): how often a running device reports its state.
+ */
+export function stateIntervalS(
+  config: Pick<Config, "encryptKey" | "stateSendIntervalS">,
+  envEnc: string,
+  onUnreadable: (err: unknown) => void,
+): number {
+  let interval = config.stateSendIntervalS;
+  try {
+    const v = decryptJson<UnitEnv>(config.encryptKey, envEnc).PU_STATE_SEND_INTERVAL;
+    if (typeof v === "number" && Number.isFinite(v) && v > 0) interval = v;
+  } catch (err) {
+    onUnreadable(err);
+  }
+  return Math.max(1, Math.ceil(interval));
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, count, desc, eq } from "drizzle-orm";
 import { canManage } from "../access/visibility.ts";
+import { toNotificationsOut } from "../alerts/alerts.schemas.ts";
 import { createPasswordHasher } from "../crypto/passwords.ts";
 import { signPurposeToken, signUserToken, verifyPurposeToken } from "../crypto/tokens.ts";
 import { uniqueViolation } from "../db/pg-errors.ts";
@@ -25,6 +26,7 @@ import { sessionRoutes } from "./session.routes.ts";
 import { retryLater, tooManyAttemptsResponse } from "./throttle.http.ts";
 import {
   ChangePasswordBody,
+  MeOut,
   RegisterBody,
   TokenOut,
   toUserOut,
@@ -157,13 +159,16 @@ export function usersRoutes(deps: AppDeps) {
       path: "/me",
       tags,
       summary: "The calling user",
-      responses: { 200: jsonResponse(UserOut, "The user"), ...errorResponses(401, 403) },
+      responses: {
+        200: jsonResponse(MeOut, "The user, with their notification switches"),
+        ...errorResponses(401, 403),
+      },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));
       const user = await findUser(db, me.uuid);
       if (!user) throw notFound("user");
-      return c.json(toUserOut(user), 200);
+      return c.json({ ...toUserOut(user), notifications: toNotificationsOut(user) }, 200);
     },
   );
 

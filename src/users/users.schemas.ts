@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { NotificationsOut } from "../alerts/alerts.schemas.ts";
 import type { users } from "../db/schema.ts";
 
 export const LoginSchema = z
@@ -49,6 +50,9 @@ export const UserOut = z
     create_datetime: z.string(),
   })
   .openapi("User");
+
+/** The calling user, with their notification switches (src/alerts/). */
+export const MeOut = UserOut.extend({ notifications: NotificationsOut }).openapi("Me");
 
 export const TokenOut = z.object({ token: z.string() }).openapi("Token");
 
