@@ -161,6 +161,12 @@ export class GraphStore {
     }
     return undefined;
   }
+  /** What a search finds first: a unit or variable before a repository. */
+  firstMatch(): FlowNode | undefined {
+    return (
+      this.nodes.find((n) => !n.hidden && n.type !== "repo") ?? this.nodes.find((n) => !n.hidden)
+    );
+  }
   link(uuid: string): VisibleLink | undefined {
     return this.links.find((l) => l.uuid === uuid);
   }
