@@ -2,7 +2,7 @@ import type { Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { createUser } from "../helpers/instance.ts";
 import { type SmtpSink, startSmtpSink } from "../helpers/smtp-sink.ts";
-import { openPage } from "./support/browser.ts";
+import { openPage, refused } from "./support/browser.ts";
 import { useE2e } from "./support/suite.ts";
 
 // Register, the first admin's standard-repositories question, log in / out,
@@ -64,7 +64,10 @@ describe("accounts", { timeout: 120_000 }, () => {
   });
 
   it("changes the password, logs out and logs in again", async () => {
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl);
+    // A wrong current password, then the old password after the change.
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      allowConsole: [refused(403, "/users/me/password"), refused(401, "/users/auth")],
+    });
     try {
       await fillRegister(page, "bob");
       await page.getByTestId("account-link").waitFor();
@@ -113,7 +116,10 @@ describe("accounts", { timeout: 120_000 }, () => {
       );
       return r.status;
     };
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl);
+    // A login awaiting approval, then a registration while closed.
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      allowConsole: [refused(403, "/users/auth"), refused(403, "/users")],
+    });
     try {
       expect(await setMode("ManualApproval")).toBe(200);
       await fillRegister(page, "carol");

@@ -1,13 +1,31 @@
+import type { Locator } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { createFixtureRepo } from "../helpers/git-fixtures.ts";
 import { createUser } from "../helpers/instance.ts";
 import { createRepo } from "../helpers/repos.ts";
 import { createUnit } from "../helpers/units.ts";
-import { flowNode, gotoGraph, openPage } from "./support/browser.ts";
+import { flowNode, gotoGraph, openPage, refused } from "./support/browser.ts";
 import { useE2e } from "./support/suite.ts";
 
 // The admin console: registration mode, users (verify / block / unblock /
 // delete), every entity of the instance, and a place for federation settings.
+// Its settings and user actions are driven at phone size (390×844): every
+// action must be on screen without sideways scrolling.
+
+const PHONE = { width: 390, height: 844 };
+
+/** Clicks an action after checking it is within the phone's width, nothing scrolled sideways. */
+async function tap(button: Locator): Promise<void> {
+  await button.waitFor();
+  const onScreen = await button.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    let sideways = 0;
+    for (let p: Element | null = el; p; p = p.parentElement) sideways += p.scrollLeft;
+    return sideways === 0 && r.left >= 0 && r.right <= innerWidth;
+  });
+  expect(onScreen, `${await button.innerText()} is off screen`).toBe(true);
+  await button.click();
+}
 
 describe("admin console", { timeout: 150_000 }, () => {
   let admin = { uuid: "", token: "" };
@@ -31,12 +49,16 @@ describe("admin console", { timeout: 150_000 }, () => {
   });
 
   it("changes the registration mode and explains a refused one", async () => {
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: admin.token });
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token: admin.token,
+      viewport: PHONE,
+      allowConsole: [refused(422, "/admin/settings")],
+    });
     try {
       await page.goto("/#/admin");
       const form = page.getByTestId("settings-form");
       await form.getByLabel(/Manual approval/).check();
-      await form.getByRole("button", { name: "Save settings" }).click();
+      await tap(form.getByRole("button", { name: "Save settings" }));
       await expect
         .poll(
           async () =>
@@ -46,7 +68,7 @@ describe("admin console", { timeout: 150_000 }, () => {
       // E-mail verification needs SMTP, which this instance lacks: the server's reason is shown.
       expect(await form.innerText()).toContain("none is configured");
       await form.getByLabel(/E-mail verification/).check();
-      await form.getByRole("button", { name: "Save settings" }).click();
+      await tap(form.getByRole("button", { name: "Save settings" }));
       await expect.poll(() => form.getByRole("alert").innerText()).toContain("SMTP");
       expect((await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode).toBe(
         "ManualApproval",
@@ -68,20 +90,26 @@ describe("admin console", { timeout: 150_000 }, () => {
       password: "pw-newbie-secret",
     });
     expect(reg.body.status).toBe("PendingApproval");
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token: admin.token });
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token: admin.token,
+      viewport: PHONE,
+    });
     try {
       await page.goto("/#/admin");
       const row = page.locator('[data-testid="users-table"] tr[data-login="newbie"]');
       await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("PendingApproval");
-      await row.getByRole("button", { name: "Verify" }).click();
+      await tap(row.getByRole("button", { name: "Verify" }));
       await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Active");
-      await row.getByRole("button", { name: "Block" }).click();
+      await tap(row.getByRole("button", { name: "Block" }));
       await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Blocked");
       expect(
         (await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" }))
           .status,
       ).toBe(403);
-      await row.getByRole("button", { name: "Unblock" }).click();
+      await tap(row.getByRole("button", { name: "Unblock" }));
+      await tap(row.getByRole("button", { name: "Reset link" }));
+      await expect.poll(() => page.getByTestId("reset-link").innerText()).toContain("newbie");
+      await tap(page.getByTestId("reset-link").getByRole("button", { name: "Done" }));
       await expect.poll(() => row.getByTestId("user-status").innerText()).toBe("Active");
       expect(
         (await ctx.inst.api.post("/users/auth", { login: "newbie", password: "pw-newbie-secret" }))
@@ -90,8 +118,8 @@ describe("admin console", { timeout: 150_000 }, () => {
       // The admin's own row has no block/delete.
       const own = page.locator('[data-testid="users-table"] tr[data-login="root"]');
       expect(await own.getByRole("button").count()).toBe(0);
-      await row.getByRole("button", { name: "Delete" }).click();
-      await row.getByRole("button", { name: /Really delete newbie/ }).click();
+      await tap(row.getByRole("button", { name: "Delete" }));
+      await tap(row.getByRole("button", { name: /Really delete newbie/ }));
       await expect.poll(() => row.count()).toBe(0);
       expect((await ctx.inst.api.get(`/users/${reg.body.uuid}`, admin.token)).status).toBe(404);
     } finally {

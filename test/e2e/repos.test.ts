@@ -4,7 +4,7 @@ import { createFixtureRepo } from "../helpers/git-fixtures.ts";
 import { createUser } from "../helpers/instance.ts";
 import { createRepo } from "../helpers/repos.ts";
 import { createUnit } from "../helpers/units.ts";
-import { flowNode, gotoGraph, openPage } from "./support/browser.ts";
+import { flowNode, gotoGraph, openPage, refused } from "./support/browser.ts";
 import { useE2e } from "./support/suite.ts";
 
 // repo_unit from the graph: the create form with every API field, sync status
@@ -106,7 +106,11 @@ describe("repositories on the graph", { timeout: 120_000 }, () => {
   it("edits a repo and refuses to delete it while units use it, with the reason", async () => {
     const repo = await createRepo(ctx.inst.api, token, createFixtureRepo(), { name: "to-delete" });
     const unit = await createUnit(ctx.inst.api, token, repo.uuid, { name: "blocker" });
-    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    // The delete refused while a unit uses the repo.
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token,
+      allowConsole: [refused(409, `/repos/${repo.uuid}`)],
+    });
     try {
       await gotoGraph(page, `#/repo/${repo.uuid}`);
       const panel = page.getByTestId("panel-repo");

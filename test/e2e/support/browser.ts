@@ -26,7 +26,44 @@ export type PageOptions = {
   token?: string;
   viewport?: { width: number; height: number };
   colorScheme?: "light" | "dark";
+  /**
+   * Console warnings/errors this test provokes on purpose (a refused request
+   * logs "Failed to load resource: … 403"): each pattern is matched against
+   * "<type>: <text> (<url>)". Anything else fails the test (see suite.ts).
+   */
+  allowConsole?: RegExp[];
 };
+
+// Every console warning or error and every uncaught page error of the pages
+// opened here, unless allowed; useE2e fails the test that produced them.
+const problems: string[] = [];
+const allowed = new WeakMap<Page, RegExp[]>();
+/**
+ * Allowed on every page: the API answers "this variable has no data pipe config
+ * yet" with a 404, which the pipe editor (open to the unit's creator) expects.
+ */
+const ALWAYS = [/status of 404 .*\/unit_nodes\/get_data_pipe_config\//];
+
+/** Allows more console output on a page, for what the rest of the test provokes. */
+export function allowConsole(page: Page, ...patterns: RegExp[]): void {
+  allowed.set(page, [...(allowed.get(page) ?? []), ...patterns]);
+}
+
+/** The console problems since the last call (and forgets them). */
+export function takeConsoleProblems(): string[] {
+  return problems.splice(0);
+}
+
+function watchConsole(page: Page): void {
+  const report = (line: string) => {
+    if (![...ALWAYS, ...(allowed.get(page) ?? [])].some((re) => re.test(line))) problems.push(line);
+  };
+  page.on("console", (m) => {
+    if (m.type() !== "warning" && m.type() !== "error") return;
+    report(`${m.type()}: ${m.text()} (${m.location().url})`);
+  });
+  page.on("pageerror", (err) => report(`pageerror: ${err.stack ?? err.message}`));
+}
 
 /** A fresh context (own localStorage) on the instance, optionally already logged in. */
 export async function openPage(
@@ -49,6 +86,8 @@ export async function openPage(
     }, opts.token);
   }
   const page = await context.newPage();
+  watchConsole(page);
+  if (opts.allowConsole) allowConsole(page, ...opts.allowConsole);
   page.setDefaultTimeout(15_000);
   return { context, page };
 }
@@ -131,4 +170,34 @@ export async function watchViolations(page: Page): Promise<() => Promise<string[
       () => (window as unknown as { cspViolations: string[] }).cspViolations,
     )),
   ];
+}
+
+/** The console line Chromium logs for a request the server refused with `status`. */
+export function refused(status: number, path: string): RegExp {
+  const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`status of ${status} .*${escaped}`);
+}
+
+/** Whether the focused element matches `selector` (or is inside what it matches). */
+export function focusIn(page: Page, selector: string): Promise<boolean> {
+  return page.evaluate((sel) => !!document.activeElement?.closest(sel), selector);
+}
+
+/** Presses Tab (Shift+Tab when `back`) until focus is in `selector`: keyboard-only navigation. */
+export async function tabTo(page: Page, selector: string, back = false, max = 200): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    if (await focusIn(page, selector)) return;
+    await page.keyboard.press(back ? "Shift+Tab" : "Tab");
+  }
+  const at = await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 200));
+  throw new Error(`Tab never reached ${selector}; focus is on ${at}`);
+}
+
+/** The graph's viewport (pan and zoom) from its transform. */
+export function viewportOf(page: Page): Promise<{ x: number; y: number; zoom: number }> {
+  return page.evaluate(() => {
+    const el = document.querySelector(".svelte-flow__viewport") as HTMLElement;
+    const m = /translate\(([-\d.]+)px, ([-\d.]+)px\) scale\(([-\d.]+)\)/.exec(el.style.transform);
+    return { x: Number(m?.[1]), y: Number(m?.[2]), zoom: Number(m?.[3]) };
+  });
 }

@@ -2,9 +2,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { startTestInstance, type TestInstance } from "../../helpers/instance.ts";
-import { launchBrowser } from "./browser.ts";
+import { launchBrowser, takeConsoleProblems } from "./browser.ts";
 import { ensureSpaBuilt } from "./spa-build.ts";
 
 // Every e2e file: the built SPA, a real instance (which serves it) and one
@@ -63,6 +63,12 @@ export function useE2e(
     ctx.browser = await launchBrowser();
     if (setup) await setup(ctx);
   }, 900_000);
+  afterEach(() => {
+    // A warning or error in the browser console is a bug unless the test allowed it.
+    const problems = takeConsoleProblems();
+    if (problems.length)
+      throw new Error(`browser console:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+  });
   afterAll(async () => {
     await ctx.browser?.close();
     await ctx.inst?.close();

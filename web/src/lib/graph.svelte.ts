@@ -27,6 +27,7 @@ import {
 } from "./layout.ts";
 import { layoutKey, loadPositions, type Positions, savePositions } from "./layout-memory.ts";
 import { live } from "./live.svelte.ts";
+import { mayRemoveLink } from "./permissions.ts";
 import { session } from "./session.svelte.ts";
 
 // The graph: API data (repos, units with their variables, edges) kept as raw
@@ -160,6 +161,12 @@ export class GraphStore {
     }
     return undefined;
   }
+  /** What a search finds first: a unit or variable before a repository. */
+  firstMatch(): FlowNode | undefined {
+    return (
+      this.nodes.find((n) => !n.hidden && n.type !== "repo") ?? this.nodes.find((n) => !n.hidden)
+    );
+  }
   link(uuid: string): VisibleLink | undefined {
     return this.links.find((l) => l.uuid === uuid);
   }
@@ -188,14 +195,20 @@ export class GraphStore {
       const inputs = unit.unit_nodes.filter((n) => n.type === "Input").length;
       const outputs = unit.unit_nodes.length - inputs;
       const block = unitBlock(inputs, outputs);
-      const repoPos = this.#positions[unit.repo_uuid] ?? { x: 0, y: 0 };
-      const wanted = at ?? { x: repoPos.x, y: repoPos.y + REPO_H + 120 };
-      const spot = this.#freeSpot(
-        { x: wanted.x - block.unitOffset.x, y: wanted.y - block.unitOffset.y },
-        block.width,
-        block.height,
-      );
-      this.#place(unit.uuid, { x: spot.x + block.unitOffset.x, y: spot.y + block.unitOffset.y });
+      if (at) {
+        // Dropped by the person (Shift-drag): centred on the drop point, even over
+        // another block, rather than moved to a free spot out of sight.
+        this.#place(unit.uuid, { x: at.x - UNIT_W / 2, y: at.y - UNIT_H / 2 });
+      } else {
+        const repoPos = this.#positions[unit.repo_uuid] ?? { x: 0, y: 0 };
+        const wanted = { x: repoPos.x, y: repoPos.y + REPO_H + 120 };
+        const spot = this.#freeSpot(
+          { x: wanted.x - block.unitOffset.x, y: wanted.y - block.unitOffset.y },
+          block.width,
+          block.height,
+        );
+        this.#place(unit.uuid, { x: spot.x + block.unitOffset.x, y: spot.y + block.unitOffset.y });
+      }
     }
     live.seed(unit.unit_nodes);
     this.rebuild();
@@ -309,8 +322,6 @@ export class GraphStore {
   rebuild(relayout = false): void {
     if (relayout) this.#autoLayout();
     const canEdit = session.user !== null;
-    const me = session.user?.uuid;
-    const admin = session.user?.role === "Admin";
     const repoNames = new Map(this.repos.map((r) => [r.uuid, r.name]));
     const selected = new Set(this.nodes.filter((n) => n.selected).map((n) => n.id));
     // Known sizes up front: fitView and viewport culling work before (or without)
@@ -421,8 +432,7 @@ export class GraphStore {
         target: link.input_uuid,
         targetHandle: "in",
         class: "data-edge",
-        deletable:
-          admin || link.creator_uuid === me || unitOf.get(link.input_uuid)?.creator_uuid === me,
+        deletable: mayRemoveLink(session.user, link, (v) => unitOf.get(v)?.creator_uuid),
         ariaLabel: "data link",
       });
     }
