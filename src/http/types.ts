@@ -8,6 +8,7 @@ import type { EventBus } from "../events.ts";
 import type { FederationService } from "../federation/federation.service.ts";
 import type { GitStore } from "../git/git-store.ts";
 import type { HistoryWriter } from "../history/history-writer.ts";
+import type { LiveHub } from "../live/live-hub.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { OtaService } from "../ota/ota.service.ts";
 
@@ -31,4 +32,6 @@ export type AppDeps = {
   ota?: OtaService;
   /** Value history (src/history/): the data pipes' writer; absent in tools. */
   history?: HistoryWriter;
+  /** The UI's live entity-state channel (src/live/); absent in tools. */
+  live?: LiveHub;
 };
