@@ -3,13 +3,14 @@ import os from "node:os";
 import { printTable, writeResults } from "./lib/report.ts";
 import { federationSuite } from "./suites/federation.ts";
 import { historySuite } from "./suites/history.ts";
+import { liveSuite } from "./suites/live.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
 import { mqttSuite } from "./suites/mqtt.ts";
 import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,live
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -59,6 +60,8 @@ if (wanted("history")) {
   await historySuite(await freshPostgres(), seconds);
   await historySuite(pglite, seconds);
 }
+// The live channel's cost on routed values: 100 000 messages at 5 000/s, 6 runs (≈ 2.5 min).
+if (wanted("live")) await liveSuite(await freshPostgres());
 printTable();
 const file = writeResults({
   started: started.toISOString(),

@@ -66,7 +66,8 @@ export function createLiveHub(deps: LiveHubDeps): LiveHub {
   const units = new Map<string, UnitEntry>();
   const nodes = new Map<string, NodeEntry>();
   const nodesByUnit = new Map<string, Set<string>>();
-  // Uuids are never reused: a deletion seen once wins over a reload that read the row before.
+  // Uuids are never reused: a deletion wins over a reload in flight that read the row before
+  // (kept only while such a reload runs).
   const deleted = new Set<string>();
   const sessions = new Set<Session>();
   const chains = new Map<string, Promise<void>>();
@@ -138,7 +139,9 @@ export function createLiveHub(deps: LiveHubDeps): LiveHub {
       .catch((err: unknown) => log.error({ err, key }, "live: reloading an entity failed"));
     chains.set(key, next);
     void next.finally(() => {
-      if (chains.get(key) === next) chains.delete(key);
+      if (chains.get(key) !== next) return;
+      chains.delete(key);
+      deleted.delete(key);
     });
   }
 
@@ -223,10 +226,9 @@ export function createLiveHub(deps: LiveHubDeps): LiveHub {
     handler: (...args: DomainEvents[K]) => void,
   ): void {
     const safe = (...args: DomainEvents[K]) => {
-      if (stopped || sessions.size === 0) {
-        // Nobody listens: only the mirror needs to follow (below, for the events that change it).
-        if (!MIRROR_EVENTS.has(name)) return;
-      }
+      if (stopped) return;
+      // Nobody listens: only the events that change the mirror matter.
+      if (sessions.size === 0 && !MIRROR_EVENTS.has(name)) return;
       try {
         handler(...args);
       } catch (err) {
@@ -257,7 +259,7 @@ export function createLiveHub(deps: LiveHubDeps): LiveHub {
       on("unit-node.updated", ({ unitUuid }) => reloadUnit(unitUuid));
       on("unit-nodes.changed", ({ unitUuid }) => reloadUnit(unitUuid));
       on("unit.deleted", ({ unitUuid }) => {
-        deleted.add(unitUuid);
+        if (chains.has(unitUuid)) deleted.add(unitUuid);
         const before = units.get(unitUuid);
         dropUnit(unitUuid);
         changed("unit", unitUuid, before, undefined);
@@ -291,7 +293,7 @@ export function createLiveHub(deps: LiveHubDeps): LiveHub {
       on("repo.updated", ({ repoUuid }) => reloadRepo(repoUuid));
       on("repo.synced", ({ repoUuid }) => reloadRepo(repoUuid));
       on("repo.deleted", ({ repoUuid }) => {
-        deleted.add(repoUuid);
+        if (chains.has(repoUuid)) deleted.add(repoUuid);
         const before = repos.get(repoUuid);
         repos.delete(repoUuid);
         changed("repo", repoUuid, before, undefined);
