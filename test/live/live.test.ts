@@ -19,7 +19,8 @@ async function openStream(baseUrl: string, token?: string) {
     signal: abort.signal,
   });
   const got: LiveEvent[] = [];
-  if (res.status !== 200 || !res.body) return { status: res.status, got, close() {} };
+  const state = { ended: false };
+  if (res.status !== 200 || !res.body) return { status: res.status, got, state, close() {} };
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let hello = () => {};
   const greeted = new Promise<void>((resolve) => {
@@ -29,7 +30,10 @@ async function openStream(baseUrl: string, token?: string) {
     let buf = "";
     for (;;) {
       const { done, value } = await reader.read().catch(() => ({ done: true, value: "" }));
-      if (done) return;
+      if (done) {
+        state.ended = true;
+        return;
+      }
       buf += value;
       let end = buf.indexOf("\n\n");
       while (end >= 0) {
@@ -45,7 +49,7 @@ async function openStream(baseUrl: string, token?: string) {
   })();
   // Registered once the first message arrived: nothing later is missed.
   await greeted;
-  return { status: res.status, got, close: () => abort.abort() };
+  return { status: res.status, got, state, close: () => abort.abort() };
 }
 
 type Stream = Awaited<ReturnType<typeof openStream>>;
@@ -171,10 +175,18 @@ describe("live entity-state channel", { timeout: 60_000 }, () => {
     expect(has(streams.alice, "unit-removed", seeded.sensor.uuid)).toBe(false);
   });
 
-  it("refuses a unit token", async () => {
+  it("refuses a unit token and ends a session's stream when it logs out", async () => {
     const repo = await createRepo(inst.api, bob.token, createFixtureRepo(), { name: "bob-repo" });
     const unit = await createUnit(inst.api, bob.token, repo.uuid, { name: "bob-unit" });
     const s = await openStream(inst.httpUrl, await unitToken(inst.api, bob.token, unit.uuid));
     expect(s.status).toBe(403);
+
+    const login = await inst.api.post("/users/auth", { login: "bob", password: "pw-bob-secret" });
+    const second = await openStream(inst.httpUrl, login.body.token);
+    expect(second.state.ended).toBe(false);
+    expect((await inst.api.post("/users/logout", undefined, login.body.token)).status).toBe(204);
+    await expect.poll(() => second.state.ended).toBe(true);
+    // Only that session: bob's other stream still gets what bob may see.
+    expect(streams.bob.state.ended).toBe(false);
   });
 });
