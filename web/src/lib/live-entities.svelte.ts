@@ -21,6 +21,8 @@ type Message =
 /** Messages of a short while are applied together: one graph rebuild for a burst. */
 const BATCH_MS = 60;
 const RETRY_MS = [500, 1_000, 2_000, 5_000];
+/** More entities to read again than this in one batch: the whole graph is read instead. */
+const REFETCH_MAX = 20;
 
 export function parseSse(block: string): { event: string; data: string } | null {
   let event = "message";
@@ -158,6 +160,11 @@ export class LiveEntities {
         }
       }
     });
+    // Many at once (a repo sync moved every unit that follows it): one read of the graph.
+    if (refetchUnits.size + refetchRepos.size > REFETCH_MAX) {
+      void graph.load(undefined, { quiet: true });
+      return;
+    }
     for (const uuid of refetchUnits) void this.#refetchUnit(uuid);
     for (const uuid of refetchRepos) void this.#refetchRepo(uuid);
   }
