@@ -1,4 +1,6 @@
+import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { units } from "../../src/db/schema.ts";
 import { createUser } from "../helpers/instance.ts";
 import { createUnit, unitToken } from "../helpers/units.ts";
 import { flowNode, gotoGraph, openPage } from "./support/browser.ts";
@@ -13,12 +15,12 @@ import { useE2e } from "./support/suite.ts";
 
 describe("live values", { timeout: 120_000 }, () => {
   let token = "";
-  let watcher = "";
+  let watcher = { uuid: "", token: "" };
   let seeded: Awaited<ReturnType<typeof seedPair>>;
   let paths: Record<string, unknown> = {};
   const ctx = useE2e({}, async ({ inst }) => {
     token = (await createUser(inst.api, "maker")).token;
-    watcher = (await createUser(inst.api, "watcher")).token;
+    watcher = await createUser(inst.api, "watcher");
     seeded = await seedPair(inst.api, token, { prefix: "live" });
     paths = (await inst.api.get("/pepeunit/api/v1/openapi.json")).body.paths;
   });
@@ -95,7 +97,7 @@ describe("live values", { timeout: 120_000 }, () => {
 
   it("another user's session sees a unit come online, a link go and units come and go, without reload", async () => {
     const a = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
-    const b = await openPage(ctx.browser, ctx.inst.httpUrl, { token: watcher });
+    const b = await openPage(ctx.browser, ctx.inst.httpUrl, { token: watcher.token });
     try {
       await gotoGraph(a.page, `#/unit/${seeded.sensor.uuid}`);
       await gotoGraph(b.page);
@@ -145,6 +147,17 @@ describe("live values", { timeout: 120_000 }, () => {
       expect((await ctx.inst.api.delete(`/units/${extra.uuid}`, token)).status).toBe(204);
       await expect.poll(count, { timeout: 2_000 }).toBe(before);
       expect(await flowNode(b.page, extra.uuid).count()).toBe(0);
+
+      // A dropped connection: on reconnecting, the graph is read again, so a change no
+      // event announced (written behind the instance's back here) shows too.
+      await ctx.inst.deps.database.db
+        .update(units)
+        .set({ name: "live-renamed" })
+        .where(eq(units.uuid, seeded.relay.uuid));
+      ctx.inst.deps.events.emit("user.revoked", { userUuid: watcher.uuid });
+      await expect
+        .poll(() => flowNode(b.page, seeded.relay.uuid).innerText())
+        .toMatch(/live-renamed/i);
       for (const page of pages)
         expect(await page.evaluate(() => performance.getEntriesByType("navigation").length)).toBe(
           1,
