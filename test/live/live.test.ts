@@ -124,6 +124,22 @@ describe("live entity-state channel", { timeout: 60_000 }, () => {
     expect(
       (await inst.api.patch(`/units/${unit.uuid}`, { name: "alice-renamed" }, alice.token)).status,
     ).toBe(200);
+    // An update's outcome (src/ota/ announces it): the fields themselves, to its viewers.
+    inst.deps.events.emit("unit.update-status", {
+      unitUuid: unit.uuid,
+      commit: unit.commit,
+      status: "Error",
+      error: "flash failed",
+    });
+    for (const s of [streams.alice, streams.admin]) {
+      await expect
+        .poll(
+          () =>
+            about(s, unit.uuid).find((e) => e.event === "unit-state" && "update_status" in e.data)
+              ?.data,
+        )
+        .toEqual({ uuid: unit.uuid, update_status: "Error", update_error: "flash failed" });
+    }
     const unitEvents = () => about(streams.alice, unit.uuid).filter((e) => e.event === "unit");
     await expect.poll(() => unitEvents().length).toBeGreaterThan(1);
 
