@@ -9,7 +9,8 @@ import { connectUnits, flow, type Target } from "./mqtt.ts";
 // The live entity-state channel (GET /live, src/live/) must cost routed device traffic
 // nothing: values never go through it. Server CPU-seconds per 100 000 routed messages at
 // a fixed 5 000 msg/s (10 unit pairs), with 50 open live sessions (half a user, half
-// anonymous) and with none, in alternating order (none/live, live/none, none/live), median of 3 runs each. Goal: ≤ 1.1×.
+// anonymous) and with none, in alternating order (none/live, live/none, none/live),
+// median of 3 runs each. Goal: ≤ 1.1×.
 
 const PAIRS = 10;
 const SESSIONS = 50;
