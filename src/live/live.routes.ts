@@ -39,6 +39,8 @@ export function liveRoutes(deps: { live: LiveHub }) {
       const principal = c.get("principal");
       if (principal.kind === "unit") throw forbidden("the live channel is for users, not units");
       const token = readToken(c.req.raw.headers);
+      // A reverse proxy (nginx) would otherwise hold messages back to fill its buffer.
+      c.header("X-Accel-Buffering", "no");
       return streamSSE(c, async (stream) => {
         let pending = 0;
         let done = () => {};

@@ -23,6 +23,8 @@ const BATCH_MS = 60;
 const RETRY_MS = [500, 1_000, 2_000, 5_000];
 /** More entities to read again than this in one batch: the whole graph is read instead. */
 const REFETCH_MAX = 20;
+/** A tab hidden this long closes its stream until it is shown again. */
+const HIDDEN_MS = 60_000;
 
 export function parseSse(block: string): { event: string; data: string } | null {
   let event = "message";
@@ -40,22 +42,61 @@ export class LiveEntities {
   #abort: AbortController | null = null;
   #queue: Message[] = [];
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** Let go while the tab is hidden; reconnects when it is shown. */
+  #paused = false;
+  #watching = false;
 
   /** Follow as this token (null: anonymous); a new identity reconnects. */
   follow(token: string | null): void {
-    if (token === this.#identity && this.#abort) return;
+    if (token === this.#identity && (this.#abort || this.#paused)) return;
     this.stop();
     this.#identity = token;
-    const abort = new AbortController();
-    this.#abort = abort;
-    void this.#run(token, abort.signal);
+    this.#watchVisibility();
+    this.#start();
   }
 
   stop(): void {
     this.#abort?.abort();
     this.#abort = null;
+    this.#paused = false;
     this.#queue = [];
     this.status = "off";
+  }
+
+  #start(): void {
+    const abort = new AbortController();
+    this.#abort = abort;
+    void this.#run(this.#identity ?? null, abort.signal);
+  }
+
+  /**
+   * A tab hidden for a while lets its stream go: browsers allow a host only a few
+   * HTTP/1.1 connections, and every open tab would hold one. Shown again, it
+   * reconnects and reads the graph again.
+   */
+  #watchVisibility(): void {
+    if (this.#watching || typeof document === "undefined") return;
+    this.#watching = true;
+    let hiddenTimer: ReturnType<typeof setTimeout> | null = null;
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) {
+        hiddenTimer ??= setTimeout(() => {
+          hiddenTimer = null;
+          if (!this.#abort) return;
+          this.#abort.abort();
+          this.#abort = null;
+          this.#paused = true;
+          this.status = "off";
+        }, HIDDEN_MS);
+        return;
+      }
+      if (hiddenTimer) clearTimeout(hiddenTimer);
+      hiddenTimer = null;
+      if (this.#paused) {
+        this.#paused = false;
+        this.#start();
+      }
+    });
   }
 
   async #run(token: string | null, signal: AbortSignal): Promise<void> {
