@@ -44,7 +44,6 @@ export type LiveHub = {
   stop(): void;
   /** Registers a session; call the returned function when it ends. */
   open(principal: Principal, token: string | null, sink: LiveSink): () => void;
-  readonly sessions: number;
 };
 
 export type LiveHubDeps = {
@@ -243,9 +242,6 @@ export function createLiveHub(deps: LiveHubDeps): LiveHub {
   const userOf = (p: Principal) => (p.kind === "user" ? p.uuid : null);
 
   return {
-    get sessions() {
-      return sessions.size;
-    },
     async start() {
       const all = await loadAllEntries(db);
       for (const r of all.repos) repos.set(r.uuid, r);
