@@ -4,13 +4,14 @@ import { printTable, writeResults } from "./lib/report.ts";
 import { alertsSuite } from "./suites/alerts.ts";
 import { federationSuite } from "./suites/federation.ts";
 import { historySuite } from "./suites/history.ts";
+import { liveSuite } from "./suites/live.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
 import { mqttSuite } from "./suites/mqtt.ts";
 import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -62,6 +63,8 @@ if (wanted("history")) {
 }
 // 1 000 alert rules on routed variables against none: PostgreSQL (state writes are rare).
 if (wanted("alerts")) await alertsSuite(await freshPostgres(), seconds);
+// The live channel's cost on routed values: 100 000 messages at 5 000/s, 6 runs (≈ 2.5 min).
+if (wanted("live")) await liveSuite(await freshPostgres());
 printTable();
 const file = writeResults({
   started: started.toISOString(),

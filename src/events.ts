@@ -31,7 +31,14 @@ export type DomainEvents = {
   /** A variable's visibility or is_rewritable_input changed (the broker's access index follows). */
   "unit-node.updated": [{ unitUuid: string; nodeUuid: string }];
   /** A unit reported its state over MQTT; `commit` is its running pu_commit_version, if given. */
-  "unit.state-received": [{ unitUuid: string; commit: string | null }];
+  "unit.state-received": [{ unitUuid: string; commit: string | null; state?: unknown }];
+  /** The unit's first MQTT connection came up (online) or its last one went away (offline). */
+  "unit.online": [{ unitUuid: string; online: boolean }];
+  /** A repo was registered (its row exists). */
+  "repo.created": [{ repoUuid: string }];
+  /** A repo's settings or sync status changed (a successful sync also emits repo.synced). */
+  "repo.updated": [{ repoUuid: string }];
+  "repo.deleted": [{ repoUuid: string }];
   /** A unit published a value on one of its Output variables (the broker's ingest; federation relays it). */
   "unit-node.value": [{ nodeUuid: string; unitUuid: string; payload: Buffer }];
   /**

@@ -15,6 +15,7 @@ import { createGitStore } from "./git/git-store.ts";
 import { createHistoryWriter } from "./history/history-writer.ts";
 import { createHttpApp } from "./http/app.ts";
 import type { AppDeps } from "./http/types.ts";
+import { createLiveHub } from "./live/live-hub.ts";
 import { createMailer } from "./mail/mailer.ts";
 import { createOtaService } from "./ota/ota.service.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
@@ -111,6 +112,14 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const ota = createOtaService(deps);
   deps.ota = ota;
   await ota.start();
+  const live = createLiveHub({
+    db: database.db,
+    events,
+    log,
+    resolvePrincipal: base.resolvePrincipal,
+  });
+  await live.start();
+  deps.live = live;
 
   const app = createHttpApp(deps);
   const server = await new Promise<ServerType>((resolve) => {
@@ -141,6 +150,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       await edgeRecheck.stop();
       await commandListeners.stop();
       await federation.stop();
+      // Open event streams would hold the HTTP server open.
+      live.stop();
       broker.setRemoteTopicAccess(null);
       // Before HTTP: WebSocket clients hold the HTTP server open; flushes device data.
       await broker.close();

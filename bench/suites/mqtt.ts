@@ -32,12 +32,12 @@ const RATE_STEPS = [
 const SUSTAINED_P99_MS = 100;
 const MAGIC = 0x70657065;
 
-type Target = { name: "pepeunit" | "mosquitto"; port: number; pid: number };
+export type Target = { name: "pepeunit" | "mosquitto"; port: number; pid: number };
 
 type Endpoint = { unit: BenchUnit; topics: string[] };
 
 /** Connects one lean client per unit, subscribing one topic per SUBSCRIBE like a device. */
-async function connectUnits(target: Target, endpoints: Endpoint[]): Promise<LeanClient[]> {
+export async function connectUnits(target: Target, endpoints: Endpoint[]): Promise<LeanClient[]> {
   return pool(endpoints, 20, async ({ unit, topics }) => {
     const c = await LeanClient.connect({
       port: target.port,
@@ -68,7 +68,7 @@ type FlowResult = {
  * message carries its send time, the receivers record the latency. Then up to 3 s
  * for stragglers.
  */
-async function flow(
+export async function flow(
   target: Target,
   senders: Array<{ client: LeanClient; encoder: PublishEncoder }>,
   receivers: LeanClient[],

@@ -129,6 +129,19 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
       ingestPublish(packet.topic, packet.payload as Buffer, principal),
   });
 
+  // The UI's live channel (src/live/) shows online/offline as it happens.
+  function announceOnline(unitUuid: string, online: boolean) {
+    try {
+      events.emit("unit.online", { unitUuid, online });
+    } catch (err) {
+      log.error({ err, unitUuid }, "mqtt: a unit.online listener failed");
+    }
+  }
+  function clientGone(client: Client) {
+    const p = conns.get(client)?.principal;
+    if (conns.gone(client) && p?.kind === "unit") announceOnline(p.uuid, false);
+  }
+
   function revokeUnit(unitUuid: string, reason: string) {
     revocations.counter++;
     revocations.unitRevokedAt.set(unitUuid, revocations.counter);
@@ -252,11 +265,11 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
         return;
       }
       if (p?.kind === "unit") ingest.seen(p.uuid);
-      conns.ready(client);
+      if (conns.ready(client) && p?.kind === "unit") announceOnline(p.uuid, true);
     });
-    aedes.on("clientDisconnect", (client) => conns.gone(client));
+    aedes.on("clientDisconnect", (client) => clientGone(client));
     aedes.on("clientError", (client, err) => {
-      conns.gone(client);
+      clientGone(client);
       log.info({ clientId: client.id, reason: err.message }, "mqtt: client disconnected on error");
     });
     aedes.on("connectionError", (_client, err) =>

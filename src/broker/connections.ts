@@ -29,24 +29,30 @@ export class Connections {
     return this.info.get(client);
   }
 
-  /** The session is established (CONNACK sent). */
-  ready(client: Client): void {
+  /** The session is established (CONNACK sent). True when it is the unit's first: it came online. */
+  ready(client: Client): boolean {
     const p = this.info.get(client)?.principal;
-    if (p?.kind !== "unit") return;
+    if (p?.kind !== "unit") return false;
     let set = this.byUnit.get(p.uuid);
     if (!set) {
       set = new Set();
       this.byUnit.set(p.uuid, set);
     }
+    const first = set.size === 0;
     set.add(client);
+    return first;
   }
 
-  gone(client: Client): void {
+  /** True when this was the unit's last connection: it went offline. */
+  gone(client: Client): boolean {
     const p = this.info.get(client)?.principal;
-    if (p?.kind !== "unit") return;
+    if (p?.kind !== "unit") return false;
     const set = this.byUnit.get(p.uuid);
-    set?.delete(client);
-    if (set?.size === 0) this.byUnit.delete(p.uuid);
+    // A client may be reported gone twice (an error, then the disconnect).
+    if (!set?.delete(client)) return false;
+    if (set.size > 0) return false;
+    this.byUnit.delete(p.uuid);
+    return true;
   }
 
   isOnline(unitUuid: string): boolean {

@@ -210,7 +210,11 @@ export function createIngest(deps: IngestDeps): Ingest {
       p.state = parsed.state;
       if (parsed.commit) p.commit = parsed.commit;
       try {
-        deps.events.emit("unit.state-received", { unitUuid, commit: parsed.commit });
+        deps.events.emit("unit.state-received", {
+          unitUuid,
+          commit: parsed.commit,
+          state: parsed.state,
+        });
       } catch (err) {
         log.error({ err, unitUuid }, "mqtt: a unit.state-received listener failed");
       }

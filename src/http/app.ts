@@ -8,6 +8,7 @@ import { federationAdminRoutes, federationRoutes } from "../federation/federatio
 import { federationMiddleware } from "../federation/hono.ts";
 import { firmwareRoutes } from "../firmware/firmware.routes.ts";
 import { historyRoutes } from "../history/history.routes.ts";
+import { liveRoutes } from "../live/live.routes.ts";
 import { repoUpdateRoutes, unitUpdateRoutes } from "../ota/ota.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
 import { standardReposRoutes } from "../standard-repos/standard-repos.routes.ts";
@@ -79,6 +80,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
   api.route("/alerts", alertsRoutes(deps));
+  if (deps.live) api.route("/live", liveRoutes({ live: deps.live }));
   api.openAPIRegistry.registerComponent("securitySchemes", "token", {
     type: "apiKey",
     in: "header",

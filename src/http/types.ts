@@ -9,6 +9,7 @@ import type { EventBus } from "../events.ts";
 import type { FederationService } from "../federation/federation.service.ts";
 import type { GitStore } from "../git/git-store.ts";
 import type { HistoryWriter } from "../history/history-writer.ts";
+import type { LiveHub } from "../live/live-hub.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { OtaService } from "../ota/ota.service.ts";
 
@@ -34,4 +35,6 @@ export type AppDeps = {
   history?: HistoryWriter;
   /** Alerts (src/alerts/): threshold rules, unit notifications, their delivery; absent in tools. */
   alerts?: AlertService;
+  /** The UI's live entity-state channel (src/live/); absent in tools. */
+  live?: LiveHub;
 };

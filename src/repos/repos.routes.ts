@@ -112,6 +112,7 @@ export function reposRoutes(deps: AppDeps) {
           })
           .returning();
         if (!repo) throw new Error("insert returned nothing");
+        deps.events.emit("repo.created", { repoUuid: repo.uuid });
         return c.json(toRepoOut(repo), 201);
       } catch (err) {
         await git.remove(uuid);
@@ -245,6 +246,7 @@ export function reposRoutes(deps: AppDeps) {
       for (const unitUuid of clampedUnits) {
         deps.events.emit("unit.updated", { unitUuid, versionChanged: false });
       }
+      deps.events.emit("repo.updated", { repoUuid: repo.uuid });
       return c.json(toRepoOut(updated), 200);
     },
   );
@@ -290,6 +292,7 @@ export function reposRoutes(deps: AppDeps) {
         if (isForeignKeyViolation(err)) throw inUse();
         throw err;
       }
+      deps.events.emit("repo.deleted", { repoUuid: repo.uuid });
       await waitForSync(deps, repo.uuid);
       await git.remove(repo.uuid);
       return c.body(null, 204);

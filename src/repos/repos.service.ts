@@ -54,6 +54,7 @@ async function runSync(deps: SyncDeps, repoUuid: string): Promise<RepoRow | unde
   const repo = await findRepo(db, repoUuid);
   if (!repo) return undefined;
   await db.update(repos).set({ syncStatus: "Syncing" }).where(eq(repos.uuid, repoUuid));
+  deps.events.emit("repo.updated", { repoUuid });
   const next = sql`now() + make_interval(secs => ${repos.syncIntervalS})`;
   let changed: string[];
   try {
@@ -84,6 +85,7 @@ async function runSync(deps: SyncDeps, repoUuid: string): Promise<RepoRow | unde
       .set({ syncStatus: "Error", syncError: reason || "sync failed", nextSyncAt: next })
       .where(eq(repos.uuid, repoUuid))
       .returning();
+    if (failed) deps.events.emit("repo.updated", { repoUuid });
     return failed;
   }
   const [synced] = await db

@@ -111,6 +111,7 @@ async function importAll(deps: AppDeps, adminUuid: string): Promise<ImportResult
       await git.remove(uuid);
       throw err;
     }
+    deps.events.emit("repo.created", { repoUuid: uuid });
     deps.log.info({ repo: uuid, name: example.name }, "standard repo imported");
     out.push({ example, repoUuid: uuid, status: "created", commit });
   }

@@ -329,6 +329,7 @@ export function usersRoutes(deps: AppDeps) {
       }
       const removed = await deleteUserCascade(db, uuid);
       for (const unitUuid of removed.unitUuids) deps.events.emit("unit.deleted", { unitUuid });
+      for (const repoUuid of removed.repoUuids) deps.events.emit("repo.deleted", { repoUuid });
       deps.events.emit("user.revoked", { userUuid: uuid });
       await Promise.all(removed.repoUuids.map((r) => deps.git.remove(r)));
       return c.body(null, 204);

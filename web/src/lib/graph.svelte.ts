@@ -84,6 +84,10 @@ export class GraphStore {
   #positions: Positions = {};
   #allEdges: Edge[] = [];
   #key = layoutKey(null);
+  /** Inside batch(): rebuild once at its end. */
+  #batching = 0;
+  #dirty = false;
+  #loaded: Array<() => void> = [];
 
   matchCount = $derived(this.nodes.filter((n) => !n.hidden).length);
 
@@ -91,9 +95,12 @@ export class GraphStore {
    * Fetches everything the caller may see. `sessionReady` lets the first load
    * run in parallel with checking the stored token (the layout key needs the user).
    */
-  async load(sessionReady: Promise<void> = Promise.resolve()): Promise<void> {
+  async load(
+    sessionReady: Promise<void> = Promise.resolve(),
+    opts: { quiet?: boolean } = {},
+  ): Promise<void> {
     this.loading = true;
-    this.error = null;
+    if (!opts.quiet) this.error = null;
     try {
       const [repos, units, links] = await Promise.all([
         fetchAll(async (limit, offset) => {
@@ -120,16 +127,45 @@ export class GraphStore {
       this.links = links.filter((l): l is VisibleLink => l.input_uuid !== null);
       this.hiddenLinks = links.filter((l) => l.input_uuid === null);
       this.rebuild(true);
+      // A quiet re-read (the live channel reconnected) keeps the view where it is.
+      if (!opts.quiet || !this.loaded) this.generation++;
       this.loaded = true;
-      this.generation++;
     } catch (err) {
       await sessionReady;
       // A stored token that turned out expired: the session is anonymous now, load again.
       if (err instanceof ApiError && err.status === 401 && !session.token) return this.load();
-      this.error = err instanceof Error ? err.message : String(err);
+      if (!opts.quiet) this.error = err instanceof Error ? err.message : String(err);
     } finally {
       this.loading = false;
+      for (const f of this.#loaded.splice(0)) f();
     }
+  }
+
+  /** Runs `f` now, or after the load in flight (live changes wait for the graph they patch). */
+  whenLoaded(f: () => void): void {
+    if (this.loading) this.#loaded.push(f);
+    else f();
+  }
+
+  /** Several changes, one rebuild. */
+  batch(f: () => void): void {
+    this.#batching++;
+    try {
+      f();
+    } finally {
+      this.#batching--;
+      if (this.#batching === 0 && this.#dirty) this.rebuild();
+    }
+  }
+
+  /** New field values of a unit the graph shows (online, last seen, update status); false if unknown. */
+  patchUnit(uuid: string, patch: Partial<Unit>): boolean {
+    const i = this.units.findIndex((u) => u.uuid === uuid);
+    const unit = this.units[i];
+    if (!unit) return false;
+    this.units = this.units.with(i, { ...unit, ...patch });
+    this.rebuild();
+    return true;
   }
 
   /**
@@ -229,9 +265,15 @@ export class GraphStore {
       void this.load();
       return;
     }
-    // A link just drawn joins two variables the viewer sees.
-    const local = link as VisibleLink;
-    if (!this.links.some((l) => l.uuid === local.uuid)) this.links = [...this.links, local];
+    const edge = link as UnitNodeEdge;
+    if (edge.input_uuid === null) {
+      // Out of the viewer's output into an input it may not see: listed, never drawn.
+      if (!this.hiddenLinks.some((l) => l.uuid === edge.uuid))
+        this.hiddenLinks = [...this.hiddenLinks, edge];
+    } else if (!this.links.some((l) => l.uuid === edge.uuid)) {
+      // A link just drawn (or announced live) joins two variables the viewer sees.
+      this.links = [...this.links, edge as VisibleLink];
+    }
     this.rebuild();
   }
 
@@ -320,6 +362,11 @@ export class GraphStore {
 
   /** Rebuild nodes and edges from the API data; `relayout` places unplaced nodes with dagre. */
   rebuild(relayout = false): void {
+    if (this.#batching > 0 && !relayout) {
+      this.#dirty = true;
+      return;
+    }
+    this.#dirty = false;
     if (relayout) this.#autoLayout();
     const canEdit = session.user !== null;
     const repoNames = new Map(this.repos.map((r) => [r.uuid, r.name]));

@@ -46,7 +46,13 @@ export function formatDuration(ms: number): string {
 }
 
 export function unitStateView(
-  unit: { last_state?: unknown; last_seen_datetime: string | null; current_commit: string | null },
+  unit: {
+    last_state?: unknown;
+    last_seen_datetime: string | null;
+    current_commit: string | null;
+    /** The server's word (a live MQTT connection), kept current by the live channel. */
+    is_online?: boolean;
+  },
   now: number,
   stateIntervalS = 60,
 ): UnitStateView {
@@ -66,7 +72,9 @@ export function unitStateView(
   const commit =
     unit.current_commit ?? (typeof st.pu_commit_version === "string" ? st.pu_commit_version : null);
   return {
-    online: Number.isFinite(seen) && now - seen < ONLINE_INTERVALS * stateIntervalS * 1000,
+    online:
+      unit.is_online ??
+      (Number.isFinite(seen) && now - seen < ONLINE_INTERVALS * stateIntervalS * 1000),
     lastSeen: unit.last_seen_datetime,
     ip,
     memory,
