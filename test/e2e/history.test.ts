@@ -212,6 +212,12 @@ describe("variable history", { timeout: 150_000 }, () => {
       await screenshot(page, "alerts-bell-list");
       await page.emulateMedia({ colorScheme: "dark" });
       await screenshot(page, "alerts-bell-list-dark");
+      // At phone width the list stays on the screen.
+      await page.setViewportSize({ width: 390, height: 844 });
+      const box = await page.getByTestId("alert-list").boundingBox();
+      expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
+      await screenshot(page, "alerts-bell-list-phone-dark");
+      await page.setViewportSize({ width: 1280, height: 800 });
       await page.getByRole("button", { name: "Mark all read" }).click();
       await expect.poll(() => bell.getAttribute("data-unread")).toBe("0");
       expect(await page.getByTestId("alert-unread").count()).toBe(0);

@@ -26,6 +26,8 @@ export class AlertFeed {
   loading = $state(false);
   error = $state<string | null>(null);
   #timer: ReturnType<typeof setInterval> | null = null;
+  /** Whether the list is open (a refresh then brings its first page too). */
+  #shown = false;
   #seq = 0;
 
   readonly hasMore = $derived(this.events.length < this.count);
@@ -38,6 +40,7 @@ export class AlertFeed {
     this.count = 0;
     this.events = [];
     this.error = null;
+    this.#shown = false;
     if (!loggedIn) return;
     void this.refresh();
     this.#timer = setInterval(() => {
@@ -57,10 +60,10 @@ export class AlertFeed {
   };
 
   /**
-   * Fetches the counts; when a list is shown (or `withList`), its first page too, so
+   * Fetches the counts; while the list is open (or `withList`), its first page too, so
    * new events appear on top (older pages loaded with more() are dropped then).
    */
-  async refresh(withList = this.events.length > 0): Promise<void> {
+  async refresh(withList = this.#shown): Promise<void> {
     const seq = this.#seq;
     try {
       const page = await unwrap(
@@ -81,12 +84,17 @@ export class AlertFeed {
 
   /** The list opened: its first page, fresh. */
   async open(): Promise<void> {
+    this.#shown = true;
     this.loading = true;
     try {
       await this.refresh(true);
     } finally {
       this.loading = false;
     }
+  }
+
+  close(): void {
+    this.#shown = false;
   }
 
   /** The next (older) page. */
