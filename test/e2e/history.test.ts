@@ -230,6 +230,20 @@ describe("variable history", { timeout: 150_000 }, () => {
       await rules.getByTestId("alert-rule-form").scrollIntoViewIfNeeded();
       await screenshot(page, "alerts-rule-editor-dark");
       await page.emulateMedia({ colorScheme: "light" });
+      // Edit (the focus is in the form, Enter saves), switch off, delete (pressed twice).
+      expect(await page.evaluate(() => document.activeElement?.id)).toMatch(/^alert-.*-min$/);
+      await rules.getByLabel("Alert above").fill("35");
+      await rules.getByLabel("Alert above").press("Enter");
+      await expect.poll(() => rule.innerText()).toContain("Alert above 35");
+      await rule.getByRole("checkbox", { name: "On" }).uncheck();
+      await expect.poll(() => rule.getAttribute("data-enabled")).toBe("false");
+      expect((await ctx.inst.api.get("/alerts", token)).body.alerts).toMatchObject([
+        { max: 35, enabled: false },
+      ]);
+      await rule.getByRole("button", { name: /^Delete/ }).click();
+      await rule.getByRole("button", { name: /^Press again to delete/ }).click();
+      await expect.poll(() => rule.count()).toBe(0);
+      expect((await ctx.inst.api.get("/alerts", token)).body.count).toBe(0);
       expect((await ctx.inst.api.get("/alerts/events", token)).body).toMatchObject({
         count: 1,
         unread: 0,
