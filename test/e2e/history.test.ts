@@ -8,7 +8,8 @@ import { useE2e } from "./support/suite.ts";
 
 // The variable pop-up's History: the pipe's records as a uPlot chart that grows as the
 // pipe writes, per-stage errors of a bad config before saving, and a reader's view
-// (chart, no editing) at phone width in the dark theme.
+// (chart, no editing) at phone width in the dark theme. Also the alerts of the same
+// pop-up: a rule made there fires on a published value and rings the header's bell.
 
 const KNOWN = [20.5, 21, 21.25, 22, 21.75, 23, 22.5, 24, 23.5, 25];
 const YAML = `active_period: {type: Permanent}
@@ -151,6 +152,122 @@ describe("variable history", { timeout: 150_000 }, () => {
       await page.emulateMedia({ colorScheme: "dark" });
       await page.getByTestId("pipe-editor").scrollIntoViewIfNeeded();
       await screenshot(page, "history-editor-phone-dark");
+    } finally {
+      await context.close();
+      await device.endAsync();
+    }
+  });
+  it("a rule made in the pop-up rings the bell on a crossing value; notification switches persist", async () => {
+    const device = await connectUnit(
+      ctx.inst.mqttUrl,
+      await unitToken(ctx.inst.api, token, seeded.sensor.uuid),
+    );
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
+    const logged: string[] = [];
+    page.on("console", (m) => {
+      const text = m.text();
+      // Chromium logs every 4xx the page fetches (the refusals below are on purpose), and
+      // the graph's selectionKey={null} makes Svelte Flow's shortcut library warn: not ours.
+      if (/status of 422|^\[svelte-put\/shortcut\]/.test(text)) return;
+      if (m.type() === "error" || m.type() === "warning") logged.push(text);
+    });
+    page.on("pageerror", (e) => logged.push(e.message));
+    // The bell's poll, shortened for the test (30 s by default).
+    await context.addInitScript(() => localStorage.setItem("pepeunit.alerts.pollMs", "300"));
+    try {
+      await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
+      const bell = page.getByTestId("alert-bell");
+      expect(await bell.getAttribute("aria-label")).toBe("Alerts: none unread");
+      const rules = page.getByTestId("alert-rules");
+      await rules.getByRole("button", { name: "+ Alert" }).click();
+      // Limits the server refuses: its detail shows at the field it names.
+      await rules.getByLabel("Alert below").fill("40");
+      await rules.getByLabel("Alert above").fill("30");
+      await rules.getByRole("button", { name: "Add alert" }).click();
+      const minError = rules.locator("#alert-new-min-error");
+      await expect.poll(() => minError.innerText()).toBe("min must not be greater than max");
+      expect(await rules.getByLabel("Alert below").getAttribute("aria-invalid")).toBe("true");
+      await rules.getByTestId("alert-rule-form").scrollIntoViewIfNeeded();
+      await screenshot(page, "alerts-rule-editor");
+      await rules.getByLabel("Alert below").fill("");
+      await rules.getByRole("button", { name: "Add alert" }).click();
+      const rule = rules.getByTestId("alert-rule");
+      await expect.poll(() => rule.innerText()).toContain("Alert above 30");
+      const stored = await ctx.inst.api.get("/alerts", token);
+      expect(stored.body.alerts).toMatchObject([
+        { unit_node_uuid: seeded.output.uuid, min: null, max: 30, enabled: true },
+      ]);
+
+      // A value above the limit: the bell counts it without a reload.
+      await device.publishAsync(seeded.output.topic, "31.5");
+      await expect.poll(() => bell.getAttribute("data-unread")).toBe("1");
+      expect(await bell.getAttribute("aria-label")).toBe("Alerts: 1 unread");
+      await bell.click();
+      const event = page.getByTestId("alert-event");
+      await expect.poll(() => event.count()).toBe(1);
+      expect(await event.innerText()).toContain(
+        "hist-sensor / temperature: 31.5 is above the maximum 30",
+      );
+      expect(await event.getAttribute("data-read")).toBe("false");
+      await screenshot(page, "alerts-bell-list");
+      await page.emulateMedia({ colorScheme: "dark" });
+      await screenshot(page, "alerts-bell-list-dark");
+      // At phone width the list stays on the screen.
+      await page.setViewportSize({ width: 390, height: 844 });
+      const box = await page.getByTestId("alert-list").boundingBox();
+      expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
+      await screenshot(page, "alerts-bell-list-phone-dark");
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await page.getByRole("button", { name: "Mark all read" }).click();
+      await expect.poll(() => bell.getAttribute("data-unread")).toBe("0");
+      expect(await page.getByTestId("alert-unread").count()).toBe(0);
+      expect(await event.getAttribute("data-read")).toBe("true");
+      // Escape closes the list and gives the focus back to the bell.
+      await page.keyboard.press("Escape");
+      expect(await page.getByTestId("alert-list").count()).toBe(0);
+      expect(await bell.evaluate((el) => el === document.activeElement)).toBe(true);
+      await rules.getByRole("button", { name: /^Edit/ }).click();
+      await rules.getByTestId("alert-rule-form").scrollIntoViewIfNeeded();
+      await screenshot(page, "alerts-rule-editor-dark");
+      await page.emulateMedia({ colorScheme: "light" });
+      // Edit (the focus is in the form, Enter saves), switch off, delete (pressed twice).
+      expect(await page.evaluate(() => document.activeElement?.id)).toMatch(/^alert-.*-min$/);
+      await rules.getByLabel("Alert above").fill("35");
+      await rules.getByLabel("Alert above").press("Enter");
+      await expect.poll(() => rule.innerText()).toContain("Alert above 35");
+      await rule.getByRole("checkbox", { name: "On" }).uncheck();
+      await expect.poll(() => rule.getAttribute("data-enabled")).toBe("false");
+      expect((await ctx.inst.api.get("/alerts", token)).body.alerts).toMatchObject([
+        { max: 35, enabled: false },
+      ]);
+      await rule.getByRole("button", { name: /^Delete/ }).click();
+      await rule.getByRole("button", { name: /^Press again to delete/ }).click();
+      await expect.poll(() => rule.count()).toBe(0);
+      expect((await ctx.inst.api.get("/alerts", token)).body.count).toBe(0);
+      expect((await ctx.inst.api.get("/alerts/events", token)).body).toMatchObject({
+        count: 1,
+        unread: 0,
+      });
+
+      // Notification switches on the account page: saved as flipped, kept after a reload;
+      // e-mail without an SMTP server is refused at its switch.
+      await page.goto("/#/account");
+      const offline = page.getByLabel("One of my units went offline");
+      await expect.poll(() => offline.isChecked()).toBe(true);
+      await offline.uncheck();
+      const email = page.getByLabel("Also send every alert by e-mail");
+      await email.check();
+      await expect
+        .poll(() => page.locator("#notify-email-error").innerText())
+        .toContain("no SMTP server");
+      expect(await email.isChecked()).toBe(false);
+      await page.reload();
+      await page.getByTestId("notification-switches").getByRole("checkbox").first().waitFor();
+      expect(await page.getByLabel("One of my units went offline").isChecked()).toBe(false);
+      expect(await page.getByLabel("An update of one of my units failed").isChecked()).toBe(true);
+      expect(await page.getByLabel("Also send every alert by e-mail").isChecked()).toBe(false);
+      await screenshot(page, "alerts-notifications");
+      expect(logged).toEqual([]);
     } finally {
       await context.close();
       await device.endAsync();
