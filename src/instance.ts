@@ -17,6 +17,7 @@ import type { AppDeps } from "./http/types.ts";
 import { createMailer } from "./mail/mailer.ts";
 import { createOtaService } from "./ota/ota.service.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
+import { createTelegramService } from "./telegram/telegram.service.ts";
 
 export type Instance = {
   deps: AppDeps;
@@ -104,6 +105,9 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const ota = createOtaService(deps);
   deps.ota = ota;
   await ota.start();
+  // Off without a token; with one it reaches the Bot API in the background (never blocks start).
+  const telegram = config.telegram ? createTelegramService(deps, config.telegram) : undefined;
+  deps.telegram = telegram;
 
   const app = createHttpApp(deps);
   const server = await new Promise<ServerType>((resolve) => {
@@ -119,6 +123,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const syncWorker = createRepoSyncWorker(deps);
   syncWorker.start();
   federation.start(); // the delivery queue worker
+  telegram?.start();
   log.info(
     { httpUrl, database: database.kind, domain: config.domain },
     "pepeunit instance started",
@@ -129,6 +134,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     broker,
     httpUrl,
     async stop() {
+      await telegram?.stop();
       await syncWorker.stop();
       await ota.stop();
       await edgeRecheck.stop();

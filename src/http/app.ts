@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { accessTokensRoutes } from "../access-tokens/access-tokens.routes.ts";
 import { adminRoutes } from "../admin/admin.routes.ts";
+import { boardsRoutes } from "../boards/boards.routes.ts";
 import { commandsRoutes } from "../commands/commands.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
 import { federationAdminRoutes, federationRoutes } from "../federation/federation.routes.ts";
@@ -10,6 +11,7 @@ import { historyRoutes } from "../history/history.routes.ts";
 import { repoUpdateRoutes, unitUpdateRoutes } from "../ota/ota.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
 import { standardReposRoutes } from "../standard-repos/standard-repos.routes.ts";
+import { telegramRoutes, telegramUserRoutes } from "../telegram/telegram.routes.ts";
 import { unitLogsRoutes } from "../unit-logs/unit-logs.routes.ts";
 import { setInputRoutes } from "../unit-nodes/set-input.routes.ts";
 import { unitNodesRoutes } from "../unit-nodes/unit-nodes.routes.ts";
@@ -59,6 +61,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const api = new OpenAPIHono<AppEnv>();
   api.use("*", principalMiddleware(deps.resolvePrincipal));
   api.route("/users", accessTokensRoutes(deps)); // before /users/{uuid}
+  api.route("/users", telegramUserRoutes(deps));
   api.route("/users", usersRoutes(deps));
   api.route("/admin/federation", federationAdminRoutes(deps));
   api.route("/admin/standard_repos", standardReposRoutes(deps));
@@ -76,6 +79,8 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/unit_nodes", setInputRoutes(deps));
   api.route("/unit_nodes", unitNodesRoutes(deps));
   api.route("/unit_node_edges", edgesRoutes(deps));
+  api.route("/boards", boardsRoutes(deps));
+  api.route("/telegram", telegramRoutes(deps));
   api.openAPIRegistry.registerComponent("securitySchemes", "token", {
     type: "apiKey",
     in: "header",

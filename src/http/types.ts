@@ -10,6 +10,7 @@ import type { GitStore } from "../git/git-store.ts";
 import type { HistoryWriter } from "../history/history-writer.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { OtaService } from "../ota/ota.service.ts";
+import type { TelegramService } from "../telegram/telegram.service.ts";
 
 /** Hono environment shared by every sub-app. */
 export type AppEnv = { Variables: { principal: Principal } };
@@ -31,4 +32,6 @@ export type AppDeps = {
   ota?: OtaService;
   /** Value history (src/history/): the data pipes' writer; absent in tools. */
   history?: HistoryWriter;
+  /** The Telegram bot (src/telegram/): only when PEPEUNIT_TELEGRAM_BOT_TOKEN is set. */
+  telegram?: TelegramService;
 };

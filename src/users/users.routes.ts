@@ -19,12 +19,14 @@ import {
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
 import { mailFailure } from "../mail/mailer.ts";
+import { chatOfUser } from "../telegram/telegram.store.ts";
 import { createLoginThrottle, loginSubject } from "./login-throttle.ts";
 import { passwordResetRoutes } from "./password-reset.routes.ts";
 import { sessionRoutes } from "./session.routes.ts";
 import { retryLater, tooManyAttemptsResponse } from "./throttle.http.ts";
 import {
   ChangePasswordBody,
+  MeOut,
   RegisterBody,
   TokenOut,
   toUserOut,
@@ -157,13 +159,14 @@ export function usersRoutes(deps: AppDeps) {
       path: "/me",
       tags,
       summary: "The calling user",
-      responses: { 200: jsonResponse(UserOut, "The user"), ...errorResponses(401, 403) },
+      responses: { 200: jsonResponse(MeOut, "The user"), ...errorResponses(401, 403) },
     }),
     async (c) => {
       const me = requireUser(c.get("principal"));
       const user = await findUser(db, me.uuid);
       if (!user) throw notFound("user");
-      return c.json(toUserOut(user), 200);
+      const telegram_linked = (await chatOfUser(db, user.uuid)) !== undefined;
+      return c.json({ ...toUserOut(user), telegram_linked }, 200);
     },
   );
 

@@ -50,6 +50,13 @@ export const UserOut = z
   })
   .openapi("User");
 
+/** GET /users/me: the user and how they are reached. */
+export const MeOut = UserOut.extend({
+  telegram_linked: z
+    .boolean()
+    .openapi({ description: "a Telegram chat is linked (src/telegram/)" }),
+}).openapi("Me");
+
 export const TokenOut = z.object({ token: z.string() }).openapi("Token");
 
 export function toUserOut(u: typeof users.$inferSelect): z.infer<typeof UserOut> {
