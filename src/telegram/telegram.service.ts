@@ -138,7 +138,11 @@ export function createTelegramService(
   }
 
   async function run(): Promise<void> {
-    if (!(await persist("getMe", () => bot.init(callSignal)))) return;
+    // Not bot.init(): it retries an unreachable API silently; here every failure is logged.
+    const reached = await persist("getMe", async () => {
+      bot.botInfo = await bot.api.getMe(callSignal);
+    });
+    if (!reached) return;
     log.info({ username: bot.botInfo.username, mode: tg.mode }, "telegram: bot connected");
     if (tg.mode === "webhook") {
       await persist("setWebhook", () =>
