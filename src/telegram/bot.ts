@@ -196,7 +196,11 @@ export function installHandlers(bot: Bot, b: BotDeps): void {
       );
       if (node.type === "Input" && item.values.length) {
         rows.push(
-          item.values.map((v, j) => button(`${label}: ${v}`, `bs:${board.uuid}:${i}:${j}`)),
+          // The variable's first characters too: a press on a message older than an edit
+          // of the board must not set whichever item now sits at that place.
+          item.values.map((v, j) =>
+            button(`${label}: ${v}`, `bs:${board.uuid}:${i}:${j}:${node.uuid.slice(0, 8)}`),
+          ),
         );
       }
     }
@@ -306,12 +310,14 @@ export function installHandlers(bot: Bot, b: BotDeps): void {
           await edit(await boardMessage(user, rest[0] ?? ""));
           break;
         case "bs": {
-          const [boardUuid = "", i = "", j = ""] = rest;
+          const [boardUuid = "", i = "", j = "", tag = "-"] = rest;
           const board = await findOwnBoard(db, user.uuid, boardUuid);
-          const item = board?.items[Number(i)];
+          if (!board) throw new HttpError(404, "board not found");
+          const item = board.items[Number(i)];
           const value = item?.values[Number(j)];
-          if (!board || !item || value === undefined)
-            throw new HttpError(404, "board item not found");
+          if (!item || value === undefined || !item.unitNodeUuid.startsWith(tag)) {
+            throw new HttpError(409, "this board has changed: press ↻ and try again");
+          }
           await setStateInput(deps, user, item.unitNodeUuid, value);
           notice = `${item.label ?? "input"} set to ${value}`;
           await edit(await boardMessage(user, boardUuid));

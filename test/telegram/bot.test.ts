@@ -188,6 +188,26 @@ describe("telegram bot", () => {
     expect((await fetch(local(fwUrl))).status).toBe(404);
   });
 
+  it("pages the unit list, keeping the search", async () => {
+    for (let i = 0; i < 8; i++) {
+      await makeUnit(inst, world.bob.token, world.repoUuid, { name: `paged-${i}` });
+    }
+    const from = fake.calls.length;
+    fake.sendText(BOB_CHAT, "/units paged");
+    const first = await fake.waitFor(
+      (c) => c.method === "sendMessage" && c.payload.chat_id === BOB_CHAT,
+      from,
+    );
+    expect(first.payload.text).toBe('Units matching "paged": 1–8 of 8');
+    const all = await ask(BOB_CHAT, "/units");
+    expect(all).toBe("Units: 1–8 of 10");
+    const { calls } = await press(BOB_CHAT, "ul:8:");
+    const page = calls.find((c) => c.method === "editMessageText")?.payload ?? {};
+    expect(page.text).toBe("Units: 9–10 of 10");
+    expect(buttons(page).map((b) => b.callback_data)).toContain("ul:0:");
+    expect(buttons(page).some((b) => b.text === "next ›")).toBe(false);
+  });
+
   it("shows boards with read-outs and buttons that set inputs as REST does", async () => {
     const temperature = unit.nodeUuid("Output", "temperature");
     const relay = unit.nodeUuid("Input", "relay");
@@ -248,6 +268,16 @@ describe("telegram bot", () => {
     expect(rest.body.items[0]).toMatchObject({ available: false, last_value: null, type: null });
     // Another user's board is not there for bob's chat.
     expect((await press(BOB_CHAT, `br:${board}`)).answer.text).toBe("board not found");
+    expect((await press(BOB_CHAT, pump[0]?.callback_data ?? "")).answer.text).toBe(
+      "board not found",
+    );
+    // A button from before the board was edited sets nothing, though a new item sits there.
+    const other = { unit_node_uuid: unit.nodeUuid("Input", "input/pepeunit"), values: ["x", "y"] };
+    const edited = await inst.api.patch(`/boards/${board}`, { items: [other, other] }, carol.token);
+    expect(edited.status).toBe(200);
+    expect((await press(CAROL_CHAT, pump[1]?.callback_data ?? "")).answer.text).toMatch(
+      /board has changed/,
+    );
   });
 
   it("lists alert rules through the alerts port, or says alerts are not available", async () => {
