@@ -74,6 +74,11 @@ describe("boards", () => {
     expect((await inst.api.get("/boards", world.bob.token)).body.count).toBe(0);
     expect((await inst.api.get("/boards")).status).toBe(401);
 
+    // A read token reads boards (metadata and last values) and changes none.
+    const read = await inst.api.post("/users/me/tokens", { name: "r", scope: "read" }, carol.token);
+    expect((await inst.api.get(`/boards/${uuid}`, read.body.token)).status).toBe(200);
+    expect((await inst.api.delete(`/boards/${uuid}`, read.body.token)).status).toBe(403);
+
     expect((await inst.api.delete(`/boards/${uuid}`, carol.token)).status).toBe(204);
     expect((await inst.api.get(`/boards/${uuid}`, carol.token)).status).toBe(404);
   });
