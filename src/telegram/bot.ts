@@ -27,7 +27,7 @@ import {
 // with the linked user as the principal: the bot never decides visibility itself.
 
 export type BotDeps = {
-  deps: AppDeps;
+  deps: Omit<AppDeps, "telegram">;
   send(msg: OutgoingMessage): void;
   alerts(): AlertsPort | undefined;
   /** Values seen in the last full minute on these units. */

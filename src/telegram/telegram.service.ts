@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Bot, GrammyError } from "grammy";
+import { Bot, BotError, GrammyError } from "grammy";
 import type { Update } from "grammy/types";
 import type { Config, TelegramConfig } from "../config.ts";
 import { loggableError } from "../http/errors.ts";
@@ -73,13 +73,21 @@ export function createTelegramService(
   minuteTimer.unref();
 
   installHandlers(bot, {
-    deps: { ...deps },
+    deps,
     send: (msg) => outbox.send(msg),
     alerts: () => alerts,
     valuesPerMinute: (uuids) => uuids.reduce((n, u) => n + (lastMinute.get(u) ?? 0), 0),
     version: VERSION,
   });
-  bot.catch((err) => log.warn({ error: loggableError(err.error) }, "telegram: update failed"));
+  /** One update through the handlers; a handler's failure is logged, never thrown on. */
+  async function handle(update: Update): Promise<void> {
+    try {
+      await bot.handleUpdate(update);
+    } catch (err) {
+      const cause = err instanceof BotError ? err.error : err;
+      log.warn({ error: loggableError(cause) }, "telegram: update failed");
+    }
+  }
 
   const secret = webhookSecret(deps.config);
   let running: Promise<void> | undefined;
@@ -131,8 +139,7 @@ export function createTelegramService(
       }
       for (const update of updates) {
         offset = update.update_id + 1;
-        // bot.catch logs a handler's failure; one bad update never stops the loop.
-        await bot.handleUpdate(update).catch(() => {});
+        await handle(update);
       }
     }
   }
@@ -187,7 +194,7 @@ export function createTelegramService(
       // Not connected yet: Telegram delivers the update again later.
       if (!bot.isInited()) return 503;
       if (!update || typeof update !== "object" || !("update_id" in update)) return 400;
-      await bot.handleUpdate(update as Update).catch(() => {});
+      await handle(update as Update);
       return 200;
     },
     setAlerts(port) {
