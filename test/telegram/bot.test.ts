@@ -347,5 +347,17 @@ describe("telegram bot", () => {
     );
     expect(fake.calls.indexOf(a)).toBeLessThan(fake.calls.indexOf(b));
     expect(b.payload.chat_id).toBe(CAROL_CHAT);
+
+    // A 429 on getUpdates: polling waits its retry_after and goes on.
+    const before429 = fake.calls.length;
+    fake.rateLimit("getUpdates", 1);
+    // Ends a poll already waiting (the 429 then falls on the next one).
+    fake.sendText(BOB_CHAT, "/help");
+    const limitedPoll = await fake.waitFor(
+      (c) => c.method === "getUpdates" && c.answered === 429,
+      before429,
+    );
+    expect(await ask(BOB_CHAT, "/help")).toMatch(/\/units/);
+    expect(fake.calls.indexOf(limitedPoll)).toBeGreaterThanOrEqual(before429);
   });
 });
