@@ -99,6 +99,13 @@ const envSchema = z.object({
   // Value history (src/history/): how often queued values are processed and written.
   PEPEUNIT_HISTORY_FLUSH_MS: z.coerce.number().int().min(50).max(1000).default(500),
   PEPEUNIT_MAX_BODY_KB: z.coerce.number().int().min(1).max(1_048_576).default(1024),
+  // Telegram bot (src/telegram/): off unless a token is given.
+  PEPEUNIT_TELEGRAM_BOT_TOKEN: optionalText,
+  PEPEUNIT_TELEGRAM_API_ROOT: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  PEPEUNIT_TELEGRAM_MODE: z.enum(["polling", "webhook"]).default("polling"),
 });
 
 export type Config = {
@@ -154,6 +161,16 @@ export type Config = {
   historyFlushMs: number;
   /** Largest request body of any other route (src/http/body-limit.ts lists the few larger ones). */
   maxBodyBytes: number;
+  /** The Telegram bot; undefined when no token is configured (nothing of it starts). */
+  telegram: TelegramConfig | undefined;
+};
+
+export type TelegramConfig = {
+  /** A secret: never logged. */
+  token: string;
+  /** Bot API base URL (Telegram's own by default; a self-hosted Bot API server, tests). */
+  apiRoot: string;
+  mode: "polling" | "webhook";
 };
 
 export class ConfigError extends Error {}
@@ -259,5 +276,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
     historyFlushMs: e.PEPEUNIT_HISTORY_FLUSH_MS,
     maxBodyBytes: e.PEPEUNIT_MAX_BODY_KB * 1024,
+    telegram: e.PEPEUNIT_TELEGRAM_BOT_TOKEN
+      ? {
+          token: e.PEPEUNIT_TELEGRAM_BOT_TOKEN,
+          apiRoot: (e.PEPEUNIT_TELEGRAM_API_ROOT ?? "https://api.telegram.org").replace(/\/+$/, ""),
+          mode: e.PEPEUNIT_TELEGRAM_MODE,
+        }
+      : undefined,
   };
 }

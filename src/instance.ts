@@ -3,6 +3,7 @@ import { type ServerType, serve } from "@hono/node-server";
 import { type Logger, pino } from "pino";
 import { cachePrincipals, createPrincipalResolver } from "./access/resolve-principal.ts";
 import { createAlertService } from "./alerts/alerts.service.ts";
+import { bridgeAlertsToTelegram } from "./alerts/telegram-bridge.ts";
 import { type Broker, createBroker } from "./broker/broker.ts";
 import { startCommandListeners } from "./commands/command-listeners.ts";
 import type { Config } from "./config.ts";
@@ -19,6 +20,7 @@ import { createLiveHub } from "./live/live-hub.ts";
 import { createMailer } from "./mail/mailer.ts";
 import { createOtaService } from "./ota/ota.service.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
+import { createTelegramService } from "./telegram/telegram.service.ts";
 
 export type Instance = {
   deps: AppDeps;
@@ -120,6 +122,10 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   });
   await live.start();
   deps.live = live;
+  // Off without a token; with one it reaches the Bot API in the background (never blocks start).
+  const telegram = config.telegram ? createTelegramService(deps, config.telegram) : undefined;
+  deps.telegram = telegram;
+  if (telegram) bridgeAlertsToTelegram({ db: database.db, events, alerts, telegram });
 
   const app = createHttpApp(deps);
   const server = await new Promise<ServerType>((resolve) => {
@@ -135,6 +141,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const syncWorker = createRepoSyncWorker(deps);
   syncWorker.start();
   federation.start(); // the delivery queue worker
+  telegram?.start();
   log.info(
     { httpUrl, database: database.kind, domain: config.domain },
     "pepeunit instance started",
@@ -145,6 +152,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     broker,
     httpUrl,
     async stop() {
+      await telegram?.stop();
       await syncWorker.stop();
       await ota.stop();
       await edgeRecheck.stop();

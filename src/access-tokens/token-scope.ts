@@ -27,6 +27,8 @@ const READABLE = [
   "/unit_nodes/get_data_pipe_data",
   "/unit_nodes/get_data_pipe_data_csv/{uuid}",
   "/unit_nodes/get_data_pipe_config/{uuid}",
+  "/boards",
+  "/boards/{uuid}",
 ].map(route);
 
 /** Routes of /users a write token may call (GET only): the rest manage the account. */

@@ -1,16 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { HttpError, unprocessable } from "../http/errors.ts";
 import { createRouter, errorResponses, UuidParam } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
-import { otaOf } from "../ota/ota.service.ts";
-import { loadUnitForDevice } from "../units/units.access.ts";
-import {
-  COMMAND_NAMES,
-  COMMANDS,
-  type CommandName,
-  commandListed,
-  sendCommand,
-} from "./commands.service.ts";
+import { COMMAND_NAMES, type CommandName } from "./commands.service.ts";
+import { runCommand } from "./run-command.ts";
 
 // POST /units/send_command_to_input_base_topic/{U}?command=... (device-protocol §5):
 // the unit itself (its token), its creator or an admin asks the instance to publish
@@ -23,7 +15,6 @@ const CommandQuery = z.object({
 });
 
 export function commandsRoutes(deps: AppDeps) {
-  const db = deps.database.db;
   const app = createRouter();
 
   app.openapi(
@@ -46,27 +37,12 @@ export function commandsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const unit = await loadUnitForDevice(db, c.get("principal"), c.req.valid("param").uuid);
-      const { command } = c.req.valid("query");
-      // Checked before anything is sent or recorded: an unlisted command changes nothing.
-      if (!(await commandListed(deps, unit, command))) {
-        throw unprocessable(
-          `the unit's schema does not list ${COMMANDS[command]} in input_base_topic`,
-        );
-      }
-      if (command === "Update") {
-        const result = await otaOf(deps).requestUpdate(unit.uuid);
-        if (result.status === "Error") throw new HttpError(503, result.error);
-        return c.body(null, 204);
-      }
-      try {
-        await sendCommand(deps, unit, command);
-      } catch (err) {
-        throw new HttpError(
-          503,
-          `publish failed: ${err instanceof Error ? err.message : String(err)}`,
-        );
-      }
+      await runCommand(
+        deps,
+        c.get("principal"),
+        c.req.valid("param").uuid,
+        c.req.valid("query").command,
+      );
       return c.body(null, 204);
     },
   );

@@ -543,3 +543,73 @@ export const alertEvents = pgTable(
   },
   (t) => [index("alert_events_user_time_idx").on(t.userUuid, t.createdAt, t.uuid)],
 );
+
+/** A user's Telegram chat (src/telegram/): one chat per user, one user per chat. */
+export const telegramLinks = pgTable(
+  "telegram_links",
+  {
+    userUuid: uuid("user_uuid")
+      .primaryKey()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    chatId: bigint("chat_id", { mode: "number" }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("telegram_links_chat_unique").on(t.chatId)],
+);
+
+/** One-time codes of `/start <code>`; only their SHA-256 is kept, used codes are deleted. */
+export const telegramLinkCodes = pgTable(
+  "telegram_link_codes",
+  {
+    codeHash: text("code_hash").primaryKey(),
+    userUuid: uuid("user_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("telegram_link_codes_user_idx").on(t.userUuid)],
+);
+
+export type DownloadKind = "env" | "firmware";
+
+/**
+ * Single-use download links the bot hands out (env.json, firmware): the file itself
+ * never passes through Telegram. Only the SHA-256 of the token is kept.
+ */
+export const downloadTokens = pgTable(
+  "download_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    userUuid: uuid("user_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    unitUuid: uuid("unit_uuid")
+      .notNull()
+      .references(() => units.uuid, { onDelete: "cascade" }),
+    kind: text("kind").$type<DownloadKind>().notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("download_tokens_expires_idx").on(t.expiresAt)],
+);
+
+/** A board item: a variable, as the user labelled it; `values` are an Input's buttons. */
+export type BoardItem = { unitNodeUuid: string; label: string | null; values: string[] };
+
+/**
+ * A user's board (src/boards/): read-outs of outputs and buttons for inputs. Items keep
+ * the variable's uuid without a foreign key: one deleted or hidden is shown as unavailable.
+ */
+export const boards = pgTable(
+  "boards",
+  {
+    uuid: uuid("uuid").primaryKey(),
+    creatorUuid: uuid("creator_uuid")
+      .notNull()
+      .references(() => users.uuid, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    items: jsonb("items").$type<BoardItem[]>().notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("boards_creator_idx").on(t.creatorUuid, t.createdAt)],
+);

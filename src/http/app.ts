@@ -2,6 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { accessTokensRoutes } from "../access-tokens/access-tokens.routes.ts";
 import { adminRoutes } from "../admin/admin.routes.ts";
 import { alertsRoutes, notificationsRoutes } from "../alerts/alerts.routes.ts";
+import { boardsRoutes } from "../boards/boards.routes.ts";
 import { commandsRoutes } from "../commands/commands.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
 import { federationAdminRoutes, federationRoutes } from "../federation/federation.routes.ts";
@@ -12,6 +13,7 @@ import { liveRoutes } from "../live/live.routes.ts";
 import { repoUpdateRoutes, unitUpdateRoutes } from "../ota/ota.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
 import { standardReposRoutes } from "../standard-repos/standard-repos.routes.ts";
+import { telegramRoutes, telegramUserRoutes } from "../telegram/telegram.routes.ts";
 import { unitLogsRoutes } from "../unit-logs/unit-logs.routes.ts";
 import { setInputRoutes } from "../unit-nodes/set-input.routes.ts";
 import { unitNodesRoutes } from "../unit-nodes/unit-nodes.routes.ts";
@@ -81,6 +83,11 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/unit_node_edges", edgesRoutes(deps));
   api.route("/alerts", alertsRoutes(deps));
   if (deps.live) api.route("/live", liveRoutes({ live: deps.live }));
+  // Added last: the OpenAPI document keeps its older operations first (the REST fuzz
+  // test seeds each operation by its place).
+  api.route("/users", telegramUserRoutes(deps));
+  api.route("/boards", boardsRoutes(deps));
+  api.route("/telegram", telegramRoutes(deps));
   api.openAPIRegistry.registerComponent("securitySchemes", "token", {
     type: "apiKey",
     in: "header",

@@ -12,6 +12,7 @@ import type { HistoryWriter } from "../history/history-writer.ts";
 import type { LiveHub } from "../live/live-hub.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { OtaService } from "../ota/ota.service.ts";
+import type { TelegramService } from "../telegram/telegram.service.ts";
 
 /** Hono environment shared by every sub-app. */
 export type AppEnv = { Variables: { principal: Principal } };
@@ -37,4 +38,6 @@ export type AppDeps = {
   alerts?: AlertService;
   /** The UI's live entity-state channel (src/live/); absent in tools. */
   live?: LiveHub;
+  /** The Telegram bot (src/telegram/): only when PEPEUNIT_TELEGRAM_BOT_TOKEN is set. */
+  telegram?: TelegramService;
 };

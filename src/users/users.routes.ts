@@ -20,6 +20,7 @@ import {
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
 import { mailFailure } from "../mail/mailer.ts";
+import { chatOfUser } from "../telegram/telegram.store.ts";
 import { createLoginThrottle, loginSubject } from "./login-throttle.ts";
 import { passwordResetRoutes } from "./password-reset.routes.ts";
 import { sessionRoutes } from "./session.routes.ts";
@@ -168,7 +169,11 @@ export function usersRoutes(deps: AppDeps) {
       const me = requireUser(c.get("principal"));
       const user = await findUser(db, me.uuid);
       if (!user) throw notFound("user");
-      return c.json({ ...toUserOut(user), notifications: toNotificationsOut(user) }, 200);
+      const telegram_linked = (await chatOfUser(db, user.uuid)) !== undefined;
+      return c.json(
+        { ...toUserOut(user), notifications: toNotificationsOut(user), telegram_linked },
+        200,
+      );
     },
   );
 

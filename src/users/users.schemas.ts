@@ -51,8 +51,13 @@ export const UserOut = z
   })
   .openapi("User");
 
-/** The calling user, with their notification switches (src/alerts/). */
-export const MeOut = UserOut.extend({ notifications: NotificationsOut }).openapi("Me");
+/** GET /users/me: the user, their notification switches (src/alerts/) and how they are reached. */
+export const MeOut = UserOut.extend({
+  notifications: NotificationsOut,
+  telegram_linked: z
+    .boolean()
+    .openapi({ description: "a Telegram chat is linked (src/telegram/)" }),
+}).openapi("Me");
 
 export const TokenOut = z.object({ token: z.string() }).openapi("Token");
 

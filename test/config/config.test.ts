@@ -29,6 +29,29 @@ describe("config", () => {
     expect(c.databaseUrl).toBeUndefined();
   });
 
+  it("starts no Telegram bot without a token, and reads its root and mode", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-cfg-"));
+    expect(loadConfig({ PEPEUNIT_DATA_DIR: dir, PEPEUNIT_TELEGRAM_BOT_TOKEN: "" }).telegram).toBe(
+      undefined,
+    );
+    expect(
+      loadConfig({ PEPEUNIT_DATA_DIR: dir, PEPEUNIT_TELEGRAM_BOT_TOKEN: "1:a" }).telegram,
+    ).toEqual({ token: "1:a", apiRoot: "https://api.telegram.org", mode: "polling" });
+    const own = loadConfig({
+      PEPEUNIT_DATA_DIR: dir,
+      PEPEUNIT_TELEGRAM_BOT_TOKEN: "1:a",
+      PEPEUNIT_TELEGRAM_API_ROOT: "http://127.0.0.1:8081/",
+      PEPEUNIT_TELEGRAM_MODE: "webhook",
+    });
+    expect(own.telegram).toMatchObject({ apiRoot: "http://127.0.0.1:8081", mode: "webhook" });
+    expect(() => loadConfig({ PEPEUNIT_DATA_DIR: dir, PEPEUNIT_TELEGRAM_MODE: "push" })).toThrow(
+      ConfigError,
+    );
+    expect(() =>
+      loadConfig({ PEPEUNIT_DATA_DIR: dir, PEPEUNIT_TELEGRAM_API_ROOT: "ftp://x" }),
+    ).toThrow(ConfigError);
+  });
+
   it("reads the firmware limit and the local source roots", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-cfg-"));
     const c = loadConfig({

@@ -90,6 +90,7 @@ export function poolFor(op: Operation, name: string, pools: Pools): string[] {
   if (op.path.startsWith("/units/")) return pools.units;
   if (op.path.startsWith("/unit_node_edges/")) return pools.edges;
   if (op.path.startsWith("/federation/grants/")) return pools.grants;
+  if (op.path.startsWith("/boards/")) return pools.boards;
   return [];
 }
 

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signPurposeToken } from "../../src/crypto/tokens.ts";
 import { API_PREFIX } from "../../src/http/app.ts";
+import { createDownloadToken } from "../../src/telegram/telegram.store.ts";
+import { eventually } from "../broker/mqtt-helpers.ts";
+import { type FakeBotApi, startFakeBotApi } from "../helpers/fake-bot-api.ts";
 import { startTestInstance, type TestInstance } from "../helpers/instance.ts";
 import { type Case, casesFor, type Example, type Operation, operationsOf } from "./operations.ts";
 import type { SchemaContext } from "./schema-arbitrary.ts";
@@ -54,16 +57,35 @@ type Finding = {
 describe("REST fuzzing", () => {
   let inst: TestInstance;
   let world: FuzzWorld;
+  // The Telegram routes answer only with a bot: a local fake Bot API serves it.
+  let botApi: FakeBotApi;
   beforeAll(async () => {
+    botApi = await startFakeBotApi();
     // Behind a "proxy" (the test itself), so each request can come from its own address:
     // the per-address login brake must not turn the run into a wall of 429s.
-    inst = await startTestInstance({ PEPEUNIT_TRUSTED_PROXIES: "127.0.0.1" });
+    inst = await startTestInstance({
+      PEPEUNIT_TRUSTED_PROXIES: "127.0.0.1",
+      PEPEUNIT_TELEGRAM_BOT_TOKEN: botApi.token,
+      PEPEUNIT_TELEGRAM_API_ROOT: botApi.url,
+    });
     world = await seedWorld(inst);
   }, 120_000);
   afterAll(async () => {
     await world?.close();
     await inst?.close();
+    await botApi?.close();
   });
+
+  /** Links a chat to the owner, so DELETE /users/me/telegram has something to unlink. */
+  async function linkOwnerChat(): Promise<void> {
+    const code = await eventually(async () => {
+      const res = await inst.api.post("/users/me/telegram", undefined, world.owner.token);
+      return res.status === 200 && String(res.body.code);
+    });
+    const from = botApi.calls.length;
+    botApi.sendText(77, `/start ${code}`);
+    await botApi.waitFor((c) => c.method === "sendMessage" && /^Linked/.test(c.payload.text), from);
+  }
 
   let requestNo = 0;
   async function send(c: Case): Promise<number> {
@@ -127,6 +149,13 @@ describe("REST fuzzing", () => {
       w.admin.token,
     );
     const resetToken = decodeURIComponent(String(link.body.link).split("#/reset/")[1] ?? "");
+    await linkOwnerChat();
+    const download = await createDownloadToken(
+      inst.deps.database.db,
+      w.owner.uuid,
+      w.unitUuid,
+      "env",
+    );
     const yaml = (text: string) => ({ raw: { body: text, contentType: "application/yaml" } });
     const pipe = [
       "active_period:",
@@ -187,6 +216,8 @@ describe("REST fuzzing", () => {
       "PATCH /admin/federation": { body: { enabled: true } },
       "PATCH /admin/settings": { body: { registration_mode: "Open" } },
       "PUT /admin/federation/peers/{domain}": { body: { blocked: false } },
+      "GET /telegram/downloads/{token}": { params: { token: download } },
+      "POST /boards": { body: { name: "fuzzed board", items: [] } },
     };
   }
 

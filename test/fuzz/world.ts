@@ -28,6 +28,8 @@ export type Pools = {
   domains: string[];
   /** An access token of the owner's (DELETE /users/me/tokens/{token_uuid}). */
   accessTokens: string[];
+  /** The owner's board (/boards/{uuid}; deleted by the last of its operations). */
+  boards: string[];
 };
 
 export type FuzzWorld = {
@@ -61,6 +63,7 @@ const emptyPools = (): Pools => ({
   jobs: [],
   domains: [],
   accessTokens: [],
+  boards: [],
 });
 
 let loginCounter = 0;
@@ -127,6 +130,12 @@ export async function seedWorld(inst: TestInstance): Promise<FuzzWorld> {
     owner.token,
   );
   if (doomedToken.status !== 201) throw new Error(`access token: ${doomedToken.status}`);
+  const board = await inst.api.post(
+    "/boards",
+    { name: "fuzz", items: [{ unit_node_uuid: outputUuid }] },
+    owner.token,
+  );
+  if (board.status !== 201) throw new Error(`board: ${board.status}`);
 
   return {
     tokens: {
@@ -158,6 +167,7 @@ export async function seedWorld(inst: TestInstance): Promise<FuzzWorld> {
       domains: ["peer.example.org", "127.0.0.1:9"],
       // Deleted by the first valid request; nothing else draws from this pool.
       accessTokens: [doomedToken.body.uuid],
+      boards: [board.body.uuid],
     },
     throwaway: {
       ...emptyPools(),
