@@ -251,7 +251,8 @@ describe("variable history", { timeout: 150_000 }, () => {
       await expect.poll(() => offline.isChecked()).toBe(true);
       await offline.uncheck();
       const email = page.getByLabel("Also send every alert by e-mail");
-      await email.check();
+      // A click, not check(): the refusal may untick the box before check() could see it ticked.
+      await email.click();
       await expect
         .poll(() => page.locator("#notify-email-error").innerText())
         .toContain("no SMTP server");

@@ -91,6 +91,7 @@ export function poolFor(op: Operation, name: string, pools: Pools): string[] {
   if (op.path.startsWith("/unit_node_edges/")) return pools.edges;
   if (op.path.startsWith("/federation/grants/")) return pools.grants;
   if (op.path.startsWith("/boards/")) return pools.boards;
+  if (op.path.startsWith("/alerts/")) return pools.alerts;
   return [];
 }
 

@@ -30,6 +30,8 @@ export type Pools = {
   accessTokens: string[];
   /** The owner's board (/boards/{uuid}; deleted by the last of its operations). */
   boards: string[];
+  /** The owner's alert rule (/alerts/{uuid}; deleted by the last of its operations). */
+  alerts: string[];
 };
 
 export type FuzzWorld = {
@@ -64,6 +66,7 @@ const emptyPools = (): Pools => ({
   domains: [],
   accessTokens: [],
   boards: [],
+  alerts: [],
 });
 
 let loginCounter = 0;
@@ -136,6 +139,12 @@ export async function seedWorld(inst: TestInstance): Promise<FuzzWorld> {
     owner.token,
   );
   if (board.status !== 201) throw new Error(`board: ${board.status}`);
+  const rule = await inst.api.post(
+    "/alerts",
+    { unit_node_uuid: outputUuid, max: 1e6 },
+    owner.token,
+  );
+  if (rule.status !== 201) throw new Error(`alert rule: ${rule.status}`);
 
   return {
     tokens: {
@@ -168,6 +177,7 @@ export async function seedWorld(inst: TestInstance): Promise<FuzzWorld> {
       // Deleted by the first valid request; nothing else draws from this pool.
       accessTokens: [doomedToken.body.uuid],
       boards: [board.body.uuid],
+      alerts: [rule.body.uuid],
     },
     throwaway: {
       ...emptyPools(),
