@@ -302,6 +302,10 @@ export function createLiveHub(deps: LiveHubDeps): LiveHub {
       on("edge.deleted", ({ edgeUuid, outputUuid, inputUuid }) => {
         broadcast(linkAudience(outputUuid, inputUuid), "link-removed", { uuid: edgeUuid });
       });
+      // The user's alert bell: only their own sessions hear that an alert event was kept.
+      on("alert.created", ({ userUuid, eventUuid, kind }) => {
+        broadcast((p) => userOf(p) === userUuid, "alert", { uuid: eventUuid, kind });
+      });
       // A session whose token stopped being valid ends; the client reconnects as who it is now.
       on("user.revoked", ({ userUuid }) => closeWhere((s) => userOf(s.principal) === userUuid));
       on("user.blocked", ({ userUuid }) => closeWhere((s) => userOf(s.principal) === userUuid));

@@ -167,8 +167,9 @@ describe("variable history", { timeout: 150_000 }, () => {
       token,
       allowConsole: [/status of 422/],
     });
-    // The bell's poll, shortened for the test (30 s by default).
-    await context.addInitScript(() => localStorage.setItem("pepeunit.alerts.pollMs", "300"));
+    // The bell hears of a new alert over the live channel: its fallback poll is pushed out of
+    // the test (30 s by default), so only the push can ring it in time.
+    await context.addInitScript(() => localStorage.setItem("pepeunit.alerts.pollMs", "600000"));
     try {
       await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
       const bell = page.getByTestId("alert-bell");

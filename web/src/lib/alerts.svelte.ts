@@ -1,9 +1,8 @@
 import { api, type Schemas, unwrap } from "./api.ts";
 
-// The bell's alert events: the unread count, kept fresh by a modest poll (plus a
-// refresh when the tab comes back and when the list opens), and the list itself,
-// newest first, a page at a time. Everything that fetches is here, so a live channel
-// (a pushed "alert created") can replace the poll by calling refresh().
+// The bell's alert events: the unread count, refreshed when the live channel pushes
+// "alert" (live-entities.svelte.ts), when the tab comes back, when the list opens, and
+// by a modest poll as a fallback; and the list itself, newest first, a page at a time.
 
 export type AlertEvent = Schemas["AlertEvent"];
 

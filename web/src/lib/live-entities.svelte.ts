@@ -1,3 +1,4 @@
+import { alertFeed } from "./alerts.svelte.ts";
 import { API_BASE, api, type Unit, type UnitNodeEdge, unwrap } from "./api.ts";
 import { ApiError } from "./api-errors.ts";
 import { graph } from "./graph.svelte.ts";
@@ -147,6 +148,11 @@ export class LiveEntities {
   }
 
   #enqueue(event: string, data: Record<string, unknown>): void {
+    // Not the graph's: the bell reads its unread count again (its poll is only a fallback).
+    if (event === "alert") {
+      void alertFeed.refresh();
+      return;
+    }
     const uuid = String(data.uuid ?? "");
     if (event === "unit-state") {
       const { uuid: _uuid, ...patch } = data;
