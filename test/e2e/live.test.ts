@@ -1,9 +1,11 @@
 import { eq } from "drizzle-orm";
+import type { MqttClient } from "mqtt";
+import type { Locator } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { units } from "../../src/db/schema.ts";
 import { createUser } from "../helpers/instance.ts";
 import { createUnit, unitToken } from "../helpers/units.ts";
-import { flowNode, gotoGraph, openPage } from "./support/browser.ts";
+import { flowNode, gotoGraph, openPage, refused, screenshot } from "./support/browser.ts";
 import { connectUnit } from "./support/mqtt.ts";
 import { seedPair } from "./support/seed.ts";
 import { useE2e } from "./support/suite.ts";
@@ -12,6 +14,24 @@ import { useE2e } from "./support/suite.ts";
 // the variables' topics over MQTT-over-WebSocket (/mqtt) with the user's token.
 // Entity state (online, links, units coming and going) reaches every open session
 // over the live channel (GET /live) without a reload.
+
+/**
+ * Publishes numbered values until `shown` reads one: the browser's subscriptions are in
+ * place shortly after it connects, and a value published before that is not seen.
+ */
+async function publishUntilShown(device: MqttClient, topic: string, shown: Locator) {
+  let n = 0;
+  await expect
+    .poll(
+      async () => {
+        n++;
+        await device.publishAsync(topic, `21.${n}`);
+        return shown.innerText();
+      },
+      { timeout: 10_000, interval: 300 },
+    )
+    .toMatch(/^21\.\d+$/);
+}
 
 describe("live values", { timeout: 120_000 }, () => {
   let token = "";
@@ -38,18 +58,7 @@ describe("live values", { timeout: 120_000 }, () => {
         .toBe("live");
       const outValue = flowNode(page, seeded.output.uuid).getByTestId("value");
       expect(await outValue.innerText()).toBe("—");
-      // The browser's subscriptions are in place shortly after connecting; publish until seen.
-      let n = 0;
-      await expect
-        .poll(
-          async () => {
-            n++;
-            await device.publishAsync(seeded.output.topic, `21.${n}`);
-            return outValue.innerText();
-          },
-          { timeout: 10_000, interval: 300 },
-        )
-        .toMatch(/^21\.\d+$/);
+      await publishUntilShown(device, seeded.output.topic, outValue);
       await device.publishAsync(seeded.output.topic, "23.75");
       await expect.poll(() => outValue.innerText()).toBe("23.75");
       expect(await page.getByTestId("panel-value").innerText()).toBe("23.75");
@@ -91,6 +100,178 @@ describe("live values", { timeout: 120_000 }, () => {
       await expect.poll(() => received).toContain("ON");
     } finally {
       await context.close();
+      await relay.endAsync();
+    }
+  });
+
+  it("a board: read-outs update live, a button sets the input, and it is renamed, trimmed and deleted", async () => {
+    const gone = await createUnit(ctx.inst.api, token, seeded.repo.uuid, { name: "board-gone" });
+    const device = await connectUnit(
+      ctx.inst.mqttUrl,
+      await unitToken(ctx.inst.api, token, seeded.sensor.uuid),
+    );
+    const relay = await connectUnit(
+      ctx.inst.mqttUrl,
+      await unitToken(ctx.inst.api, token, seeded.relay.uuid),
+    );
+    const received: string[] = [];
+    relay.on("message", (topic, payload) => {
+      if (topic === seeded.input.topic) received.push(payload.toString());
+    });
+    await relay.subscribeAsync(seeded.input.topic);
+    const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token,
+      // Saving a board whose variable has gone is refused (provoked below).
+      allowConsole: [refused(422, "/boards/")],
+    });
+    const narrow = await openPage(ctx.browser, ctx.inst.httpUrl, {
+      token,
+      viewport: { width: 390, height: 844 },
+      colorScheme: "dark",
+    });
+    try {
+      await gotoGraph(page);
+      await page
+        .getByRole("navigation", { name: "Main" })
+        .getByRole("link", { name: "Boards" })
+        .click();
+      await page.getByTestId("boards-empty").waitFor();
+      // A name is asked for before anything is sent.
+      await page.getByRole("button", { name: "Create board" }).click();
+      expect(await page.getByTestId("field-error").innerText()).toMatch(/name/i);
+      await page.getByLabel("Board name").fill("Greenhouse");
+      await page.getByRole("button", { name: "Create board" }).click();
+      const editor = page.getByTestId("board-editor");
+      await editor.waitFor();
+      const boardUuid = /#\/boards\/([0-9a-f-]{36})$/.exec(page.url())?.[1] ?? "";
+      expect(boardUuid).not.toBe("");
+
+      // Variables come from a search over what the user sees; each is added by a button.
+      const search = editor.getByLabel("Add a variable");
+      await search.fill("live-sensor temperature");
+      await editor.getByRole("button", { name: "Add live-sensor · temperature (Output)" }).click();
+      // Adding moves the focus to the new item's label.
+      await page.keyboard.type("Temperature");
+      await search.fill("live-relay relay");
+      await editor.getByRole("button", { name: "Add live-relay · relay (Input)" }).click();
+      const drafts = editor.getByTestId("board-draft");
+      await drafts.nth(1).getByLabel("Buttons").fill("on, off, on");
+      await search.fill("board-gone temperature");
+      await editor.getByRole("button", { name: "Add board-gone · temperature (Output)" }).click();
+      // Reordered from the keyboard: the last item up one place, its Up button kept focused.
+      await editor.getByRole("button", { name: "Move board-gone · temperature up" }).focus();
+      await page.keyboard.press("Enter");
+      const legends = () => drafts.locator("legend .title").allInnerTexts();
+      expect(await legends()).toEqual([
+        "live-sensor · temperature",
+        "board-gone · temperature",
+        "live-relay · relay",
+      ]);
+      expect(await page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe(
+        "Move board-gone · temperature up",
+      );
+      await screenshot(page, "board-editor");
+      await editor.getByRole("button", { name: "Save board" }).click();
+
+      const items = page.getByTestId("board-item");
+      await expect.poll(() => items.count()).toBe(3);
+      expect(await items.locator("h2").allInnerTexts()).toEqual([
+        "Temperature",
+        "board-gone · temperature",
+        "live-relay · relay",
+      ]);
+      // Duplicate values make one button each.
+      const buttons = page.getByRole("group", { name: "Set live-relay · relay" });
+      expect(await buttons.getByRole("button").allInnerTexts()).toEqual(["on", "off"]);
+
+      // The read-out follows the device without a reload.
+      const reading = items.nth(0).getByTestId("board-value");
+      await publishUntilShown(device, seeded.output.topic, reading);
+      await device.publishAsync(seeded.output.topic, "24.5");
+      await expect.poll(() => reading.innerText()).toBe("24.5");
+
+      // A button sets the input: the unit's own subscriber receives the value.
+      await buttons.getByRole("button", { name: "on" }).click();
+      await expect.poll(() => received).toContain("on");
+      await expect
+        .poll(() => buttons.getByRole("button", { name: "on" }).getAttribute("aria-pressed"))
+        .toBe("true");
+      expect(await page.getByTestId("board-item-error").count()).toBe(0);
+      expect(await page.evaluate(() => performance.getEntriesByType("navigation").length)).toBe(1);
+
+      // A variable that is gone reads "unavailable", with no value.
+      expect((await ctx.inst.api.delete(`/units/${gone.uuid}`, token)).status).toBe(204);
+      await page.getByRole("button", { name: "Refresh the board" }).click();
+      await expect.poll(() => items.nth(1).getAttribute("data-type")).toBe("unavailable");
+      expect(await items.nth(1).innerText()).toMatch(/unavailable/);
+      expect(await items.nth(1).getByTestId("board-value").count()).toBe(0);
+      await screenshot(page, "board");
+
+      // At 390 px in the dark theme: cards, no sideways scroll.
+      await narrow.page.goto(`/#/boards/${boardUuid}`);
+      await narrow.page.getByTestId("board-item").nth(2).waitFor();
+      expect(
+        await narrow.page.evaluate(
+          () => document.documentElement.scrollWidth <= document.documentElement.clientWidth,
+        ),
+      ).toBe(true);
+      await screenshot(narrow.page, "board-390-dark");
+      await narrow.page.getByRole("button", { name: "Edit board" }).click();
+      await narrow.page.getByTestId("board-editor").waitFor();
+      await narrow.page.getByLabel("Add a variable").fill("live");
+      await screenshot(narrow.page, "board-editor-390-dark");
+
+      // Renamed; saving with the gone variable is refused at that item, removing it saves.
+      await page.getByRole("button", { name: "Edit board" }).click();
+      await editor.getByLabel("Board name").fill("Greenhouse 2");
+      await editor.getByRole("button", { name: "Save board" }).click();
+      const refusal = drafts.nth(1).getByTestId("board-draft-error");
+      await refusal.waitFor();
+      expect(await refusal.innerText()).toMatch(/not found/);
+      await drafts
+        .nth(1)
+        .getByRole("button", { name: /^Remove/ })
+        .click();
+      await editor.getByRole("button", { name: "Save board" }).click();
+      await expect.poll(() => page.getByTestId("board-title").innerText()).toBe("Greenhouse 2");
+      expect(await items.locator("h2").allInnerTexts()).toEqual([
+        "Temperature",
+        "live-relay · relay",
+      ]);
+      const saved = await ctx.inst.api.get(`/boards/${boardUuid}`, token);
+      expect(saved.body.items.map((i: { values: string[] }) => i.values)).toEqual([
+        [],
+        ["on", "off"],
+      ]);
+
+      // Deleted after a second press.
+      await page.getByTestId("board-delete").click();
+      await page.getByTestId("board-delete").click();
+      await page.getByTestId("boards-empty").waitFor();
+      expect((await ctx.inst.api.get("/boards", token)).body.count).toBe(0);
+
+      // The variable pop-up's shortcut puts a variable on a new board.
+      await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
+      await page.getByTestId("add-to-board").click();
+      const form = page.getByTestId("add-to-board-form");
+      await form.getByLabel("New board's name").fill("Quick look");
+      await screenshot(page, "board-add-from-variable");
+      await form.getByRole("button", { name: "Add" }).click();
+      await form.waitFor({ state: "detached" });
+      const quick = (await ctx.inst.api.get("/boards", token)).body.boards;
+      expect(
+        quick.map((b: { name: string; items: unknown[] }) => [b.name, b.items.length]),
+      ).toEqual([["Quick look", 1]]);
+      await narrow.page.goto("/#/boards");
+      // The list is read again on each visit: the board deleted in the other tab is gone.
+      await expect
+        .poll(() => narrow.page.getByTestId("board-list").innerText())
+        .toMatch(/^Quick look\s+1 item$/);
+      await screenshot(narrow.page, "boards-390-dark");
+    } finally {
+      await context.close();
+      await narrow.context.close();
+      await device.endAsync();
       await relay.endAsync();
     }
   });
