@@ -250,6 +250,27 @@ describe("live values", { timeout: 120_000 }, () => {
       await page.getByTestId("boards-empty").waitFor();
       expect((await ctx.inst.api.get("/boards", token)).body.count).toBe(0);
 
+      // Someone who sees the input but may not set it is told why, at that item.
+      const theirs = await ctx.inst.api.post(
+        "/boards",
+        { name: "Not mine to set", items: [{ unit_node_uuid: seeded.input.uuid, values: ["on"] }] },
+        watcher.token,
+      );
+      expect(theirs.status).toBe(201);
+      const other = await openPage(ctx.browser, ctx.inst.httpUrl, {
+        token: watcher.token,
+        allowConsole: [refused(403, "/unit_nodes/set_state_input/")],
+      });
+      try {
+        await other.page.goto(`/#/boards/${theirs.body.uuid}`);
+        await other.page.getByRole("button", { name: "on", exact: true }).click();
+        expect(await other.page.getByTestId("board-item-error").innerText()).toMatch(
+          /not rewritable/,
+        );
+      } finally {
+        await other.context.close();
+      }
+
       // The variable pop-up's shortcut puts a variable on a new board.
       await gotoGraph(page, `#/variable/${seeded.output.uuid}`);
       await page.getByTestId("add-to-board").click();
