@@ -45,6 +45,20 @@ describe("live values", { timeout: 120_000 }, () => {
     paths = (await inst.api.get("/pepeunit/api/v1/openapi.json")).body.paths;
   });
 
+  /** The relay unit connected and subscribed to its input: what it receives, as it arrives. */
+  async function relayListening() {
+    const relay = await connectUnit(
+      ctx.inst.mqttUrl,
+      await unitToken(ctx.inst.api, token, seeded.relay.uuid),
+    );
+    const received: string[] = [];
+    relay.on("message", (topic, payload) => {
+      if (topic === seeded.input.topic) received.push(payload.toString());
+    });
+    await relay.subscribeAsync(seeded.input.topic);
+    return { relay, received };
+  }
+
   it("a value a device publishes appears on its output node and the linked input, without reload", async () => {
     const device = await connectUnit(
       ctx.inst.mqttUrl,
@@ -76,15 +90,7 @@ describe("live values", { timeout: 120_000 }, () => {
 
   it("an input pop-up sets the value when the server offers it (and shows it live)", async () => {
     const hasSetInput = "/unit_nodes/set_state_input/{uuid}" in paths;
-    const relay = await connectUnit(
-      ctx.inst.mqttUrl,
-      await unitToken(ctx.inst.api, token, seeded.relay.uuid),
-    );
-    const received: string[] = [];
-    relay.on("message", (topic, payload) => {
-      if (topic === seeded.input.topic) received.push(payload.toString());
-    });
-    await relay.subscribeAsync(seeded.input.topic);
+    const { relay, received } = await relayListening();
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, { token });
     try {
       await gotoGraph(page, `#/variable/${seeded.input.uuid}`);
@@ -110,15 +116,7 @@ describe("live values", { timeout: 120_000 }, () => {
       ctx.inst.mqttUrl,
       await unitToken(ctx.inst.api, token, seeded.sensor.uuid),
     );
-    const relay = await connectUnit(
-      ctx.inst.mqttUrl,
-      await unitToken(ctx.inst.api, token, seeded.relay.uuid),
-    );
-    const received: string[] = [];
-    relay.on("message", (topic, payload) => {
-      if (topic === seeded.input.topic) received.push(payload.toString());
-    });
-    await relay.subscribeAsync(seeded.input.topic);
+    const { relay, received } = await relayListening();
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
       token,
       // Saving a board whose variable has gone is refused (provoked below).
@@ -199,10 +197,16 @@ describe("live values", { timeout: 120_000 }, () => {
       expect(await page.getByTestId("board-item-error").count()).toBe(0);
       expect(await page.evaluate(() => performance.getEntriesByType("navigation").length)).toBe(1);
 
-      // A variable that is gone reads "unavailable", with no value.
+      // A variable that is gone reads "unavailable" at once (the live channel), with no value,
+      // and so it does when the board is read again.
       expect((await ctx.inst.api.delete(`/units/${gone.uuid}`, token)).status).toBe(204);
-      await page.getByRole("button", { name: "Refresh the board" }).click();
       await expect.poll(() => items.nth(1).getAttribute("data-type")).toBe("unavailable");
+      const reread = page.waitForResponse(
+        (r) => r.url().endsWith(`/boards/${boardUuid}`) && r.request().method() === "GET",
+      );
+      await page.getByRole("button", { name: "Refresh the board" }).click();
+      expect((await reread).status()).toBe(200);
+      expect(await items.nth(1).getAttribute("data-type")).toBe("unavailable");
       expect(await items.nth(1).innerText()).toMatch(/unavailable/);
       expect(await items.nth(1).getByTestId("board-value").count()).toBe(0);
       await screenshot(page, "board");

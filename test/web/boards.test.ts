@@ -5,6 +5,7 @@ import {
   draftErrors,
   draftOf,
   draftOfVariable,
+  goneItem,
   itemName,
   itemsBody,
   moved,
@@ -84,6 +85,12 @@ describe("board drafts", () => {
     expect(moved(["a", "b", "c"], 0, 1)).toEqual(["b", "a", "c"]);
     expect(moved(["a", "b", "c"], 0, -1)).toEqual(["a", "b", "c"]);
     expect(moved(["a", "b", "c"], 2, 1)).toEqual(["a", "b", "c"]);
+  });
+
+  it("an item gone since the board was read keeps its place and label, nothing else", () => {
+    const gone = goneItem(item({ label: "Temp", last_value: "20", last_value_datetime: "t" }));
+    expect(gone).toMatchObject({ label: "Temp", available: false, type: null, last_value: null });
+    expect(gone.unit_name ?? gone.topic_name ?? gone.last_value_datetime).toBeNull();
   });
 
   it("an item is called by its label, else unit · variable, and a gone one says so", () => {

@@ -67,6 +67,19 @@ export function draftOfVariable(v: PickerVariable): DraftItem {
   };
 }
 
+/** An item whose variable has gone since the board was read: nothing of it shown. */
+export function goneItem(item: BoardItem): BoardItem {
+  return {
+    ...item,
+    available: false,
+    type: null,
+    unit_name: null,
+    topic_name: null,
+    last_value: null,
+    last_value_datetime: null,
+  };
+}
+
 /** The newer of a live value and the one the board was read with (null: none yet). */
 export function newerValue(
   known: { value: string; at: string } | undefined,
