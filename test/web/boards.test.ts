@@ -6,6 +6,7 @@ import {
   draftOf,
   draftOfVariable,
   goneItem,
+  itemBody,
   itemName,
   itemsBody,
   moved,
@@ -61,6 +62,15 @@ describe("board drafts", () => {
     // An Output never sends buttons, whatever its field holds.
     const out = { ...draftOf(item()), values: "on", label: "  " };
     expect(itemsBody([out])).toEqual([{ unit_node_uuid: U1 }]);
+  });
+
+  it("buttons read with a comma in them survive an edit that leaves their field alone", () => {
+    const input = item({ type: "Input", values: ["1,5", "2"] });
+    const d = draftOf(input);
+    expect(itemsBody([d])[0]?.values).toEqual(["1,5", "2"]);
+    expect(itemsBody([{ ...d, values: "1, 2" }])[0]?.values).toEqual(["1", "2"]);
+    expect(itemBody(input)).toEqual({ unit_node_uuid: U1, values: ["1,5", "2"] });
+    expect(itemBody(item({ label: "T" }))).toEqual({ unit_node_uuid: U1, label: "T" });
   });
 
   it("a variable from the picker starts without label or buttons", () => {

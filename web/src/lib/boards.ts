@@ -15,6 +15,8 @@ export type DraftItem = {
   label: string;
   /** The buttons, comma-separated (Inputs only). */
   values: string;
+  /** The buttons as read: kept while the field is untouched (a value may hold a comma). */
+  readValues: string[];
   type: "Input" | "Output" | null;
   title: string;
   available: boolean;
@@ -49,6 +51,7 @@ export function draftOf(item: BoardItem): DraftItem {
     unit_node_uuid: item.unit_node_uuid,
     label: item.label ?? "",
     values: item.values.join(", "),
+    readValues: item.values,
     type: item.type,
     title: titleOf(item),
     available: item.available,
@@ -61,6 +64,7 @@ export function draftOfVariable(v: PickerVariable): DraftItem {
     unit_node_uuid: v.uuid,
     label: "",
     values: "",
+    readValues: [],
     type: v.type,
     title: titleOf(v),
     available: true,
@@ -104,11 +108,26 @@ export function parseValues(text: string): string[] {
   return out;
 }
 
+/** The buttons a draft stands for: as read while its field is untouched. */
+export function draftValues(d: DraftItem): string[] {
+  if (d.type !== "Input") return [];
+  return d.values === d.readValues.join(", ") ? d.readValues : parseValues(d.values);
+}
+
+/** An item as the API takes it back, unchanged. */
+export function itemBody(item: BoardItem): BoardItemBody {
+  return {
+    unit_node_uuid: item.unit_node_uuid,
+    ...(item.label ? { label: item.label } : {}),
+    ...(item.values.length ? { values: item.values } : {}),
+  };
+}
+
 /** The API's items from the editor's drafts (no label, no values: left out). */
 export function itemsBody(drafts: DraftItem[]): BoardItemBody[] {
   return drafts.map((d) => {
     const label = d.label.trim();
-    const values = d.type === "Input" ? parseValues(d.values) : [];
+    const values = draftValues(d);
     return {
       unit_node_uuid: d.unit_node_uuid,
       ...(label ? { label } : {}),
@@ -122,7 +141,7 @@ export function draftErrors(drafts: DraftItem[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const d of drafts) {
     if (d.label.trim().length > 64) out[d.key] = "A label has at most 64 characters.";
-    const values = d.type === "Input" ? parseValues(d.values) : [];
+    const values = draftValues(d);
     if (values.length > MAX_VALUES) out[d.key] = `At most ${MAX_VALUES} buttons.`;
     else if (values.some((v) => v.length > 64)) out[d.key] = "A button has at most 64 characters.";
   }
