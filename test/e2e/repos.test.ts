@@ -68,9 +68,13 @@ describe("repositories on the graph", { timeout: 120_000 }, () => {
 
       // The default branch is chosen from the clone's real branches.
       const select = panel.getByLabel("Default branch");
-      const options = await select.locator("option").allInnerTexts();
-      expect(options.some((o) => o.startsWith("dev"))).toBe(true);
-      expect(options.some((o) => o.startsWith("main"))).toBe(true);
+      // The pop-up re-reads the branches when the live channel says the repo synced: the
+      // node may show "Synced" a moment before the pop-up's list has them.
+      const branchesOffered = async () => {
+        const options = await select.locator("option").allInnerTexts();
+        return ["dev", "main"].every((b) => options.some((o) => o.startsWith(b)));
+      };
+      await expect.poll(branchesOffered).toBe(true);
       await select.selectOption("dev");
       await panel.getByRole("button", { name: "Set" }).click();
       await expect
