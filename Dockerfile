@@ -2,7 +2,7 @@
 # Pepeunit: one container, the whole instance (HTTP + web UI + MQTT broker + workers).
 # Data and repository clones live in one volume, /var/lib/pepeunit.
 #   docker build -t pepeunit .
-#   docker run -d -p 8080:8080 -p 1883:1883 -v pepeunit:/var/lib/pepeunit pepeunit
+#   docker run -d --init -p 8080:8080 -p 1883:1883 -v pepeunit:/var/lib/pepeunit pepeunit
 # test/deploy/deploy.test.ts checks these commands against the README and .ci/run.
 
 FROM node:24-bookworm-slim AS build

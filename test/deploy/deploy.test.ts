@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { startTestInstance } from "../helpers/instance.ts";
 
 // CI cannot run Docker here: these checks keep the Dockerfile, compose.yaml and
 // the systemd unit in step with how the README and .ci/run install and start
@@ -108,18 +109,43 @@ describe("Dockerfile", () => {
     expect(exposed).toEqual(expect.arrayContaining([port, mqtt]));
   });
 
-  it("checks its health on /healthz, a route the server has", async () => {
+  it("its HEALTHCHECK command passes against a running instance and fails when nothing answers", async () => {
     const ins = dockerInstructions(await read("Dockerfile"));
     const health = ins.find((i) => i.op === "HEALTHCHECK")?.args ?? "";
-    expect(health).toContain("/healthz");
-    expect(health).toContain("PEPEUNIT_HTTP_PORT");
-    expect(await read("src/http/app.ts")).toContain('app.get("/healthz"');
+    const [cmd, ...argv] = JSON.parse(health.slice(health.indexOf("CMD ") + 4)) as string[];
+    expect(cmd).toBe("node");
+    const check = (port: string) =>
+      promisify(execFile)(process.execPath, argv, {
+        env: { PEPEUNIT_HTTP_PORT: port },
+      }).then(
+        () => 0,
+        (err: { code?: number }) => err.code ?? -1,
+      );
+    const inst = await startTestInstance();
+    const port = new URL(inst.httpUrl).port;
+    try {
+      expect(await check(port)).toBe(0);
+    } finally {
+      await inst.close();
+    }
+    expect(await check(port)).toBe(1);
   });
 
   it(".dockerignore keeps local state and secrets out of the build context", async () => {
     const lines = (await read(".dockerignore")).split("\n").map((l) => l.trim());
     for (const entry of [".git", "node_modules", "data", ".env", "web/dist", "docs/_build"]) {
       expect(lines).toContain(entry);
+    }
+    // …but not what the image builds and runs from.
+    for (const needed of [
+      "src",
+      "web",
+      "migrations",
+      "examples",
+      "federation-vocab",
+      "package.json",
+    ]) {
+      expect(lines.filter((l) => l === needed || l === `${needed}/`)).toEqual([]);
     }
   });
 });
