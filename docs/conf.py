@@ -22,3 +22,4 @@ html_theme = "sphinx_rtd_theme"
 html_static_path = ["_static"]
 html_title = "Pepeunit documentation"
 html_show_sourcelink = False
+html_css_files = ["custom.css"]
