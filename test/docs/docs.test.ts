@@ -1,8 +1,8 @@
-import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildDocs, DOCS_DIR, SCREENS_SUBDIR } from "../../docs/scripts/build.ts";
+import { buildDocs, DOCS_DIR, refreshScreens, SCREENS_SUBDIR } from "../../docs/scripts/build.ts";
 import {
   listOperations,
   operationTitle,
@@ -149,6 +149,24 @@ describe("documentation", { timeout: 180_000 }, () => {
     expect([...used].sort()).toEqual(shots.sort());
     const images = await readdir(path.join(outDir, "_images"));
     for (const f of used) expect(images).toContain(f);
+  });
+
+  it("--screens copies the e2e screenshots the pages use, and only those", async () => {
+    const src = path.join(work, "screens-src");
+    const e2e = path.join(work, "screens-e2e");
+    await mkdir(path.join(src, SCREENS_SUBDIR), { recursive: true });
+    await mkdir(e2e);
+    await writeFile(path.join(src, SCREENS_SUBDIR, "graph.png"), "old");
+    await writeFile(path.join(src, SCREENS_SUBDIR, "unit-popup.png"), "old");
+    await writeFile(path.join(e2e, "graph.png"), "new");
+    await writeFile(path.join(e2e, "phone-register.png"), "new");
+    expect(await refreshScreens(src, e2e)).toEqual(["graph.png"]);
+    expect(await readFile(path.join(src, SCREENS_SUBDIR, "graph.png"), "utf8")).toBe("new");
+    expect(await readFile(path.join(src, SCREENS_SUBDIR, "unit-popup.png"), "utf8")).toBe("old");
+    expect((await readdir(path.join(src, SCREENS_SUBDIR))).sort()).toEqual([
+      "graph.png",
+      "unit-popup.png",
+    ]);
   });
 
   it("renders parameters, bodies and responses of an operation", () => {
