@@ -268,20 +268,22 @@ export async function pageRecordsJson(
   // One row beyond the page tells whether the page reaches the end; if it does (and is
   // not past it), the count needs no second query.
   const result = await db.execute(sql`
-    with page as (
-      select state, state_type, created_at, id, row_number() over (order by created_at ${dir}, id ${dir}) as n from (
-        select state, state_type, created_at, id from history_records where ${where}
-        order by created_at ${dir}, id ${dir}
-        limit ${p.limit + 1} offset ${p.offset}) ordered)
     select count(*)::int as rows,
       coalesce(string_agg(
         '{"state":' || to_json(state)::text || ',"state_type":"' || state_type
           || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}',
-        ',' order by n) filter (where n <= ${p.limit}), '') as json
-    from page`);
+        ',' order by created_at ${dir}, id ${dir}), '') as json
+    from (
+      select state, state_type, created_at, id from history_records where ${where}
+      order by created_at ${dir}, id ${dir}
+      limit ${p.limit + 1} offset ${p.offset}) page`);
   const [row] = rowsOf<{ rows: number; json: string }>(result);
   const fetched = row?.rows ?? 0;
-  const json = `[${row?.json ?? ""}]`;
+  let items = row?.json ?? "";
+  // The row beyond the page is the last element: cut at its start. `,{"state":` cannot
+  // occur inside an element, where to_json escapes every quote of the value.
+  if (fetched > p.limit) items = items.slice(0, items.lastIndexOf(',{"state":'));
+  const json = `[${items}]`;
   if (fetched <= p.limit && (fetched > 0 || p.offset === 0)) {
     return { count: p.offset + fetched, json };
   }

@@ -250,7 +250,7 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     await publish(unit, "Output", "temperature", [["c\u0000ool", T0]]);
     expect(await states(`uuid=${temperature}&type=LastValue`)).toEqual(["cool"]);
     // The page's JSON is built by the database: text that needs escaping comes back as sent.
-    const tricky = 'say "hi" \\ back\nslash\ttab \u0001 ünï 🌡 </script>';
+    const tricky = 'say "hi" \\ back\nslash\ttab \u0001 ünï 🌡 </script> ,{"state":"x"}';
     await pipe(
       temperature,
       "active_period: {type: Permanent}\nfilters: {type_input_value: Text}\nprocessing_policy: {policy_type: NRecords, n_records_count: 5}",
