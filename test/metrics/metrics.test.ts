@@ -1,4 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repos } from "../../src/db/schema.ts";
@@ -17,12 +20,17 @@ import { startTestInstance, type TestInstance } from "../helpers/instance.ts";
 
 // GET /metrics after a small load: HTTP calls, two units connected (one publishing a
 // value, its state and a refused publish; the other receiving through a link), a data
-// pipe writing history, and the sync worker fetching a repo. The scrape must pass
+// pipe writing history, an OTA Update sent, and the sync worker fetching a repo. The scrape must pass
 // `promtool check metrics` (when installed) and hold every family with sane values,
 // and no label value may be a uuid.
 
 const TOKEN = "metrics-test-token-0123456789";
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+
+/** Grafana's reference to the dashboard's data source variable (not a JS template). */
+const GRAFANA_DATASOURCE = ["$", "{datasource}"].join("");
+const hasPromtool = spawnSync("sh", ["-c", "command -v promtool"]).status === 0;
+const docs = (file: string) => new URL(`../../docs/${file}`, import.meta.url);
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 type Family = { type: string; help: string; samples: Sample[] };
@@ -68,6 +76,8 @@ describe("metrics", () => {
   let sender: WorldUnit;
   let receiver: WorldUnit;
   const clients: TestClient[] = [];
+  /** The scrape after the load (the dashboard's queries are checked against it). */
+  let scraped: Map<string, Family> | undefined;
 
   const scrape = (auth?: string) =>
     fetch(`${inst.httpUrl}/metrics`, { headers: auth ? { authorization: auth } : {} });
@@ -166,6 +176,12 @@ describe("metrics", () => {
     await inst.broker.flush();
     await inst.deps.history?.flush();
 
+    // OTA: an Update to the connected receiver.
+    const update = await inst.api.request("POST", `/units/${receiver.uuid}/update`, {
+      token: world.bob.token,
+    });
+    expect(update.status).toBe(202);
+
     // The sync worker: the world's repo is due now.
     await inst.deps.database.db
       .update(repos)
@@ -178,10 +194,10 @@ describe("metrics", () => {
       .toBeGreaterThanOrEqual(1);
 
     const { text, families: f } = await families();
+    scraped = f;
 
     // promtool's own parser and linter, when installed (CI installs Debian's prometheus).
-    const promtool = spawnSync("sh", ["-c", "command -v promtool"], { encoding: "utf8" });
-    if (promtool.status === 0) {
+    if (hasPromtool) {
       execFileSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
     }
 
@@ -244,10 +260,10 @@ describe("metrics", () => {
     expect(value(f, "pepeunit_federation_queue_depth")).toBe(0);
     expect(f.get("pepeunit_federation_peer_lag_seconds")?.type).toBe("gauge");
 
-    // OTA: no update asked, the three statuses at zero.
-    for (const status of ["request_sent", "success", "error"]) {
-      expect(value(f, "pepeunit_ota_updates_total", { status })).toBe(0);
-    }
+    // OTA: the Update was sent; no outcome yet.
+    expect(value(f, "pepeunit_ota_updates_total", { status: "request_sent" })).toBe(1);
+    expect(value(f, "pepeunit_ota_updates_total", { status: "success" })).toBe(0);
+    expect(value(f, "pepeunit_ota_updates_total", { status: "error" })).toBe(0);
 
     // Sync worker.
     expect(value(f, "pepeunit_repo_syncs_total", { result: "synced" })).toBeGreaterThanOrEqual(1);
@@ -256,5 +272,63 @@ describe("metrics", () => {
       Date.now(),
     );
     expect(value(f, "pepeunit_info", { database: inst.deps.database.kind })).toBe(1);
+  });
+
+  it("ships a dashboard whose queries name scraped families, and a valid scrape example", async () => {
+    expect(scraped).toBeDefined();
+    const dashboard = JSON.parse(await readFile(docs("grafana/instance-dashboard.json"), "utf8"));
+    const datasource = dashboard.templating.list.find(
+      (v: { type: string }) => v.type === "datasource",
+    );
+    expect(datasource).toMatchObject({ name: "datasource", query: "prometheus" });
+    const exprs: string[] = [];
+    for (const panel of dashboard.panels) {
+      for (const t of panel.targets ?? []) {
+        expect(t.datasource.uid).toBe(GRAFANA_DATASOURCE);
+        exprs.push(t.expr);
+      }
+    }
+    expect(exprs.length).toBeGreaterThan(20);
+    // Every metric a query names exists in the scrape (a renamed family fails here).
+    for (const expr of exprs) {
+      for (const [name] of expr.matchAll(/\b(?:pepeunit|process|nodejs)_[a-z0-9_]+/g)) {
+        const base = name.replace(/_(bucket|sum|count)$/, "");
+        expect(scraped?.has(name) || scraped?.has(base), `${name} in ${expr}`).toBe(true);
+      }
+    }
+    if (!hasPromtool) return;
+    const dir = await mkdtemp(path.join(tmpdir(), "pepeunit-promtool-"));
+    try {
+      // The queries parse as PromQL: promtool checks them as recording rules.
+      const rules = exprs.map((expr, i) => {
+        const q = expr
+          .replaceAll("$__rate_interval", "5m")
+          .replaceAll("$__range", "1h")
+          .replaceAll("$instance", ".*");
+        return `      - record: dashboard:query_${i}\n        expr: ${JSON.stringify(q)}`;
+      });
+      await writeFile(
+        path.join(dir, "rules.yml"),
+        `groups:\n  - name: dashboard\n    rules:\n${rules.join("\n")}\n`,
+      );
+      execFileSync("promtool", ["check", "rules", path.join(dir, "rules.yml")], {
+        encoding: "utf8",
+      });
+      // The scrape example, with its token file where promtool can find it.
+      const tokenFile = path.join(dir, "pepeunit.token");
+      await writeFile(tokenFile, TOKEN, { mode: 0o600 });
+      const config = (await readFile(docs("prometheus.yml"), "utf8")).replace(
+        "credentials_file: /etc/prometheus/pepeunit.token",
+        `credentials_file: ${tokenFile}`,
+      );
+      expect(config).toContain(tokenFile);
+      await writeFile(path.join(dir, "prometheus.yml"), config);
+      execFileSync("promtool", ["check", "config", path.join(dir, "prometheus.yml")], {
+        encoding: "utf8",
+        stdio: "pipe",
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
