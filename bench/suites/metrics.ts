@@ -19,6 +19,7 @@ const MESSAGES = 100_000;
 const RUNS = 5;
 const SCRAPE_MS = 5_000;
 const TOKEN = "bench-metrics-token";
+const SCRAPE_COST_SAMPLES = 100;
 
 type Mode = "off" | "on";
 
@@ -90,6 +91,13 @@ export async function metricsSuite(pgUrl: string): Promise<void> {
         await sleep(300);
       }
     }
+    // What one scrape costs the server, idle: the part of the overhead that scales with
+    // the scrape interval rather than with the traffic.
+    await untilIdle(on.server.pid);
+    const scrapesBefore = processStats(on.server.pid).cpuSeconds;
+    for (let i = 0; i < SCRAPE_COST_SAMPLES; i++) await scrape();
+    const scrapeMs =
+      ((processStats(on.server.pid).cpuSeconds - scrapesBefore) / SCRAPE_COST_SAMPLES) * 1000;
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] ?? 0;
     const offCpu = median(perRun.off);
     const onCpu = median(perRun.on);
@@ -107,6 +115,7 @@ export async function metricsSuite(pgUrl: string): Promise<void> {
         undelivered: lost,
         scrapes,
         "scrape bytes": scrapeBytes,
+        "cpu-ms per scrape": Math.round(scrapeMs * 10) / 10,
       },
       goal: "≤ 1.05×",
       met: factor !== null && factor <= 1.05,

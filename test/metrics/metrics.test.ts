@@ -182,6 +182,14 @@ describe("metrics", () => {
     });
     expect(update.status).toBe(202);
 
+    // Federation: readings waiting for 22 peers (due in an hour: never claimed here),
+    // the oldest for peer22.example; only the 20 most behind get a series of their own.
+    await inst.deps.database.db.execute(sql`
+      insert into federation_queue (message, ordering_key, run_at, created_at)
+      select 'not claimed', 'peer' || chr(10) || 'https://peer' || g || '.example',
+        now() + interval '1 hour', now() - make_interval(secs => 30 + g)
+      from generate_series(1, 22) g`);
+
     // The sync worker: the world's repo is due now.
     await inst.deps.database.db
       .update(repos)
@@ -253,12 +261,27 @@ describe("metrics", () => {
     expect(value(f, "pepeunit_history_queue_depth")).toBe(0);
     expect(value(f, "pepeunit_history_flushes_total")).toBeGreaterThanOrEqual(1);
 
-    // Federation: nothing federated here, every series present at zero.
+    // Federation: nothing delivered, every result present at zero; the queue as inserted.
     for (const result of ["delivered", "failed", "dropped", "given_up"]) {
       expect(value(f, "pepeunit_federation_deliveries_total", { result })).toBe(0);
     }
-    expect(value(f, "pepeunit_federation_queue_depth")).toBe(0);
-    expect(f.get("pepeunit_federation_peer_lag_seconds")?.type).toBe("gauge");
+    expect(value(f, "pepeunit_federation_queue_depth", { state: "delayed" })).toBe(22);
+    expect(value(f, "pepeunit_federation_queue_depth", { state: "ready" })).toBe(0);
+    const lags = f.get("pepeunit_federation_peer_lag_seconds")?.samples ?? [];
+    expect(lags).toHaveLength(21);
+    expect(
+      value(f, "pepeunit_federation_peer_lag_seconds", { peer: "peer22.example" }),
+    ).toBeGreaterThanOrEqual(52);
+    expect(
+      value(f, "pepeunit_federation_peer_lag_seconds", { peer: "peer3.example" }),
+    ).toBeGreaterThanOrEqual(33);
+    // peer2 and peer1 folded into "other", at the larger lag of the two.
+    expect(lags.some((s) => /^peer[12]\.example$/.test(s.labels.peer ?? ""))).toBe(false);
+    const other = value(f, "pepeunit_federation_peer_lag_seconds", { peer: "other" });
+    expect(other).toBeGreaterThanOrEqual(32);
+    expect(other).toBeLessThan(
+      value(f, "pepeunit_federation_peer_lag_seconds", { peer: "peer3.example" }),
+    );
 
     // OTA: the Update was sent; no outcome yet.
     expect(value(f, "pepeunit_ota_updates_total", { status: "request_sent" })).toBe(1);
