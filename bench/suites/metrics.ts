@@ -20,6 +20,11 @@ const RUNS = 5;
 const SCRAPE_MS = 5_000;
 const TOKEN = "bench-metrics-token";
 const SCRAPE_COST_SAMPLES = 100;
+/**
+ * BENCH_METRICS_CONTROL=1: both servers without metrics (an A/A run): the ratio it
+ * reports is what two server processes differ by on this machine, the noise floor.
+ */
+const CONTROL = process.env.BENCH_METRICS_CONTROL === "1";
 
 type Mode = "off" | "on";
 
@@ -38,7 +43,9 @@ async function ownDatabase(pgUrl: string, name: string): Promise<string> {
 }
 
 export async function metricsSuite(pgUrl: string): Promise<void> {
-  console.log("\n# Metrics cost on routed messages: PEPEUNIT_METRICS_TOKEN set vs unset");
+  console.log(
+    `\n# Metrics cost on routed messages: PEPEUNIT_METRICS_TOKEN set vs unset${CONTROL ? " (CONTROL: both unset)" : ""}`,
+  );
   const sides: Partial<Record<Mode, Side>> = {};
   try {
     for (const mode of ["off", "on"] as const) {
@@ -46,7 +53,7 @@ export async function metricsSuite(pgUrl: string): Promise<void> {
         databaseUrl: await ownDatabase(pgUrl, `pepeunit_bench_metrics_${mode}`),
         env: {
           PEPEUNIT_MQTT_MAX_MSG_PER_S: "10000000",
-          ...(mode === "on" ? { PEPEUNIT_METRICS_TOKEN: TOKEN } : {}),
+          ...(mode === "on" && !CONTROL ? { PEPEUNIT_METRICS_TOKEN: TOKEN } : {}),
         },
       });
       sides[mode] = { server, fleet: await routedPairs(server, `bench-metrics-${mode}`, PAIRS) };
@@ -56,6 +63,7 @@ export async function metricsSuite(pgUrl: string): Promise<void> {
     let scrapes = 0;
     let scrapeBytes = 0;
     const scrape = async () => {
+      if (CONTROL) return;
       const res = await fetch(`${on.server.url}/metrics`, {
         headers: { authorization: `Bearer ${TOKEN}` },
       });
@@ -105,7 +113,9 @@ export async function metricsSuite(pgUrl: string): Promise<void> {
     const paired = median(perRun.on.map((v, i) => v / (perRun.off[i] ?? Number.NaN)));
     record({
       suite: "metrics",
-      case: `server cpu-s per 100k routed msgs @ ${RATE}/s, metrics on (scraped every ${SCRAPE_MS / 1000} s) vs off`,
+      case: CONTROL
+        ? `server cpu-s per 100k routed msgs @ ${RATE}/s, control: two servers without metrics`
+        : `server cpu-s per 100k routed msgs @ ${RATE}/s, metrics on (scraped every ${SCRAPE_MS / 1000} s) vs off`,
       database: "postgres",
       metric: {
         "off cpu-s": Math.round(offCpu * 100) / 100,
