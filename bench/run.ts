@@ -6,12 +6,13 @@ import { federationSuite } from "./suites/federation.ts";
 import { historySuite } from "./suites/history.ts";
 import { liveSuite } from "./suites/live.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
+import { metricsSuite } from "./suites/metrics.ts";
 import { mqttSuite } from "./suites/mqtt.ts";
 import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -65,6 +66,9 @@ if (wanted("history")) {
 if (wanted("alerts")) await alertsSuite(await freshPostgres(), seconds);
 // The live channel's cost on routed values: 100 000 messages at 5 000/s, 6 runs (≈ 2.5 min).
 if (wanted("live")) await liveSuite(await freshPostgres());
+// Prometheus metrics' cost on routed values: 100 000 messages at 5 000/s, 6 runs, two
+// servers with databases of their own (pepeunit_bench_metrics_on/off).
+if (wanted("metrics")) await metricsSuite(pgUrl);
 printTable();
 const file = writeResults({
   started: started.toISOString(),

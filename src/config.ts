@@ -106,6 +106,8 @@ const envSchema = z.object({
     .optional()
     .or(z.literal("").transform(() => undefined)),
   PEPEUNIT_TELEGRAM_MODE: z.enum(["polling", "webhook"]).default("polling"),
+  // Prometheus metrics (src/metrics/): GET /metrics answers only when a token is set.
+  PEPEUNIT_METRICS_TOKEN: optionalText,
 });
 
 export type Config = {
@@ -163,6 +165,8 @@ export type Config = {
   maxBodyBytes: number;
   /** The Telegram bot; undefined when no token is configured (nothing of it starts). */
   telegram: TelegramConfig | undefined;
+  /** Bearer token of GET /metrics (a secret: never logged); undefined: metrics are off. */
+  metricsToken: string | undefined;
 };
 
 export type TelegramConfig = {
@@ -283,5 +287,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           mode: e.PEPEUNIT_TELEGRAM_MODE,
         }
       : undefined,
+    metricsToken: e.PEPEUNIT_METRICS_TOKEN,
   };
 }

@@ -18,6 +18,7 @@ import { createHttpApp } from "./http/app.ts";
 import type { AppDeps } from "./http/types.ts";
 import { createLiveHub } from "./live/live-hub.ts";
 import { createMailer } from "./mail/mailer.ts";
+import { createMetrics } from "./metrics/metrics.ts";
 import { createOtaService } from "./ota/ota.service.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
 import { createTelegramService } from "./telegram/telegram.service.ts";
@@ -99,6 +100,13 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     if (!opts.database) await database.close();
     throw err;
   }
+  // Prometheus metrics only with a token (GET /metrics answers 404 otherwise).
+  const metrics = config.metricsToken
+    ? createMetrics({ db: database.db, log, events, databaseKind: database.kind })
+    : undefined;
+  metrics?.observeBroker(broker.stats);
+  metrics?.observeHistory(history);
+  metrics?.observeFederation(federation.deliveryStats);
   const deps: AppDeps = {
     ...base,
     mailer,
@@ -106,6 +114,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     federation,
     history,
     alerts,
+    metrics,
   };
   // Device commands the instance sends on its own (SchemaUpdate, EnvUpdate) and OTA.
   const commandListeners = startCommandListeners(deps);
@@ -139,6 +148,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const httpUrl = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
 
   const syncWorker = createRepoSyncWorker(deps);
+  metrics?.observeSyncWorker(syncWorker.stats);
   syncWorker.start();
   federation.start(); // the delivery queue worker
   telegram?.start();
@@ -173,6 +183,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
         if ("closeAllConnections" in server) server.closeAllConnections();
       });
       deps.mailer.close();
+      metrics?.stop();
       if (!opts.database) await database.close();
     },
   };

@@ -1,10 +1,9 @@
-import { type BenchUnit, createBenchWorld, pool } from "../lib/bench-world.ts";
-import { PublishEncoder } from "../lib/lean-mqtt.ts";
 import { processStats, untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
+import { routedPairs } from "../lib/routed-pairs.ts";
 import { startBenchServer } from "../lib/server.ts";
 import { sleep } from "../lib/stats.ts";
-import { connectUnits, flow, type Target } from "./mqtt.ts";
+import { flow } from "./mqtt.ts";
 
 // The live entity-state channel (GET /live, src/live/) must cost routed device traffic
 // nothing: values never go through it. Server CPU-seconds per 100 000 routed messages at
@@ -57,28 +56,9 @@ export async function liveSuite(database: { name: string; url?: string }): Promi
   });
   const closers: Array<() => void> = [];
   try {
-    const world = await createBenchWorld(server.url, "bench-live");
-    const units = await world.createUnits(2 * PAIRS);
-    const senders = units.slice(0, PAIRS);
-    const receivers = units.slice(PAIRS);
-    const OUT = "output/pepeunit";
-    await pool(senders, 8, (s, i) =>
-      world.link(
-        s.nodeUuid("Output", OUT),
-        (receivers[i] as BenchUnit).nodeUuid("Input", "input/pepeunit"),
-      ),
-    );
-    await pool(receivers, 8, (u) => world.refresh(u));
-    const target: Target = { name: "pepeunit", port: server.mqttPort, pid: server.pid };
-    const endpoints = (list: BenchUnit[]) =>
-      list.map((unit) => ({ unit, topics: unit.inputTopics() }));
-    const sendClients = await connectUnits(target, endpoints(senders));
-    const recvClients = await connectUnits(target, endpoints(receivers));
-    for (const c of [...sendClients, ...recvClients]) closers.push(() => c.close());
-    const pairs = sendClients.map((client, i) => ({
-      client,
-      encoder: new PublishEncoder((senders[i] as BenchUnit).topic("Output", OUT), 20),
-    }));
+    const fleet = await routedPairs(server, "bench-live", PAIRS);
+    closers.push(() => fleet.close());
+    const { target, pairs, receivers: recvClients } = fleet;
     await flow(target, pairs, recvClients, RATE, 3); // warm-up
     const seconds = MESSAGES / RATE;
     const perRun: Record<"none" | "live", number[]> = { none: [], live: [] };
@@ -89,7 +69,7 @@ export async function liveSuite(database: { name: string; url?: string }): Promi
       const order = run % 2 === 0 ? (["none", "live"] as const) : (["live", "none"] as const);
       for (const mode of order) {
         const sessions =
-          mode === "live" ? await openSessions(server.url, SESSIONS, world.token) : null;
+          mode === "live" ? await openSessions(server.url, SESSIONS, fleet.token) : null;
         await untilIdle(server.pid);
         const before = processStats(server.pid).cpuSeconds;
         const r = await flow(target, pairs, recvClients, RATE, seconds);

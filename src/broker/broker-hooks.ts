@@ -14,6 +14,7 @@ import { type BrokerPrincipal, canPublish, canSubscribe } from "./acl-rules.ts";
 import type { AclSync } from "./acl-sync.ts";
 import { type Connections, registeredClients, samePrincipal } from "./connections.ts";
 import { runHook } from "./hook-adapter.ts";
+import type { MqttStats } from "./mqtt-stats.ts";
 import { type Revocations, revokedSince } from "./user-revocations.ts";
 
 // The Aedes hooks: who may connect, subscribe, publish and receive. Every decision
@@ -45,6 +46,8 @@ export type HookDeps = {
   /** Global revocation counter, and when each unit (or owner's units) was last revoked on it. */
   revocations: Revocations;
   broker(): Aedes;
+  /** Plain counters the metrics endpoint reads (src/broker/mqtt-stats.ts). */
+  stats: MqttStats;
   /**
    * An allowed publish, before it is acknowledged: what is ingested here survives a
    * clean stop even if the PUBACK was the last thing that happened.
@@ -65,7 +68,7 @@ function remoteOf(client: Client): string {
 }
 
 export function createHooks(deps: HookDeps) {
-  const { domain, acl, conns, log } = deps;
+  const { domain, acl, conns, log, stats } = deps;
   const callbackFailed = (err: unknown) => log.error({ err }, "mqtt: broker callback threw");
 
   async function login(client: Client, username: string | undefined, password?: Buffer) {
@@ -178,7 +181,9 @@ export function createHooks(deps: HookDeps) {
     ) {
       const info = client ? conns.get(client) : undefined;
       if (!client || !info) return done(new Error("publish without a logged-in client"));
+      stats.messagesIn++;
       if (packet.payload.length > deps.maxPayloadBytes) {
+        stats.dropped.payload_too_large++;
         log.warn(
           { clientId: client.id, remote: info.remote, bytes: packet.payload.length },
           "mqtt: payload over the limit, disconnecting",
@@ -201,6 +206,7 @@ export function createHooks(deps: HookDeps) {
               log.error({ err, topic: packet.topic }, "mqtt: ingest failed");
             }
           } else {
+            stats.dropped.not_allowed++;
             log.info({ clientId: client.id, topic: packet.topic }, "mqtt: publish dropped");
             packet.topic = DROPPED_TOPIC;
           }
@@ -208,6 +214,7 @@ export function createHooks(deps: HookDeps) {
         },
         (err) => {
           log.error({ err }, "mqtt: publish check failed");
+          stats.dropped.check_failed++;
           packet.topic = DROPPED_TOPIC;
           done(null);
         },
@@ -218,13 +225,19 @@ export function createHooks(deps: HookDeps) {
     /** Last check at delivery: a revoked link stops at once, even before its subscription is removed. */
     authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
       const info = conns.get(client);
-      if (!info) return null;
+      let allowed = false;
       try {
-        return canSubscribe(acl.index, domain, info.principal, packet.topic) ? packet : null;
+        allowed =
+          info !== undefined && canSubscribe(acl.index, domain, info.principal, packet.topic);
       } catch (err) {
         log.error({ err }, "mqtt: forward check failed");
+      }
+      if (!allowed) {
+        stats.dropped.forward_denied++;
         return null;
       }
+      stats.messagesOut++;
+      return packet;
     },
   };
 }

@@ -10,8 +10,9 @@ import { createAclSync } from "./acl-sync.ts";
 import { createHooks, INTERNAL_USERNAME } from "./broker-hooks.ts";
 import { Connections, registeredClients } from "./connections.ts";
 import { GuardedConnection } from "./frame-guard.ts";
-import { createIngest } from "./ingest.ts";
+import { createIngest, type IngestStats } from "./ingest.ts";
 import { attachWebSocket, type Listener, listenTcp, listenTls } from "./listeners.ts";
+import { createMqttStats, type MqttStats, violationReason } from "./mqtt-stats.ts";
 import { parseTopic } from "./topics.ts";
 import { createRevocations, revokedSince, watchUserRevocations } from "./user-revocations.ts";
 
@@ -54,6 +55,19 @@ export type Broker = {
   flush(): Promise<void>;
   pruneLogs(): Promise<number>;
   close(): Promise<void>;
+  /** What the metrics endpoint reads at scrape time (src/metrics/). */
+  readonly stats: BrokerStats;
+};
+
+export type ClientKind = BrokerPrincipal["kind"] | "connecting";
+
+export type BrokerStats = {
+  mqtt: MqttStats;
+  ingest: IngestStats;
+  /** Rows the ingest holds for its next flush. */
+  ingestPending(): number;
+  /** Open connections by who is behind them ("connecting": not logged in yet). */
+  clientsByKind(): Record<ClientKind, number>;
 };
 
 export const WEBSOCKET_PATH = "/mqtt";
@@ -70,6 +84,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
   const internalSecret = randomBytes(32).toString("base64url");
   const ingest = createIngest({ db, events, log, logRetentionMs: config.logRetentionMs });
   const sockets = new Set<GuardedConnection>();
+  const stats = createMqttStats();
   let aedes: Aedes | undefined;
   let enforceQueued = false;
 
@@ -125,6 +140,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     log,
     revocations,
     broker: () => aedes as Aedes,
+    stats,
     onPublishAccepted: (principal, packet) =>
       ingestPublish(packet.topic, packet.payload as Buffer, principal),
   });
@@ -208,10 +224,16 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
       stream.destroy();
       return;
     }
-    const guarded: GuardedConnection = new GuardedConnection(stream, limits, (reason) => {
-      const clientId = (guarded as unknown as { client?: Client }).client?.id;
-      log.warn({ clientId, remote, reason }, "mqtt: connection refused, disconnecting");
-    });
+    const guarded: GuardedConnection = new GuardedConnection(
+      stream,
+      limits,
+      (reason) => {
+        stats.dropped[violationReason(reason)]++;
+        const clientId = (guarded as unknown as { client?: Client }).client?.id;
+        log.warn({ clientId, remote, reason }, "mqtt: connection refused, disconnecting");
+      },
+      stats,
+    );
     guarded.remote = remote;
     sockets.add(guarded);
     guarded.once("close", () => sockets.delete(guarded));
@@ -365,5 +387,21 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     flush: () => ingest.flush(),
     pruneLogs: () => ingest.pruneLogs(),
     close,
+    stats: {
+      mqtt: stats,
+      ingest: ingest.stats,
+      ingestPending: () => ingest.pending(),
+      clientsByKind() {
+        const counts: Record<ClientKind, number> = { unit: 0, user: 0, internal: 0, connecting: 0 };
+        const clients = aedes ? Object.values(registeredClients(aedes)) : [];
+        for (const client of clients) {
+          const kind = conns.get(client)?.principal.kind;
+          if (kind) counts[kind]++;
+        }
+        // Sockets whose CONNECT is not through yet (or never will be).
+        counts.connecting = Math.max(0, sockets.size - clients.length);
+        return counts;
+      },
+    },
   };
 }

@@ -1,4 +1,5 @@
 import { Duplex } from "node:stream";
+import type { MqttStats } from "./mqtt-stats.ts";
 import { connectProtocolLevel, Mqtt5Translator } from "./mqtt5-translator.ts";
 
 // A transport-level guard between a connection and the broker. It reads only the MQTT
@@ -123,10 +124,17 @@ export class GuardedConnection extends Duplex {
   private flushScheduled = false;
   private innerFull = false;
   private readonly heldCallbacks: Array<(err?: Error | null) => void> = [];
+  private readonly stats: Pick<MqttStats, "bytesIn" | "bytesOut"> | undefined;
 
-  constructor(inner: Duplex, limits: FrameLimits, onViolation: (reason: string) => void) {
+  constructor(
+    inner: Duplex,
+    limits: FrameLimits,
+    onViolation: (reason: string) => void,
+    stats?: Pick<MqttStats, "bytesIn" | "bytesOut">,
+  ) {
     super({ allowHalfOpen: false });
     this.inner = inner;
+    this.stats = stats;
     this.inspector = new FrameInspector(limits);
     const refuse = (problem: string, quiet = false) => {
       if (this.violated) return;
@@ -136,6 +144,7 @@ export class GuardedConnection extends Duplex {
     };
     inner.on("data", (chunk: Buffer) => {
       if (this.violated) return;
+      if (stats) stats.bytesIn += chunk.length;
       const problem = this.inspector.inspect(chunk);
       if (problem) return refuse(problem);
       if (this.translator) return this.translator.fromClient(chunk);
@@ -197,6 +206,7 @@ export class GuardedConnection extends Duplex {
     const data = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
+    if (this.stats) this.stats.bytesOut += data.length;
     if (!this.inner.write(data) && !this.innerFull) {
       this.innerFull = true;
       this.inner.once("drain", this.releaseHeld);

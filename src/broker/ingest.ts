@@ -32,6 +32,24 @@ export type Ingest = {
   /** Deletes logs older than the retention; returns how many. */
   pruneLogs(): Promise<number>;
   close(): Promise<void>;
+  /** Counters for the metrics endpoint (src/metrics/), plain numbers. */
+  readonly stats: IngestStats;
+  /** Rows waiting for the next flush (units, values, log entries). */
+  pending(): number;
+};
+
+export type IngestStats = {
+  /** Variable values, states and log entries accepted for writing. */
+  values: number;
+  states: number;
+  logs: number;
+  /** Log entries dropped because the buffer was full. */
+  logsDropped: number;
+  flushes: number;
+  flushErrors: number;
+  /** Time spent writing, over all flushes, and the last flush's. */
+  flushSeconds: number;
+  lastFlushSeconds: number;
 };
 
 export type IngestDeps = {
@@ -64,6 +82,16 @@ export function createIngest(deps: IngestDeps): Ingest {
   let logsPending: LogRow[] = [];
   let flushing: Promise<void> | null = null;
   let droppedLogs = 0;
+  const stats: IngestStats = {
+    values: 0,
+    states: 0,
+    logs: 0,
+    logsDropped: 0,
+    flushes: 0,
+    flushErrors: 0,
+    flushSeconds: 0,
+    lastFlushSeconds: 0,
+  };
 
   const touch = (unitUuid: string, now: Date): UnitPending => {
     let p = unitsPending.get(unitUuid);
@@ -121,6 +149,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   }
 
   async function flushOnce(): Promise<void> {
+    const started = performance.now();
     const units = unitsPending;
     const values = valuesPending;
     const logs = logsPending;
@@ -160,9 +189,14 @@ export function createIngest(deps: IngestDeps): Ingest {
         await write();
       } catch (err) {
         log.error({ err, what }, "mqtt: writing device data failed; will retry");
+        stats.flushErrors++;
         requeue();
       }
     }
+    const seconds = (performance.now() - started) / 1000;
+    stats.flushes++;
+    stats.flushSeconds += seconds;
+    stats.lastFlushSeconds = seconds;
   }
 
   function flush(): Promise<void> {
@@ -207,6 +241,7 @@ export function createIngest(deps: IngestDeps): Ingest {
       const p = touch(unitUuid, now);
       const parsed = parseState(payload);
       if (!parsed) return;
+      stats.states++;
       p.state = parsed.state;
       if (parsed.commit) p.commit = parsed.commit;
       try {
@@ -225,12 +260,15 @@ export function createIngest(deps: IngestDeps): Ingest {
       for (const entry of parseLogs(payload, now, deps.logRetentionMs)) {
         if (logsPending.length >= maxLogs) {
           droppedLogs++;
+          stats.logsDropped++;
           continue;
         }
+        stats.logs++;
         logsPending.push({ ...entry, unitUuid });
       }
     },
     value(nodeUuid, payload) {
+      stats.values++;
       valuesPending.set(nodeUuid, { value: storedValue(payload), at: new Date() });
     },
     seen(unitUuid) {
@@ -242,6 +280,8 @@ export function createIngest(deps: IngestDeps): Ingest {
     },
     flush,
     pruneLogs,
+    stats,
+    pending: () => unitsPending.size + valuesPending.size + logsPending.length,
     async close() {
       clearInterval(flushTimer);
       clearInterval(pruneTimer);

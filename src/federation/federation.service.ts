@@ -22,6 +22,7 @@ import {
 import { buildFederation } from "./federation.ts";
 import { type Follower, recheckFollowers, revokeFollowers } from "./followers.ts";
 import { linkRemote, type RemoteEdge, sendUndo, unlinkRemote } from "./links.ts";
+import type { DeliveryStats } from "./message-queue.ts";
 import { domainOf, normalizeDomain, type PeerPolicy } from "./policy.ts";
 import { parseBatch } from "./readings.ts";
 
@@ -64,6 +65,8 @@ export type FederationService = {
   revokeGrant(user: User, uuid: string): Promise<void>;
   /** Sends pending readings now (tests, bench). */
   flush(): Promise<void>;
+  /** Delivery outcomes since start (read by src/metrics/). */
+  readonly deliveryStats: DeliveryStats;
   start(): void;
   stop(): Promise<void>;
 };
@@ -277,6 +280,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
   }
 
   return {
+    deliveryStats: parts.queue.stats,
     policy,
 
     async fetch(request) {

@@ -53,6 +53,17 @@ export type DrizzleMessageQueueOptions = {
   handlers?: Record<string, (message: unknown) => Promise<void>>;
 };
 
+/** Outcomes of handled messages since start, for the metrics endpoint (src/metrics/). */
+export type DeliveryStats = {
+  delivered: number;
+  /** Failed attempts (each is retried later). */
+  failed: number;
+  /** Dropped unhandled by the gate (a peer blocked since it was queued). */
+  dropped: number;
+  /** Still failing after the maximum age: removed without being delivered. */
+  givenUp: number;
+};
+
 type Claimed = { id: number; message: string; attempts: number; created_at: string | Date };
 
 export class DrizzleMessageQueue implements MessageQueue {
@@ -62,6 +73,7 @@ export class DrizzleMessageQueue implements MessageQueue {
   > &
     Pick<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers">;
   readonly #wake = new EventEmitter();
+  readonly stats: DeliveryStats = { delivered: 0, failed: 0, dropped: 0, givenUp: 0 };
 
   constructor(options: DrizzleMessageQueueOptions) {
     this.#o = {
@@ -145,6 +157,7 @@ export class DrizzleMessageQueue implements MessageQueue {
         { id: c.id, attempts: c.attempts + 1 },
         "federation queue: giving up on a message",
       );
+      this.stats.givenUp++;
       await this.#finish(c.id);
       this.#o.onDone?.(message);
       return;
@@ -185,11 +198,15 @@ export class DrizzleMessageQueue implements MessageQueue {
           const type = (message as { type?: unknown } | null)?.type;
           const own = typeof type === "string" ? this.#o.handlers?.[type] : undefined;
           await (own ? own(message) : handler(message));
+          this.stats.delivered++;
           this.#o.onHandled?.(message, null);
+        } else {
+          this.stats.dropped++;
         }
         await this.#finish(c.id);
         this.#o.onDone?.(message);
       } catch (err) {
+        this.stats.failed++;
         this.#o.onHandled?.(message, err);
         await this.#fail(c, err, message).catch((e: unknown) =>
           this.#o.log.error({ err: e }, "federation queue: recording a failure failed"),

@@ -37,6 +37,23 @@ export type HistoryWriter = {
   droppedValues(): number;
   flush(): Promise<void>;
   stop(): Promise<void>;
+  /** Counters for the metrics endpoint (src/metrics/), plain numbers. */
+  readonly stats: HistoryStats;
+  /** Values waiting for the next flush, and variables whose pipe is on. */
+  queued(): number;
+  activePipes(): number;
+};
+
+export type HistoryStats = {
+  /** Single records (LastValue, NRecords, TimeWindow) and accepted values of open windows. */
+  recordsWritten: number;
+  windowValuesWritten: number;
+  /** Records of closed Aggregation windows. */
+  aggregatesWritten: number;
+  flushes: number;
+  flushErrors: number;
+  flushSeconds: number;
+  lastFlushSeconds: number;
 };
 
 export type HistoryWriterDeps = {
@@ -74,6 +91,15 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
   let nextClose: number | null = await nextWindowEnd(db);
   let lastPrune = 0;
   let flushing: Promise<void> | null = null;
+  const stats: HistoryStats = {
+    recordsWritten: 0,
+    windowValuesWritten: 0,
+    aggregatesWritten: 0,
+    flushes: 0,
+    flushErrors: 0,
+    flushSeconds: 0,
+    lastFlushSeconds: 0,
+  };
 
   function install(row: PipeRow) {
     const parsed = parseDataPipeConfig(row.yaml, deps.maxPayloadBytes);
@@ -189,12 +215,14 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     try {
       if (wins.length) {
         await insertWindowValues(db, wins);
+        stats.windowValuesWritten += wins.length;
         for (const w of wins) {
           if (nextClose === null || w.windowEnd < nextClose) nextClose = w.windowEnd;
         }
       }
       windowValues = [];
       if (recs.length) await insertRecords(db, recs);
+      stats.recordsWritten += recs.length;
       records = [];
     } catch (err) {
       // Kept for the next flush (new rows join them), bounded like the queue.
@@ -216,14 +244,29 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
     }
     if (older.length) await trimOlderThan(db, older);
     if (nextClose !== null && nextClose <= now) {
-      await closeWindows(db, new Date(now));
+      stats.aggregatesWritten += await closeWindows(db, new Date(now));
       nextClose = await nextWindowEnd(db);
+    }
+  }
+
+  async function timedFlush() {
+    const started = performance.now();
+    try {
+      await flushOnce();
+    } catch (err) {
+      stats.flushErrors++;
+      throw err;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      stats.flushes++;
+      stats.flushSeconds += seconds;
+      stats.lastFlushSeconds = seconds;
     }
   }
 
   function flush(): Promise<void> {
     // One flush at a time; a call during a flush waits for it and then runs its own.
-    const run = (flushing ?? Promise.resolve()).catch(() => {}).then(flushOnce);
+    const run = (flushing ?? Promise.resolve()).catch(() => {}).then(timedFlush);
     const tracked = run.finally(() => {
       if (flushing === tracked) flushing = null;
     });
@@ -250,6 +293,9 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
       clock = c;
     },
     flush,
+    stats,
+    queued: () => queue.length,
+    activePipes: () => pipes.size,
     async stop() {
       clearInterval(timer);
       events.off("unit-node.value-seen", onValue);

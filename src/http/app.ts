@@ -10,6 +10,7 @@ import { federationMiddleware } from "../federation/hono.ts";
 import { firmwareRoutes } from "../firmware/firmware.routes.ts";
 import { historyRoutes } from "../history/history.routes.ts";
 import { liveRoutes } from "../live/live.routes.ts";
+import { metricsRoutes } from "../metrics/metrics.routes.ts";
 import { repoUpdateRoutes, unitUpdateRoutes } from "../ota/ota.routes.ts";
 import { reposRoutes } from "../repos/repos.routes.ts";
 import { standardReposRoutes } from "../standard-repos/standard-repos.routes.ts";
@@ -37,6 +38,9 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ detail: "not found" }, 404));
 
+  // First: it times everything below (src/metrics/); absent when metrics are off.
+  if (deps.metrics) app.use("*", deps.metrics.http);
+
   app.use("*", securityHeaders());
   // Bodies are capped before anything reads them (federation, authentication, validation).
   // The inboxes have their own limit, which may be larger than the global one.
@@ -59,6 +63,9 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       return c.json({ detail: "database unreachable" }, 503);
     }
   });
+
+  // Registered on or off: off, it answers 404 instead of the SPA taking the path.
+  app.route("/", metricsRoutes(deps.metrics, deps.config.metricsToken));
 
   const api = new OpenAPIHono<AppEnv>();
   api.use("*", principalMiddleware(deps.resolvePrincipal));

@@ -11,6 +11,7 @@ import type { GitStore } from "../git/git-store.ts";
 import type { HistoryWriter } from "../history/history-writer.ts";
 import type { LiveHub } from "../live/live-hub.ts";
 import type { Mailer } from "../mail/mailer.ts";
+import type { InstanceMetrics } from "../metrics/metrics.ts";
 import type { OtaService } from "../ota/ota.service.ts";
 import type { TelegramService } from "../telegram/telegram.service.ts";
 
@@ -40,4 +41,6 @@ export type AppDeps = {
   live?: LiveHub;
   /** The Telegram bot (src/telegram/): only when PEPEUNIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramService;
+  /** Prometheus metrics (src/metrics/): only when PEPEUNIT_METRICS_TOKEN is set. */
+  metrics?: InstanceMetrics;
 };

@@ -9,7 +9,21 @@ import { claimDueRepos } from "./repos.store.ts";
 /** Repos claimed per tick: the rest stay due and are taken by the next tick. */
 const BATCH = 10;
 
-export type RepoSyncWorker = { start(): void; stop(): Promise<void> };
+export type RepoSyncWorker = {
+  start(): void;
+  stop(): Promise<void>;
+  /** Outcomes of this worker's syncs, for the metrics endpoint (src/metrics/). */
+  readonly stats: SyncStats;
+};
+
+export type SyncResult = "synced" | "error" | "gone" | "crashed";
+
+export type SyncStats = {
+  syncs: Record<SyncResult, number>;
+  /** Duration of the last sync (seconds), and when it ended (ms since the epoch; 0: none yet). */
+  lastDurationSeconds: number;
+  lastEndedAt: number;
+};
 
 export function createRepoSyncWorker(
   deps: AppDeps,
@@ -19,16 +33,34 @@ export function createRepoSyncWorker(
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = true;
+  const stats: SyncStats = {
+    syncs: { synced: 0, error: 0, gone: 0, crashed: 0 },
+    lastDurationSeconds: 0,
+    lastEndedAt: 0,
+  };
+
+  async function syncOne(uuid: string): Promise<SyncResult> {
+    try {
+      const repo = await syncRepo(deps, uuid);
+      if (!repo) return "gone";
+      return repo.syncStatus === "Synced" ? "synced" : "error";
+    } catch (err) {
+      // syncRepo records a failing remote on the repo itself; it only throws when
+      // the database does, and one repo's trouble must not stop the others.
+      deps.log.error({ err, repo: uuid }, "repo sync crashed");
+      return "crashed";
+    }
+  }
 
   async function tick(): Promise<void> {
     const due = await claimDueRepos(deps.database.db, BATCH);
     for (const uuid of due) {
       if (stopped) break;
-      // syncRepo records a failing remote on the repo itself; it only throws when
-      // the database does, and one repo's trouble must not stop the others.
-      await syncRepo(deps, uuid).catch((err) =>
-        deps.log.error({ err, repo: uuid }, "repo sync crashed"),
-      );
+      const started = performance.now();
+      const result = await syncOne(uuid);
+      stats.syncs[result]++;
+      stats.lastDurationSeconds = (performance.now() - started) / 1000;
+      stats.lastEndedAt = Date.now();
     }
   }
 
@@ -47,6 +79,7 @@ export function createRepoSyncWorker(
   }
 
   return {
+    stats,
     start() {
       if (!stopped) return;
       stopped = false;
