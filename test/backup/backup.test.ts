@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupService } from "../../src/backup/backup.service.ts";
 import { MANIFEST, type Manifest } from "../../src/backup/backup-format.ts";
 import { loadConfig } from "../../src/config.ts";
+import { INSTANCE_ACTOR } from "../../src/federation/core.ts";
 import { rowsOf } from "../../src/federation/kv-store.ts";
 import { writeGateFor } from "../../src/git/write-gate.ts";
 import { type Instance, startInstance } from "../../src/instance.ts";
@@ -102,7 +103,8 @@ async function startOn(t: Target): Promise<Instance & { api: ApiClient }> {
 
 // any: API JSON; the projections keep what must survive a restore (not ports or online state).
 type Walk = Record<string, any>;
-async function walk(api: ApiClient, w: World, nodes: string[]): Promise<Walk> {
+async function walk(baseUrl: string, w: World, nodes: string[]): Promise<Walk> {
+  const api = createApiClient(baseUrl);
   const ok = async (p: string, token: string) => {
     const res = await api.get(p, token);
     expect(res.status, `${p}: ${JSON.stringify(res.body)}`).toBe(200);
@@ -142,7 +144,16 @@ async function walk(api: ApiClient, w: World, nodes: string[]): Promise<Walk> {
     const h = await ok(`/unit_nodes/get_data_pipe_data?uuid=${n}&limit=1000`, w.bob.token);
     history[n] = h.pipe_data.map((r: any) => [r.state, r.create_datetime]);
   }
-  return { users, repos, versions, units, edges, history };
+  // The instance actor's key (made on first use, kept in federation_keys): peers verify
+  // our signatures with it, so it must be the same key after a move.
+  const actor = await fetch(`${baseUrl}/ap/actors/${INSTANCE_ACTOR}`, {
+    headers: { accept: "application/activity+json" },
+  });
+  expect(actor.status).toBe(200);
+  const key = ((await actor.json()) as { publicKey?: { publicKeyPem?: string } }).publicKey
+    ?.publicKeyPem;
+  expect(key).toMatch(/BEGIN PUBLIC KEY/);
+  return { users, repos, versions, units, edges, history, key };
 }
 
 /** Row count of every application table (all the backup held must be there). */
@@ -259,7 +270,7 @@ describe(`backup and restore (${kind})`, () => {
       10_000,
     );
     await device.endAsync();
-    before = await walk(a.api, w, nodes);
+    before = await walk(a.httpUrl, w, nodes);
   });
   afterAll(async () => {
     await a?.close();
@@ -314,13 +325,14 @@ describe(`backup and restore (${kind})`, () => {
         const counts = await tableCounts(b);
         for (const table of m.tables)
           expect([table.name, counts[table.name]]).toEqual([table.name, table.rows]);
-        const after = await walk(b.api, w, nodes);
+        const after = await walk(b.httpUrl, w, nodes);
         // What existed before the backup is there as it was; the writes made during it
         // are there whole (a unit with its env) or not at all.
         expect(after.users).toEqual(before.users);
         expect(after.repos).toEqual(before.repos);
         expect(after.versions).toEqual(before.versions);
         expect(after.edges).toEqual(before.edges);
+        expect(after.key).toEqual(before.key);
         for (const [uuid, unit] of Object.entries(before.units))
           expect(after.units[uuid]).toEqual(unit);
         for (const unit of Object.values<Walk>(after.units))
@@ -351,7 +363,7 @@ describe(`backup and restore (${kind})`, () => {
     expect((await cli(["restore", back], t.env)).code).toBe(0);
     const b = await startOn(t);
     try {
-      expect(await walk(b.api, w, nodes)).toEqual(walked);
+      expect(await walk(b.httpUrl, w, nodes)).toEqual(walked);
     } finally {
       await b.stop();
     }
