@@ -1,5 +1,7 @@
+import { createHash } from "node:crypto";
 import { chmod, unlink } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Logger } from "pino";
 import { BackupBusyError, type BackupService } from "./backup.service.ts";
@@ -17,8 +19,15 @@ import type { BackupResult } from "./backup-writer.ts";
 
 export const SOCKET_NAME = "backup.sock";
 
+/**
+ * `<dataDir>/backup.sock`; when that is longer than a socket path may be (108 bytes on
+ * Linux), one in the temporary directory named by the data dir's hash (still 0600).
+ */
 export function socketPath(dataDir: string): string {
-  return path.join(dataDir, SOCKET_NAME);
+  const inDataDir = path.join(dataDir, SOCKET_NAME);
+  if (Buffer.byteLength(inDataDir) <= 100) return inDataDir;
+  const hash = createHash("sha256").update(path.resolve(dataDir)).digest("hex").slice(0, 16);
+  return path.join(tmpdir(), `pepeunit-backup-${hash}.sock`);
 }
 
 type Request = { op: "ping" } | { op: "backup"; out: string };
@@ -31,14 +40,6 @@ export async function listenBackupSocket(
   log: Logger,
 ): Promise<BackupSocket | undefined> {
   const file = socketPath(dataDir);
-  // sun_path is 108 bytes on Linux: a deeper data dir gets no channel (the CLI says so).
-  if (Buffer.byteLength(file) > 100) {
-    log.warn(
-      { file },
-      "data dir path too long for the backup socket: npm run backup cannot reach this instance",
-    );
-    return undefined;
-  }
   if (await answers(file)) {
     log.warn({ file }, "another process answers on the backup socket: not listening");
     return undefined;

@@ -191,19 +191,25 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** Whether the database holds any application row (a restore refuses it without --force). */
-export async function databaseHasData(db: DbLike): Promise<boolean> {
-  const [row] = rowsOf<{ n: number }>(
+/**
+ * Why the database is not an empty target (a restore refuses it without --force), or
+ * null: rows a person made (users, repos), or tables Pepeunit does not know (another
+ * application's: a restore would drop them). A fresh instance's own rows do not count.
+ */
+export async function databaseInUse(db: DbLike, known: readonly string[]): Promise<string | null> {
+  const tables = rowsOf<{ name: string }>(
     await db.execute(sql`
-      select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'public' and c.relname = 'users' and c.relkind = 'r'`),
-  );
-  if (!row?.n) return false;
-  // What a person made; a fresh instance's own rows (settings, key check) do not count.
-  const [users] = rowsOf<{ any: boolean }>(
+      select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'f')`),
+  ).map((r) => r.name);
+  const foreign = tables.filter((t) => !known.includes(t));
+  if (foreign.length)
+    return `it has tables Pepeunit does not know (${foreign.slice(0, 5).join(", ")})`;
+  if (!tables.includes("users") || !tables.includes("repos")) return null;
+  const [row] = rowsOf<{ any: boolean }>(
     await db.execute(sql`select exists(select 1 from users) or exists(select 1 from repos) as any`),
   );
-  return Boolean(users?.any);
+  return row?.any ? "it holds users or repos" : null;
 }
 
 /** Empties the database for a forced restore (inside the restore's transaction). */

@@ -4,9 +4,12 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/p
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
+import { getTableName, is } from "drizzle-orm";
+import { PgTable } from "drizzle-orm/pg-core";
 import tar from "tar-stream";
 import { parseDotEnv, secretsFileText } from "../config.ts";
 import { createDatabase, type Database } from "../db/database.ts";
+import * as schema from "../db/schema.ts";
 import {
   BackupError,
   MANIFEST,
@@ -20,7 +23,7 @@ import {
 import {
   applyMigrations,
   codeSchemaVersion,
-  databaseHasData,
+  databaseInUse,
   knownSchemaVersion,
   loadRows,
   loadSequences,
@@ -33,6 +36,11 @@ import {
 // it was.
 
 const LOAD_BATCH = 5000;
+
+/** The tables of this code's schema: any other in the target is someone else's. */
+const KNOWN_TABLES = Object.values(schema)
+  .filter((t) => is(t, PgTable))
+  .map((t) => getTableName(t as PgTable));
 
 export type RestoreTarget = {
   dataDir: string;
@@ -65,12 +73,14 @@ export async function restoreBackup(
   const nonEmpty: string[] = [];
   if (await hasEntries(reposDir)) nonEmpty.push(`${reposDir} is not empty`);
   if (!target.databaseUrl && (await hasEntries(pgliteDir))) {
-    if (await pgliteHasData(pgliteDir)) nonEmpty.push(`the database in ${pgliteDir} holds data`);
+    const why = await pgliteInUse(pgliteDir);
+    if (why) nonEmpty.push(`the database in ${pgliteDir}: ${why}`);
   }
   let pg: Database | undefined;
   if (target.databaseUrl) {
     pg = await createDatabase({ url: target.databaseUrl, migrate: false, maxConnections: 1 });
-    if (await databaseHasData(pg.db)) nonEmpty.push("the database (DATABASE_URL) holds data");
+    const why = await databaseInUse(pg.db, KNOWN_TABLES);
+    if (why) nonEmpty.push(`the database (DATABASE_URL): ${why}`);
   }
   const rand = randomBytes(4).toString("hex");
   const staging = path.join(dataDir, `.restore-${rand}`);
@@ -174,10 +184,10 @@ async function hasEntries(dir: string): Promise<boolean> {
   return entries.length > 0;
 }
 
-async function pgliteHasData(dir: string): Promise<boolean> {
+async function pgliteInUse(dir: string): Promise<string | null> {
   const db = await createDatabase({ pgliteDir: dir, migrate: false });
   try {
-    return await databaseHasData(db.db);
+    return await databaseInUse(db.db, KNOWN_TABLES);
   } finally {
     await db.close();
   }

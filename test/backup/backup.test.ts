@@ -375,6 +375,23 @@ describe(`backup and restore (${kind})`, () => {
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("not empty")]);
     const forced = await cli(["restore", archive, "--force"], used.env);
     expect(forced.code, forced.stderr).toBe(0);
+    // Into the data of a running instance; into a database another application uses.
+    const running = await cli(["restore", archive, "--force"], sourceEnv);
+    expect([running.code, running.stderr]).toEqual([
+      2,
+      expect.stringContaining("an instance is running"),
+    ]);
+    const shared = await freshTarget("postgres");
+    targets.push(shared);
+    const { default: postgres } = await import("postgres");
+    const client = postgres(shared.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+    await client.unsafe("create table other_app (id int)");
+    await client.end();
+    const foreign = await cli(["restore", archive], shared.env);
+    expect([foreign.code, foreign.stderr]).toEqual([
+      2,
+      expect.stringContaining("does not know (other_app)"),
+    ]);
 
     const newer = path.join(work, "newer.tar.gz");
     await repack(archive, newer, (name, body) => {
