@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, loadRestoreConfig } from "../config.ts";
@@ -30,6 +31,13 @@ try {
 
 async function backup(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { out: { type: "string" } } });
+  // Looked at before loadConfig, which would make a new .env (new keys) in a wrong dir.
+  const peek = loadRestoreConfig().config;
+  if (!peek.databaseUrl && !existsSync(path.join(peek.dataDir, "pglite"))) {
+    throw new BackupError(
+      `no database in ${peek.dataDir}/pglite: run the backup with the instance's environment (PEPEUNIT_DATA_DIR, DATABASE_URL)`,
+    );
+  }
   const config = loadConfig();
   const out = path.resolve(
     values.out ?? path.join(config.backupDir ?? process.cwd(), backupFileName(new Date())),
@@ -47,8 +55,13 @@ async function backup(args: string[]): Promise<void> {
       url: config.databaseUrl,
       pgliteDir: `${config.dataDir}/pglite`,
     });
+    // Ctrl-C or a stop: the temporary file goes, nothing that looks like a backup stays.
+    const abort = new AbortController();
+    const stop = () => abort.abort(new BackupError("backup interrupted: nothing written"));
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
     try {
-      result = await writeBackup({ config, database }, out, progress);
+      result = await writeBackup({ config, database }, out, progress, abort.signal);
     } finally {
       await database.close();
     }
