@@ -31,25 +31,25 @@ try {
 
 async function backup(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { out: { type: "string" } } });
-  // Looked at before loadConfig, which would make a new .env (new keys) in a wrong dir.
+  // Not loadConfig yet: in a wrong dir it would make a new .env (new keys) to back up.
   const peek = loadRestoreConfig().config;
-  if (!peek.databaseUrl && !existsSync(path.join(peek.dataDir, "pglite"))) {
-    throw new BackupError(
-      `no database in ${peek.dataDir}/pglite: run the backup with the instance's environment (PEPEUNIT_DATA_DIR, DATABASE_URL)`,
-    );
-  }
-  const config = loadConfig();
   const out = path.resolve(
-    values.out ?? path.join(config.backupDir ?? process.cwd(), backupFileName(new Date())),
+    values.out ?? path.join(peek.backupDir ?? process.cwd(), backupFileName(new Date())),
   );
   const progress = reporter("backup");
-  const socket = socketPath(config.dataDir);
+  const socket = socketPath(peek.dataDir);
   let result: { file: string; size: number };
   if (await answers(socket)) {
     // The running instance makes the snapshot (it owns PGlite and the sync lock).
     progress("asking the running instance", 0);
     result = await requestBackup(socket, out, progress);
   } else {
+    if (!peek.databaseUrl && !existsSync(path.join(peek.dataDir, "pglite"))) {
+      throw new BackupError(
+        `no instance answers on ${socket} and there is no database in ${peek.dataDir}/pglite: run the backup with the instance's environment (PEPEUNIT_DATA_DIR, DATABASE_URL)`,
+      );
+    }
+    const config = loadConfig();
     progress("no instance running: opening the data directly", 0);
     const database = await createDatabase({
       url: config.databaseUrl,
