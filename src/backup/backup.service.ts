@@ -55,6 +55,8 @@ export function createBackupService(deps: Deps): BackupService {
   const failures: BackupEntry[] = [];
   let timer: NodeJS.Timeout | undefined;
   let stopped = true;
+  /** Aborted by stop(): a shutdown does not wait for a long backup (its file is not kept). */
+  let halt = new AbortController();
 
   async function files(): Promise<BackupEntry[]> {
     if (!dir) return [];
@@ -103,7 +105,8 @@ export function createBackupService(deps: Deps): BackupService {
     };
     const done = (async () => {
       await mkdir(path.dirname(out), { recursive: true, mode: 0o700 });
-      return writeBackup(deps, out, opts.progress, opts.signal);
+      const signal = opts.signal ? AbortSignal.any([opts.signal, halt.signal]) : halt.signal;
+      return writeBackup(deps, out, opts.progress, signal);
     })().then(
       async (result) => {
         deps.log.info({ backup: result.file, size: result.size }, "backup written");
@@ -111,6 +114,10 @@ export function createBackupService(deps: Deps): BackupService {
         return result;
       },
       (err: unknown) => {
+        if (stopped && halt.signal.aborted) {
+          deps.log.info({ backup: out }, "backup left unfinished: the instance is stopping");
+          throw err;
+        }
         const reason = err instanceof Error ? err.message : String(err);
         deps.log.error({ err, backup: out }, "backup failed");
         failures.unshift({ ...entry, result: "failed", error: reason });
@@ -140,6 +147,7 @@ export function createBackupService(deps: Deps): BackupService {
     start() {
       if (!stopped) return;
       stopped = false;
+      halt = new AbortController();
       if (!dir || !deps.config.backupEveryMs) return;
       // The next one is due one interval after the newest (a restart does not reset it).
       void files().then((list) => {
@@ -150,6 +158,7 @@ export function createBackupService(deps: Deps): BackupService {
     },
     async stop() {
       stopped = true;
+      halt.abort(new Error("the instance is stopping"));
       clearTimeout(timer);
       await current?.done.catch(() => undefined);
     },
