@@ -139,6 +139,19 @@ async function walk(baseUrl: string, w: World, nodes: string[]): Promise<Walk> {
   const edges = (await ok("/unit_node_edges?limit=100", w.bob.token)).unit_node_edges
     .map((e: any) => [e.uuid, e.output_uuid, e.input_uuid])
     .sort();
+  const alerts = (await ok("/alerts?limit=100", w.bob.token)).alerts.map((r: any) => [
+    r.uuid,
+    r.unit_node_uuid,
+    r.max,
+  ]);
+  const events = (await ok("/alerts/events?limit=100", w.bob.token)).alert_events.map(
+    (e: any) => e.uuid,
+  );
+  const boards = (await ok("/boards?limit=100", w.bob.token)).boards.map((b: any) => [
+    b.uuid,
+    b.name,
+    b.items.map((i: any) => i.unit_node_uuid),
+  ]);
   const history: Walk = {};
   for (const n of nodes) {
     const h = await ok(`/unit_nodes/get_data_pipe_data?uuid=${n}&limit=1000`, w.bob.token);
@@ -153,7 +166,7 @@ async function walk(baseUrl: string, w: World, nodes: string[]): Promise<Walk> {
   const key = ((await actor.json()) as { publicKey?: { publicKeyPem?: string } }).publicKey
     ?.publicKeyPem;
   expect(key).toMatch(/BEGIN PUBLIC KEY/);
-  return { users, repos, versions, units, edges, history, key };
+  return { users, repos, versions, units, edges, alerts, events, boards, history, key };
 }
 
 /** Row count of every application table (all the backup held must be there). */
@@ -260,6 +273,19 @@ describe(`backup and restore (${kind})`, () => {
       (await a.api.patch(`/unit_nodes/${out}`, { is_data_pipe_active: true }, w.bob.token)).status,
     ).toBe(200);
     nodes = [out];
+    // An alert rule the values below cross (so events are kept too) and a board.
+    const rule = await a.api.post(
+      "/alerts",
+      { unit_node_uuid: out, max: 22, min_interval_s: 0 },
+      w.bob.token,
+    );
+    expect(rule.status).toBe(201);
+    const board = await a.api.post(
+      "/boards",
+      { name: "home", items: [{ unit_node_uuid: out }] },
+      w.bob.token,
+    );
+    expect(board.status).toBe(201);
     const device = await connectClient(a.mqttUrl, u1.token);
     for (let i = 0; i < 5; i++)
       await device.publishAsync(u1.topic("Output", "temperature"), String(20 + i));
@@ -267,6 +293,10 @@ describe(`backup and restore (${kind})`, () => {
       async () =>
         (await a.api.get(`/unit_nodes/get_data_pipe_data?uuid=${out}`, w.bob.token)).body.count ===
         5,
+      10_000,
+    );
+    await eventually(
+      async () => (await a.api.get("/alerts/events", w.bob.token)).body.count > 0,
       10_000,
     );
     await device.endAsync();
@@ -333,6 +363,10 @@ describe(`backup and restore (${kind})`, () => {
         expect(after.versions).toEqual(before.versions);
         expect(after.edges).toEqual(before.edges);
         expect(after.key).toEqual(before.key);
+        expect(after.alerts).toEqual(before.alerts);
+        expect(after.boards).toEqual(before.boards);
+        expect(after.events).toEqual(expect.arrayContaining(before.events));
+        expect(before.events.length).toBeGreaterThan(0);
         for (const [uuid, unit] of Object.entries(before.units))
           expect(after.units[uuid]).toEqual(unit);
         for (const unit of Object.values<Walk>(after.units))
