@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { printTable, writeResults } from "./lib/report.ts";
 import { alertsSuite } from "./suites/alerts.ts";
+import { backupSuite } from "./suites/backup.ts";
 import { federationSuite } from "./suites/federation.ts";
 import { historySuite } from "./suites/history.ts";
 import { liveSuite } from "./suites/live.ts";
@@ -12,7 +13,7 @@ import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -69,6 +70,11 @@ if (wanted("live")) await liveSuite(await freshPostgres());
 // Prometheus metrics' cost on routed values: 100 000 messages at 5 000/s, 6 runs, two
 // servers with databases of their own (pepeunit_bench_metrics_on/off).
 if (wanted("metrics")) await metricsSuite(pgUrl);
+// `npm run backup` / `npm run restore` of 1 000 units with 1 M history records, each database.
+if (wanted("backup")) {
+  await backupSuite("postgres", pgUrl);
+  await backupSuite("pglite", pgUrl);
+}
 printTable();
 const file = writeResults({
   started: started.toISOString(),

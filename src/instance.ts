@@ -4,6 +4,8 @@ import { type Logger, pino } from "pino";
 import { cachePrincipals, createPrincipalResolver } from "./access/resolve-principal.ts";
 import { createAlertService } from "./alerts/alerts.service.ts";
 import { bridgeAlertsToTelegram } from "./alerts/telegram-bridge.ts";
+import { createBackupService } from "./backup/backup.service.ts";
+import { listenBackupSocket } from "./backup/backup-socket.ts";
 import { type Broker, createBroker } from "./broker/broker.ts";
 import { startCommandListeners } from "./commands/command-listeners.ts";
 import type { Config } from "./config.ts";
@@ -135,6 +137,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const telegram = config.telegram ? createTelegramService(deps, config.telegram) : undefined;
   deps.telegram = telegram;
   if (telegram) bridgeAlertsToTelegram({ db: database.db, events, alerts, telegram });
+  const backups = createBackupService({ config, database, log });
+  deps.backups = backups;
 
   const app = createHttpApp(deps);
   const server = await new Promise<ServerType>((resolve) => {
@@ -152,6 +156,9 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   syncWorker.start();
   federation.start(); // the delivery queue worker
   telegram?.start();
+  backups.start();
+  // `npm run backup` asks the running instance for its snapshot (src/backup/backup-socket.ts).
+  const backupSocket = await listenBackupSocket(config.dataDir, backups, log);
   log.info(
     { httpUrl, database: database.kind, domain: config.domain },
     "pepeunit instance started",
@@ -162,6 +169,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     broker,
     httpUrl,
     async stop() {
+      await backupSocket?.close();
+      await backups.stop();
       await telegram?.stop();
       await syncWorker.stop();
       await ota.stop();

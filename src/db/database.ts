@@ -21,7 +21,7 @@ export type Database = {
   close(): Promise<void>;
 };
 
-const migrationsFolder = fileURLToPath(new URL("../../migrations", import.meta.url));
+export const migrationsFolder = fileURLToPath(new URL("../../migrations", import.meta.url));
 
 export type DatabaseOptions = {
   /** postgres:// URL; absent → embedded PGlite. */
@@ -30,6 +30,8 @@ export type DatabaseOptions = {
   pgliteDir?: string | undefined;
   /** Pool size for postgres.js. */
   maxConnections?: number;
+  /** false: open as is (a restore applies the migrations inside its own transaction). */
+  migrate?: boolean;
 };
 
 /** Opens the database and applies pending migrations before anything else uses it. */
@@ -43,7 +45,7 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
       onnotice: () => {},
     });
     const db = drizzle(client, { schema });
-    await migrate(db, { migrationsFolder });
+    if (opts.migrate !== false) await migrate(db, { migrationsFolder });
     return {
       db: db as unknown as Db,
       kind: "postgres",
@@ -60,7 +62,7 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.pgliteDir) mkdirSync(path.dirname(opts.pgliteDir), { recursive: true, mode: 0o700 });
   const client = opts.pgliteDir ? new PGlite(opts.pgliteDir) : new PGlite();
   const db = drizzle(client, { schema });
-  await migrate(db, { migrationsFolder });
+  if (opts.migrate !== false) await migrate(db, { migrationsFolder });
   // PGlite unpacks its initial cluster with explicit modes (0644/0755), whatever the
   // umask: take group/other off once it is there. Files it creates later get 0600.
   if (opts.pgliteDir) tightenPrivateDirs([opts.pgliteDir]);

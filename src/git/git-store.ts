@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { type SimpleGit, simpleGit } from "simple-git";
+import { writeGateFor } from "./write-gate.ts";
 
 // Every clone is a bare mirror in `<repositoriesDir>/<uuid>`: all branches and tags,
 // no working tree, so nothing is ever built from a checkout. Credentials reach git
@@ -46,6 +47,8 @@ export type GitStore = ReturnType<typeof createGitStore>;
 export function createGitStore(opts: GitStoreOptions) {
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const protocols = opts.allowLocal ? "http:https:file" : "http:https";
+  // A backup snapshots the clones between changes (src/backup/).
+  const gate = writeGateFor(path.resolve(opts.repositoriesDir));
 
   function dirFor(repoUuid: string): string {
     // The uuid is ours, but checking it keeps a bad value from ever naming another path.
@@ -205,19 +208,21 @@ export function createGitStore(opts: GitStoreOptions) {
       remote?: RemoteOptions,
     ): Promise<void> {
       const dir = dirFor(repoUuid);
-      await mkdir(opts.repositoriesDir, { recursive: true, mode: 0o700 });
-      await rm(dir, { recursive: true, force: true });
-      try {
-        await withSizeGuard(dir, maxBytes, (abort) =>
-          git(undefined, creds, abort, remote)
-            .clone(url, dir, ["--mirror", "--no-hardlinks", "--"])
-            .then(() => undefined),
-        );
-      } catch (err) {
+      await gate.write(async () => {
+        await mkdir(opts.repositoriesDir, { recursive: true, mode: 0o700 });
         await rm(dir, { recursive: true, force: true });
-        if (err instanceof SizeLimitError) throw err;
-        throw cleanError(err, creds);
-      }
+        try {
+          await withSizeGuard(dir, maxBytes, (abort) =>
+            git(undefined, creds, abort, remote)
+              .clone(url, dir, ["--mirror", "--no-hardlinks", "--"])
+              .then(() => undefined),
+          );
+        } catch (err) {
+          await rm(dir, { recursive: true, force: true });
+          if (err instanceof SizeLimitError) throw err;
+          throw cleanError(err, creds);
+        }
+      });
     },
 
     /** Fetches every ref (pruning deleted ones) into an existing mirror. */
@@ -230,19 +235,21 @@ export function createGitStore(opts: GitStoreOptions) {
     ): Promise<void> {
       const dir = dirFor(repoUuid);
       try {
-        await withSizeGuard(dir, maxBytes, (abort) =>
-          git(dir, creds, abort, remote)
-            .raw([
-              "fetch",
-              "--prune",
-              "--prune-tags",
-              "--force",
-              "--",
-              url,
-              "+refs/heads/*:refs/heads/*",
-              "+refs/tags/*:refs/tags/*",
-            ])
-            .then(() => undefined),
+        await gate.write(() =>
+          withSizeGuard(dir, maxBytes, (abort) =>
+            git(dir, creds, abort, remote)
+              .raw([
+                "fetch",
+                "--prune",
+                "--prune-tags",
+                "--force",
+                "--",
+                url,
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+              ])
+              .then(() => undefined),
+          ),
         );
       } catch (err) {
         if (err instanceof SizeLimitError) throw err;
@@ -251,7 +258,8 @@ export function createGitStore(opts: GitStoreOptions) {
     },
 
     async remove(repoUuid: string): Promise<void> {
-      await rm(dirFor(repoUuid), { recursive: true, force: true });
+      const dir = dirFor(repoUuid);
+      await gate.write(() => rm(dir, { recursive: true, force: true }));
     },
 
     async size(repoUuid: string): Promise<number> {

@@ -2,6 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { accessTokensRoutes } from "../access-tokens/access-tokens.routes.ts";
 import { adminRoutes } from "../admin/admin.routes.ts";
 import { alertsRoutes, notificationsRoutes } from "../alerts/alerts.routes.ts";
+import { backupRoutes } from "../backup/backup.routes.ts";
 import { boardsRoutes } from "../boards/boards.routes.ts";
 import { commandsRoutes } from "../commands/commands.routes.ts";
 import { edgesRoutes } from "../edges/edges.routes.ts";
@@ -74,6 +75,7 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   api.route("/users", usersRoutes(deps));
   api.route("/admin/federation", federationAdminRoutes(deps));
   api.route("/admin/standard_repos", standardReposRoutes(deps));
+  api.route("/admin/backups", backupRoutes(deps));
   api.route("/admin", adminRoutes(deps));
   api.route("/federation", federationRoutes(deps));
   api.route("/repos", reposRoutes(deps));

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Principal } from "../access/principal.ts";
 import type { PrincipalResolver } from "../access/resolve-principal.ts";
 import type { AlertService } from "../alerts/alerts.service.ts";
+import type { BackupService } from "../backup/backup.service.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/database.ts";
@@ -39,6 +40,8 @@ export type AppDeps = {
   alerts?: AlertService;
   /** The UI's live entity-state channel (src/live/); absent in tools. */
   live?: LiveHub;
+  /** Backups (src/backup/): scheduled, admin-started and the CLI's over the local socket; absent in tools. */
+  backups?: BackupService;
   /** The Telegram bot (src/telegram/): only when PEPEUNIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramService;
   /** Prometheus metrics (src/metrics/): only when PEPEUNIT_METRICS_TOKEN is set. */

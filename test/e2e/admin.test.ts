@@ -1,5 +1,8 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { Locator } from "playwright-core";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { createFixtureRepo } from "../helpers/git-fixtures.ts";
 import { createUser } from "../helpers/instance.ts";
 import { createRepo } from "../helpers/repos.ts";
@@ -8,7 +11,7 @@ import { flowNode, gotoGraph, openPage, refused } from "./support/browser.ts";
 import { useE2e } from "./support/suite.ts";
 
 // The admin console: registration mode, users (verify / block / unblock /
-// delete), every entity of the instance, and a place for federation settings.
+// delete), every entity of the instance, a place for federation settings, and backups.
 // Its settings and user actions are driven at phone size (390×844): every
 // action must be on screen without sideways scrolling.
 
@@ -32,21 +35,31 @@ describe("admin console", { timeout: 150_000 }, () => {
   let bob = { uuid: "", token: "" };
   let privateRepo = "";
   let privateUnit = "";
-  const ctx = useE2e({}, async ({ inst }) => {
-    admin = await createUser(inst.api, "root");
-    bob = await createUser(inst.api, "bob");
-    const repo = await createRepo(inst.api, bob.token, createFixtureRepo(), {
-      name: "bobs-secret-repo",
-      visibility: "Private",
-    });
-    privateRepo = repo.uuid;
-    privateUnit = (
-      await createUnit(inst.api, bob.token, repo.uuid, {
-        name: "bobs-secret-unit",
-        visibility: "Private",
-      })
-    ).uuid;
+  let backupDir = "";
+  afterAll(async () => {
+    if (backupDir) await rm(backupDir, { recursive: true, force: true });
   });
+  const ctx = useE2e(
+    async () => {
+      backupDir = await mkdtemp(path.join(tmpdir(), "pepeunit-e2e-backups-"));
+      return { PEPEUNIT_BACKUP_DIR: backupDir };
+    },
+    async ({ inst }) => {
+      admin = await createUser(inst.api, "root");
+      bob = await createUser(inst.api, "bob");
+      const repo = await createRepo(inst.api, bob.token, createFixtureRepo(), {
+        name: "bobs-secret-repo",
+        visibility: "Private",
+      });
+      privateRepo = repo.uuid;
+      privateUnit = (
+        await createUnit(inst.api, bob.token, repo.uuid, {
+          name: "bobs-secret-unit",
+          visibility: "Private",
+        })
+      ).uuid;
+    },
+  );
 
   it("changes the registration mode and explains a refused one", async () => {
     const { context, page } = await openPage(ctx.browser, ctx.inst.httpUrl, {
@@ -73,6 +86,15 @@ describe("admin console", { timeout: 150_000 }, () => {
       expect((await ctx.inst.api.get("/admin/settings", admin.token)).body.registration_mode).toBe(
         "ManualApproval",
       );
+      // Backups: none yet; "Back up now" writes one and the section shows its time, size, result.
+      const backups = page.getByTestId("admin-backups");
+      await expect
+        .poll(() => backups.getByTestId("last-backup").innerText())
+        .toBe("No backup yet.");
+      await tap(backups.getByRole("button", { name: "Back up now" }));
+      await expect
+        .poll(() => backups.getByTestId("last-backup").innerText())
+        .toMatch(/^Last backup: .+ · [\d.]+ [KM]i?B · ok$/);
     } finally {
       await context.close();
     }

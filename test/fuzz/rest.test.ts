@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signPurposeToken } from "../../src/crypto/tokens.ts";
 import { API_PREFIX } from "../../src/http/app.ts";
@@ -59,6 +62,8 @@ describe("REST fuzzing", () => {
   let world: FuzzWorld;
   // The Telegram routes answer only with a bot: a local fake Bot API serves it.
   let botApi: FakeBotApi;
+  // POST /admin/backups starts one only with a backup dir.
+  const backupDir = mkdtempSync(path.join(tmpdir(), "pepeunit-fuzz-backups-"));
   beforeAll(async () => {
     botApi = await startFakeBotApi();
     // Behind a "proxy" (the test itself), so each request can come from its own address:
@@ -67,6 +72,7 @@ describe("REST fuzzing", () => {
       PEPEUNIT_TRUSTED_PROXIES: "127.0.0.1",
       PEPEUNIT_TELEGRAM_BOT_TOKEN: botApi.token,
       PEPEUNIT_TELEGRAM_API_ROOT: botApi.url,
+      PEPEUNIT_BACKUP_DIR: backupDir,
     });
     world = await seedWorld(inst);
   }, 120_000);
@@ -74,6 +80,7 @@ describe("REST fuzzing", () => {
     await world?.close();
     await inst?.close();
     await botApi?.close();
+    rmSync(backupDir, { recursive: true, force: true });
   });
 
   /** Links a chat to the owner, so DELETE /users/me/telegram has something to unlink. */

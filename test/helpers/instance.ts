@@ -47,6 +47,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The environment of a test instance on loopback (a free MQTT port, the HTTP port chosen at bind). */
+export async function testInstanceEnv(): Promise<Record<string, string | undefined>> {
+  return {
+    PATH: process.env.PATH,
+    PEPEUNIT_DOMAIN: "localhost:8080",
+    PEPEUNIT_HTTP_HOST: "127.0.0.1",
+    PEPEUNIT_HTTP_PORT: "0",
+    PEPEUNIT_MQTT_BIND_HOST: "127.0.0.1",
+    PEPEUNIT_MQTT_PORT: String(await freePort()),
+    PEPEUNIT_GIT_ALLOW_LOCAL: "true",
+    PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
+    PEPEUNIT_SCRYPT_LOG_N: TEST_SCRYPT_LOG_N,
+  };
+}
+
 /**
  * A real instance on a random loopback port with its own data dir, clones and database.
  * The MQTT port is chosen before start (env.json must carry the real one, so binding
@@ -77,17 +92,9 @@ export async function startTestInstance(
   let instance: Instance | undefined;
   for (let attempt = 1; !instance; attempt++) {
     const config = loadConfig({
-      PATH: process.env.PATH,
-      PEPEUNIT_DOMAIN: "localhost:8080",
-      PEPEUNIT_HTTP_HOST: "127.0.0.1",
-      PEPEUNIT_HTTP_PORT: "0",
-      PEPEUNIT_MQTT_BIND_HOST: "127.0.0.1",
-      PEPEUNIT_MQTT_PORT: String(await freePort()),
+      ...(await testInstanceEnv()),
       PEPEUNIT_DATA_DIR: path.join(dir, "data"),
       PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
-      PEPEUNIT_GIT_ALLOW_LOCAL: "true",
-      PEPEUNIT_LOG_LEVEL: process.env.PEPEUNIT_TEST_LOG_LEVEL ?? "silent",
-      PEPEUNIT_SCRYPT_LOG_N: TEST_SCRYPT_LOG_N,
       ...secrets,
       ...env,
     });
