@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { chmod, unlink } from "node:fs/promises";
+import { chmod, mkdir, unlink } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -45,6 +45,9 @@ export async function listenBackupSocket(
     return undefined;
   }
   await unlink(file).catch(() => undefined); // left by an instance that did not stop cleanly
+  // The data dir may not exist yet (secrets given as variables, database elsewhere); libuv
+  // reports a missing directory as EACCES, which would read as a permissions problem.
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
