@@ -136,7 +136,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   // Off without a token; with one it reaches the Bot API in the background (never blocks start).
   const telegram = config.telegram ? createTelegramService(deps, config.telegram) : undefined;
   deps.telegram = telegram;
-  if (telegram) bridgeAlertsToTelegram({ db: database.db, events, alerts, telegram });
+  if (telegram) bridgeAlertsToTelegram({ db: database.db, alerts, telegram });
   const backups = createBackupService({ config, database, log });
   deps.backups = backups;
 

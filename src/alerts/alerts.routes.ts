@@ -51,8 +51,8 @@ export function alertsRoutes(deps: AppDeps) {
   const app = createRouter();
   /** Announces the change and waits until this process's evaluator holds it. */
   const changed = async (rule: { uuid: string; userUuid: string }) => {
-    deps.events.emit("alert-rule.changed", { ruleUuid: rule.uuid, userUuid: rule.userUuid });
-    await deps.alerts?.evaluator.reloaded(rule.uuid);
+    if (deps.alerts) await deps.alerts.ruleChanged(rule);
+    else deps.events.emit("alert-rule.changed", { ruleUuid: rule.uuid, userUuid: rule.userUuid });
   };
 
   // The events first: /events would otherwise be taken for a rule's {uuid}.

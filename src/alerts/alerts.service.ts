@@ -23,6 +23,8 @@ export type AlertService = {
   stop(): Promise<void>;
   /** Waits for evaluations' writes, notifications and deliveries in progress. */
   drain(): Promise<void>;
+  /** A rule was created, edited or deleted: announced, and this process's evaluator reloads it. */
+  ruleChanged(rule: { uuid: string; userUuid: string }): Promise<void>;
 };
 
 export function createAlertService(deps: {
@@ -64,6 +66,10 @@ export function createAlertService(deps: {
       await watch.stop();
       await evaluator.stop();
       await dispatch.drain();
+    },
+    async ruleChanged(rule) {
+      deps.events.emit("alert-rule.changed", { ruleUuid: rule.uuid, userUuid: rule.userUuid });
+      await evaluator.reloaded(rule.uuid);
     },
     async drain() {
       await evaluator.drain();

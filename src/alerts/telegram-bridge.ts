@@ -1,7 +1,6 @@
 import { and, desc, eq } from "drizzle-orm";
 import type { DbLike } from "../db/database.ts";
 import { alertRules, unitNodes, units } from "../db/schema.ts";
-import type { EventBus } from "../events.ts";
 import type { AlertsPort } from "../telegram/alerts-port.ts";
 import type { TelegramService } from "../telegram/telegram.service.ts";
 import type { AlertService } from "./alerts.service.ts";
@@ -17,11 +16,10 @@ const BOT_RULES_SHOWN = 50;
 
 export function bridgeAlertsToTelegram(deps: {
   db: DbLike;
-  events: EventBus;
   alerts: AlertService;
   telegram: TelegramService;
 }): void {
-  const { db, events, alerts, telegram } = deps;
+  const { db, alerts, telegram } = deps;
   alerts.dispatch.addChannel({
     name: "telegram",
     async deliver(userUuid, event) {
@@ -58,8 +56,7 @@ export function bridgeAlertsToTelegram(deps: {
         .where(and(eq(alertRules.uuid, ruleUuid), eq(alertRules.userUuid, user.uuid)));
       if (!own) return false;
       await updateRule(db, ruleUuid, { enabled });
-      events.emit("alert-rule.changed", { ruleUuid, userUuid: user.uuid });
-      await alerts.evaluator.reloaded(ruleUuid);
+      await alerts.ruleChanged({ uuid: ruleUuid, userUuid: user.uuid });
       return true;
     },
   };
