@@ -338,7 +338,8 @@ describe("units on the graph", { timeout: 150_000 }, () => {
         .toBe("Success");
       await page.reload();
       await expect.poll(() => status.innerText()).toBe("Success");
-      expect(await node.innerText()).toContain("update: Success");
+      // The node is drawn from the same reload; it may paint a moment after the pop-up.
+      await expect.poll(() => node.innerText()).toContain("update: Success");
       expect(await node.innerText()).not.toContain(movedMain);
       // The simulator, like the clients, sends its clock as millis: no uptime of 20000 days.
       const state = await panel.getByTestId("unit-state").innerText();
