@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
@@ -8,6 +7,9 @@ import { loadConfig } from "../../src/config.ts";
 import { API_PREFIX } from "../../src/http/app.ts";
 import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "./database.ts";
+import { freePort } from "./ports.ts";
+
+export { freePort };
 
 export type TestInstance = Instance & {
   dir: string;
@@ -33,18 +35,6 @@ export function captureLogs(): { stream: Writable; text(): string } {
     },
   });
   return { stream, text: () => lines.join("") };
-}
-
-/** A loopback TCP port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The environment of a test instance on loopback (a free MQTT port, the HTTP port chosen at bind). */
