@@ -252,43 +252,56 @@ const aggregateColumns = {
 const isoText = (column: SQL) =>
   sql`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
+/** Records per piece of a page's JSON: ~85 kB of text, below V8's large-object size. */
+const PIECE_RECORDS = 1000;
+// A literal, not a parameter: GROUP BY and ORDER BY must name the same expression.
+const PIECE = sql.raw(String(PIECE_RECORDS));
+
 /**
- * One page of records, already as the JSON text of the answer's `pipe_data` array: the
- * database builds it (one value crosses the wire instead of a row per record), and Node
- * neither decodes rows nor stringifies them. A 10 000-record page is ~850 kB; row by row
- * it cost PGlite most of a read in protocol decoding and the server as much in JSON work.
+ * One page of records as the JSON text of the answer's `pipe_data` elements, built by the
+ * database in pieces of PIECE_RECORDS records (joined with "," they are the array's
+ * inside). The database builds the text, so Node neither decodes rows nor stringifies
+ * them; and it comes in pieces because one ~850 kB string per read (a 10 000-record page)
+ * lands in V8's large-object space, and a few reads of those force a full mark-compact
+ * pause, the read's tail latency. Pieces are short-lived young objects instead.
  */
 export async function pageRecordsJson(
   db: DbLike,
   f: RangeFilter,
   p: Page,
-): Promise<{ count: number; json: string }> {
+): Promise<{ count: number; pieces: string[] }> {
   const where = recordWhere(f);
   const dir = p.order === "asc" ? sql`asc` : sql`desc`;
   // One row beyond the page tells whether the page reaches the end; if it does (and is
   // not past it), the count needs no second query.
   const result = await db.execute(sql`
     select count(*)::int as rows,
-      coalesce(string_agg(
-        '{"state":' || to_json(state)::text || ',"state_type":"' || state_type
-          || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}',
-        ',' order by created_at ${dir}, id ${dir}), '') as json
+      string_agg(element, ',' order by n) as json
     from (
-      select state, state_type, created_at, id from history_records where ${where}
-      order by created_at ${dir}, id ${dir}
-      limit ${p.limit + 1} offset ${p.offset}) page`);
-  const [row] = rowsOf<{ rows: number; json: string }>(result);
-  const fetched = row?.rows ?? 0;
-  let items = row?.json ?? "";
-  // The row beyond the page is the last element: cut at its start. `,{"state":` cannot
-  // occur inside an element, where to_json escapes every quote of the value.
-  if (fetched > p.limit) items = items.slice(0, items.lastIndexOf(',{"state":'));
-  const json = `[${items}]`;
+      select row_number() over (order by created_at ${dir}, id ${dir}) - 1 as n,
+        '{"state":' || to_json(state)::text || ',"state_type":"' || state_type
+          || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}' as element
+      from (
+        select state, state_type, created_at, id from history_records where ${where}
+        order by created_at ${dir}, id ${dir}
+        limit ${p.limit + 1} offset ${p.offset}) page) numbered
+    group by n / ${PIECE}
+    order by n / ${PIECE}`);
+  const rows = rowsOf<{ rows: number; json: string }>(result);
+  const pieces = rows.map((r) => r.json);
+  const fetched = rows.reduce((sum, r) => sum + r.rows, 0);
+  // The row beyond the page is the last element: cut at its start (or drop its piece).
+  // `,{"state":` cannot occur inside an element, where to_json escapes every quote.
+  if (fetched > p.limit) {
+    const last = pieces.pop() as string;
+    const cut = last.lastIndexOf(',{"state":');
+    if (cut > 0) pieces.push(last.slice(0, cut));
+  }
   if (fetched <= p.limit && (fetched > 0 || p.offset === 0)) {
-    return { count: p.offset + fetched, json };
+    return { count: p.offset + fetched, pieces };
   }
   const [total] = await db.select({ n: count() }).from(historyRecords).where(where);
-  return { count: total?.n ?? 0, json };
+  return { count: total?.n ?? 0, pieces };
 }
 
 export async function pageAggregates(db: DbLike, f: RangeFilter, p: Page) {

@@ -65,6 +65,10 @@ describe("value history", () => {
     return { status: res.status, body: parsed as any, text };
   }
 
+  /** Replaces a variable's history with a CSV (text, or a multipart form with type null). */
+  const importCsv = (nodeUuid: string, body: BodyInit, type: string | null = "text/csv") =>
+    send("POST", `/unit_nodes/set_data_pipe_data_csv/${nodeUuid}`, body, type, world.bob.token);
+
   async function pipe(nodeUuid: string, yaml: string, token = world.bob.token) {
     const set = await send(
       "POST",
@@ -493,13 +497,7 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
 `;
     const form = new FormData();
     form.append("file", new Blob([rows]), "history.csv");
-    const up = await send(
-      "POST",
-      `/unit_nodes/set_data_pipe_data_csv/${agg}`,
-      form,
-      null,
-      world.bob.token,
-    );
+    const up = await importCsv(agg, form, null);
     expect([up.status, up.body]).toEqual([200, { count: 2 }]);
     const back = await send(
       "GET",
@@ -512,17 +510,45 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
       `${iso(T0)},${iso(T0 + 300_000)}`,
       `${iso(T0 + 60_000)},${iso(T0 + 360_000)}`,
     );
-    const res = await send(
-      "POST",
-      `/unit_nodes/set_data_pipe_data_csv/${agg}`,
-      misaligned,
-      "text/csv",
-      world.bob.token,
-    );
+    const res = await importCsv(agg, misaligned);
     expect([res.status, res.body.detail]).toEqual([
       422,
       "line 2: the window must be an aligned 300 s window",
     ]);
+  });
+
+  it("answers pages of thousands of records exactly, in pieces joined right", async () => {
+    const u = await makeUnit(fi, world.bob.token, world.repoUuid);
+    const rec = u.nodeUuid("Output", "temperature");
+    await pipe(rec, numberPipe("{policy_type: TimeWindow, time_window_size: 86400}"));
+    const N = 2500;
+    const now = Date.now();
+    at(now);
+    const rows = Array.from({ length: N }, (_, i) => ({
+      state: `${i}.5`,
+      state_type: "Number",
+      create_datetime: iso(now - (N - i) * 1000),
+    }));
+    const csv = `state,create_datetime\n${rows.map((r) => `${r.state},${r.create_datetime}`).join("\n")}\n`;
+    const imported = await importCsv(rec, csv);
+    expect([imported.status, imported.body]).toEqual([200, { count: N }]);
+    const newest = [...rows].reverse();
+    const cases: [string, typeof rows][] = [
+      ["limit=1000", rows.slice(0, 1000)],
+      ["limit=999", rows.slice(0, 999)],
+      ["limit=1001&offset=999", rows.slice(999, 2000)],
+      ["limit=2500", rows],
+      ["limit=10000&offset=1", rows.slice(1)],
+      ["limit=2000&order_by_create_date=desc", newest.slice(0, 2000)],
+      ["limit=1500&offset=1000&order_by_create_date=desc", newest.slice(1000, 2500)],
+      ["limit=5&offset=2500", []],
+    ];
+    for (const [query, expected] of cases) {
+      const page = await history(`uuid=${rec}&${query}`);
+      expect(page.status, query).toBe(200);
+      expect(page.body.count, query).toBe(N);
+      expect(page.body.pipe_data, query).toEqual(expected);
+    }
   });
 
   it("deletes the history with its variable, its unit or a version without it", async () => {
