@@ -39,6 +39,8 @@ import {
 // refusal; a killed backup; the admin routes; scheduled rotation. One world, several checks.
 
 const root = path.resolve(import.meta.dirname, "../..");
+/** A backup, a restore and an instance started on the result: three database cold starts. */
+const RESTORE_TIMEOUT_MS = 120_000;
 const kind = testDbKind();
 const other = kind === "pglite" ? "postgres" : "pglite";
 
@@ -342,126 +344,140 @@ describe(`backup and restore (${kind})`, () => {
   });
 
   for (const into of [kind, other] as const) {
-    it(`restores into a fresh ${into} target and answers as before`, async () => {
-      const t = await freshTarget(into);
-      targets.push(t);
-      const run = await cli(["restore", archive], t.env);
+    it(
+      `restores into a fresh ${into} target and answers as before`,
+      async () => {
+        const t = await freshTarget(into);
+        targets.push(t);
+        const run = await cli(["restore", archive], t.env);
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stdout).toContain(`(${kind} → ${into})`);
+        expect((await stat(path.join(t.dir, "data", ".env"))).mode & 0o777).toBe(0o600);
+        const b = await startOn(t);
+        try {
+          const m = await manifestOf(archive);
+          const counts = await tableCounts(b);
+          for (const table of m.tables)
+            expect([table.name, counts[table.name]]).toEqual([table.name, table.rows]);
+          const after = await walk(b.httpUrl, w, nodes);
+          // What existed before the backup is there as it was; the writes made during it
+          // are there whole (a unit with its env) or not at all.
+          expect(after.users).toEqual(before.users);
+          expect(after.repos).toEqual(before.repos);
+          expect(after.versions).toEqual(before.versions);
+          expect(after.edges).toEqual(before.edges);
+          expect(after.key).toEqual(before.key);
+          expect(after.alerts).toEqual(before.alerts);
+          expect(after.boards).toEqual(before.boards);
+          expect(after.events).toEqual(expect.arrayContaining(before.events));
+          expect(before.events.length).toBeGreaterThan(0);
+          for (const [uuid, unit] of Object.entries(before.units))
+            expect(after.units[uuid]).toEqual(unit);
+          for (const unit of Object.values<Walk>(after.units))
+            expect(unit.env.PU_AUTH_TOKEN).toBeTruthy();
+          const old = before.history[nodes[0] as string];
+          expect(after.history[nodes[0] as string]).toEqual(expect.arrayContaining(old));
+          if (walked) expect(after).toEqual(walked);
+          walked = after;
+          // The unit's token from the old instance still logs the device in.
+          const device = await connectClient(`mqtt://127.0.0.1:${b.broker.tcpPort}`, u1.token);
+          await device.endAsync();
+        } finally {
+          await b.stop();
+        }
+        // A restore into PGlite creates its cluster (initdb) in the CLI and opens it again
+        // in the instance: two cold starts, each several seconds on a busy 2-core machine.
+      },
+      RESTORE_TIMEOUT_MS,
+    );
+  }
+
+  it(
+    `moves back: a backup of the ${other} instance restores into ${kind}`,
+    async () => {
+      const from = targets[1] as Target;
+      const back = path.join(work, "back.tar.gz");
+      // No instance runs on it: the CLI opens its database itself.
+      const run = await cli(["backup", "--out", back], from.env);
       expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toContain(`(${kind} → ${into})`);
-      expect((await stat(path.join(t.dir, "data", ".env"))).mode & 0o777).toBe(0o600);
+      expect(run.stderr).toContain("no instance running");
+      expect((await manifestOf(back)).database_kind).toBe(other);
+      const t = await freshTarget(kind);
+      targets.push(t);
+      expect((await cli(["restore", back], t.env)).code).toBe(0);
       const b = await startOn(t);
       try {
-        const m = await manifestOf(archive);
-        const counts = await tableCounts(b);
-        for (const table of m.tables)
-          expect([table.name, counts[table.name]]).toEqual([table.name, table.rows]);
-        const after = await walk(b.httpUrl, w, nodes);
-        // What existed before the backup is there as it was; the writes made during it
-        // are there whole (a unit with its env) or not at all.
-        expect(after.users).toEqual(before.users);
-        expect(after.repos).toEqual(before.repos);
-        expect(after.versions).toEqual(before.versions);
-        expect(after.edges).toEqual(before.edges);
-        expect(after.key).toEqual(before.key);
-        expect(after.alerts).toEqual(before.alerts);
-        expect(after.boards).toEqual(before.boards);
-        expect(after.events).toEqual(expect.arrayContaining(before.events));
-        expect(before.events.length).toBeGreaterThan(0);
-        for (const [uuid, unit] of Object.entries(before.units))
-          expect(after.units[uuid]).toEqual(unit);
-        for (const unit of Object.values<Walk>(after.units))
-          expect(unit.env.PU_AUTH_TOKEN).toBeTruthy();
-        const old = before.history[nodes[0] as string];
-        expect(after.history[nodes[0] as string]).toEqual(expect.arrayContaining(old));
-        if (walked) expect(after).toEqual(walked);
-        walked = after;
-        // The unit's token from the old instance still logs the device in.
-        const device = await connectClient(`mqtt://127.0.0.1:${b.broker.tcpPort}`, u1.token);
-        await device.endAsync();
+        expect(await walk(b.httpUrl, w, nodes)).toEqual(walked);
       } finally {
         await b.stop();
       }
-    });
-  }
+    },
+    RESTORE_TIMEOUT_MS,
+  );
 
-  it(`moves back: a backup of the ${other} instance restores into ${kind}`, async () => {
-    const from = targets[1] as Target;
-    const back = path.join(work, "back.tar.gz");
-    // No instance runs on it: the CLI opens its database itself.
-    const run = await cli(["backup", "--out", back], from.env);
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toContain("no instance running");
-    expect((await manifestOf(back)).database_kind).toBe(other);
-    const t = await freshTarget(kind);
-    targets.push(t);
-    expect((await cli(["restore", back], t.env)).code).toBe(0);
-    const b = await startOn(t);
-    try {
-      expect(await walk(b.httpUrl, w, nodes)).toEqual(walked);
-    } finally {
-      await b.stop();
-    }
-  });
+  it(
+    "refuses a non-empty target, a newer schema and a damaged archive with exit 2, writing nothing",
+    async () => {
+      const used = targets[0] as Target;
+      const refused = await cli(["restore", archive], used.env);
+      expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("not empty")]);
+      const forced = await cli(["restore", archive, "--force"], used.env);
+      expect(forced.code, forced.stderr).toBe(0);
+      // Into the data of a running instance; into a database another application uses.
+      const running = await cli(["restore", archive, "--force"], sourceEnv);
+      expect([running.code, running.stderr]).toEqual([
+        2,
+        expect.stringContaining("an instance is running"),
+      ]);
+      const shared = await freshTarget("postgres");
+      targets.push(shared);
+      const { default: postgres } = await import("postgres");
+      const client = postgres(shared.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+      await client.unsafe("create table other_app (id int)");
+      await client.end();
+      const foreign = await cli(["restore", archive], shared.env);
+      expect([foreign.code, foreign.stderr]).toEqual([
+        2,
+        expect.stringContaining("does not know (other_app)"),
+      ]);
 
-  it("refuses a non-empty target, a newer schema and a damaged archive with exit 2, writing nothing", async () => {
-    const used = targets[0] as Target;
-    const refused = await cli(["restore", archive], used.env);
-    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("not empty")]);
-    const forced = await cli(["restore", archive, "--force"], used.env);
-    expect(forced.code, forced.stderr).toBe(0);
-    // Into the data of a running instance; into a database another application uses.
-    const running = await cli(["restore", archive, "--force"], sourceEnv);
-    expect([running.code, running.stderr]).toEqual([
-      2,
-      expect.stringContaining("an instance is running"),
-    ]);
-    const shared = await freshTarget("postgres");
-    targets.push(shared);
-    const { default: postgres } = await import("postgres");
-    const client = postgres(shared.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
-    await client.unsafe("create table other_app (id int)");
-    await client.end();
-    const foreign = await cli(["restore", archive], shared.env);
-    expect([foreign.code, foreign.stderr]).toEqual([
-      2,
-      expect.stringContaining("does not know (other_app)"),
-    ]);
-
-    const newer = path.join(work, "newer.tar.gz");
-    await repack(archive, newer, (name, body) => {
-      if (name !== MANIFEST) return body;
-      const m = JSON.parse(body.toString("utf8")) as Manifest;
-      m.schema = { index: m.schema.index + 1, tag: "9999_future" };
-      return Buffer.from(JSON.stringify(m));
-    });
-    const corrupted = path.join(work, "corrupted.tar.gz");
-    let flipped = false;
-    await repack(archive, corrupted, (name, body) => {
-      if (flipped || !name.startsWith("db/") || !body.length) return body;
-      flipped = true;
-      const copy = Buffer.from(body);
-      copy[0] = (copy[0] ?? 0) ^ 1;
-      return copy;
-    });
-    const truncated = path.join(work, "truncated.tar.gz");
-    const whole = await readFile(archive);
-    await writeFile(truncated, whole.subarray(0, Math.floor(whole.length / 2)));
-    for (const [file, message] of [
-      [newer, "newer schema"],
-      [corrupted, "does not match its checksum"],
-      [truncated, "corrupted archive"],
-    ] as const) {
-      const t = await freshTarget(kind);
-      targets.push(t);
-      const run = await cli(["restore", file], t.env);
-      expect([run.code, run.stderr]).toEqual([2, expect.stringContaining(message)]);
-      expect(existsSync(path.join(t.dir, "data", ".env"))).toBe(false);
-      expect(existsSync(path.join(t.dir, "data", "pglite"))).toBe(false);
-      expect(await readdir(t.dir)).toEqual(existsSync(path.join(t.dir, "data")) ? ["data"] : []);
-      if (existsSync(path.join(t.dir, "data")))
-        expect(await readdir(path.join(t.dir, "data"))).toEqual([]);
-    }
-  }, 120_000);
+      const newer = path.join(work, "newer.tar.gz");
+      await repack(archive, newer, (name, body) => {
+        if (name !== MANIFEST) return body;
+        const m = JSON.parse(body.toString("utf8")) as Manifest;
+        m.schema = { index: m.schema.index + 1, tag: "9999_future" };
+        return Buffer.from(JSON.stringify(m));
+      });
+      const corrupted = path.join(work, "corrupted.tar.gz");
+      let flipped = false;
+      await repack(archive, corrupted, (name, body) => {
+        if (flipped || !name.startsWith("db/") || !body.length) return body;
+        flipped = true;
+        const copy = Buffer.from(body);
+        copy[0] = (copy[0] ?? 0) ^ 1;
+        return copy;
+      });
+      const truncated = path.join(work, "truncated.tar.gz");
+      const whole = await readFile(archive);
+      await writeFile(truncated, whole.subarray(0, Math.floor(whole.length / 2)));
+      for (const [file, message] of [
+        [newer, "newer schema"],
+        [corrupted, "does not match its checksum"],
+        [truncated, "corrupted archive"],
+      ] as const) {
+        const t = await freshTarget(kind);
+        targets.push(t);
+        const run = await cli(["restore", file], t.env);
+        expect([run.code, run.stderr]).toEqual([2, expect.stringContaining(message)]);
+        expect(existsSync(path.join(t.dir, "data", ".env"))).toBe(false);
+        expect(existsSync(path.join(t.dir, "data", "pglite"))).toBe(false);
+        expect(await readdir(t.dir)).toEqual(existsSync(path.join(t.dir, "data")) ? ["data"] : []);
+        if (existsSync(path.join(t.dir, "data")))
+          expect(await readdir(path.join(t.dir, "data"))).toEqual([]);
+      }
+    },
+    RESTORE_TIMEOUT_MS,
+  );
 
   it("a backup killed midway leaves no file that looks like a backup", async () => {
     // A clone being written holds the snapshot back: the kill lands mid-backup.
