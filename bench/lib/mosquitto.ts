@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort } from "./server.ts";
+import { freePort } from "../../test/helpers/ports.ts";
 
 // The reference broker: our own Mosquitto on a free loopback port (the system one on
 // 1883 is not ours), anonymous, no persistence, queues large enough that it never

@@ -20,8 +20,6 @@ export type BenchServer = {
   stop(): Promise<void>;
 };
 
-export { freePort };
-
 /**
  * Starts `node src/main.ts` as its own process, pinned to one core with taskset
  * (the load generator runs on the other), so figures are "per core".

@@ -5,9 +5,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectAsync, type MqttClient } from "mqtt";
 import { createFixtureRepo } from "../../test/helpers/git-fixtures.ts";
+import { freePort } from "../../test/helpers/ports.ts";
 import { processStats } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
-import { freePort } from "../lib/server.ts";
 
 // Instance ↔ instance relay: a unit on B publishes, a unit on A receives the value
 // through B → (signed Add, delivery queue) → A → A's broker. Two real server

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { freePort, startTestInstance, type TestInstance } from "../helpers/instance.ts";
+import { startTestInstance, type TestInstance } from "../helpers/instance.ts";
+import { freePort } from "../helpers/ports.ts";
 import {
   connectClient,
   linkNodes,

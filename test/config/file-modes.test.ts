@@ -13,7 +13,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { createFixtureRepo } from "../helpers/git-fixtures.ts";
-import { createApiClient, createUser, freePort } from "../helpers/instance.ts";
+import { createApiClient, createUser } from "../helpers/instance.ts";
+import { freePort } from "../helpers/ports.ts";
 import { createRepo } from "../helpers/repos.ts";
 
 // The real `npm start` process (src/main.ts) with PGlite on disk: the database (its

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from "../../src/config.ts";
 import type { Database } from "../../src/db/database.ts";
 import { startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "../helpers/database.ts";
-import { freePort } from "../helpers/instance.ts";
+import { freePort } from "../helpers/ports.ts";
 
 // A database always goes with the data dir whose PEPEUNIT_ENCRYPT_KEY sealed its secrets.
 describe("encrypt key check at start-up", () => {

@@ -1,7 +1,7 @@
 import { generateCryptoKeyPair, signRequest } from "@fedify/fedify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FedInstance, startFedInstance } from "../helpers/federation.ts";
-import { freePort } from "../helpers/instance.ts";
+import { freePort } from "../helpers/ports.ts";
 import { streamUntilAnswered } from "../http/streaming.ts";
 
 // Inbox requests that used to hurt: a chunked body far over the limit (read whole

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serializeBatch } from "../../src/federation/readings.ts";
 import { type Side, startSide } from "../federation/fed-world.ts";
-import { freePort } from "../helpers/instance.ts";
+import { freePort } from "../helpers/ports.ts";
 import { hostileBodyText, hostileString, hostileValue } from "./hostile.ts";
 
 // The federation inboxes under signed and unsigned junk: a fake peer (an actor

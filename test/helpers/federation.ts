@@ -6,7 +6,8 @@ import { loadConfig } from "../../src/config.ts";
 import type { Database } from "../../src/db/database.ts";
 import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "./database.ts";
-import { type ApiClient, createApiClient, freePort, TEST_SCRYPT_LOG_N } from "./instance.ts";
+import { type ApiClient, createApiClient, TEST_SCRYPT_LOG_N } from "./instance.ts";
+import { freePort } from "./ports.ts";
 
 // Federated test instances: each on its own loopback port chosen beforehand, with
 // PEPEUNIT_DOMAIN=127.0.0.1:<port> (its actors' URLs and its topics' first level),

@@ -9,8 +9,6 @@ import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "./database.ts";
 import { freePort } from "./ports.ts";
 
-export { freePort };
-
 export type TestInstance = Instance & {
   dir: string;
   api: ApiClient;

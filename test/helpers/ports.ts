@@ -22,7 +22,7 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
-/** A loopback TCP port nobody listens on, kept for this worker's next bind. */
+/** A loopback TCP port nobody listens on, from this worker's slice (not handed out again soon). */
 export async function freePort(): Promise<number> {
   for (let tries = 0; tries < SLICE; tries++) {
     const port = LOW + slot * SLICE + (offset % SLICE);

@@ -8,7 +8,8 @@ import { createDatabase } from "../../src/db/database.ts";
 import { rowsOf } from "../../src/federation/kv-store.ts";
 import { connectClient, eventually, makeUnit, makeWorld } from "../broker/mqtt-helpers.ts";
 import { createPostgresDatabase, testDbKind } from "../helpers/database.ts";
-import { createApiClient, freePort } from "../helpers/instance.ts";
+import { createApiClient } from "../helpers/instance.ts";
+import { freePort } from "../helpers/ports.ts";
 
 // `kill -9` of a real `node src/main.ts`: values accepted more than one flush interval
 // before the crash are in the database after a restart, records and open windows alike.

@@ -12,7 +12,8 @@ import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "../helpers/database.ts";
 import { createFixtureRepo, type FixtureRepo } from "../helpers/git-fixtures.ts";
 import { type GitHttpServer, startGitHttpServer } from "../helpers/git-http-server.ts";
-import { type ApiClient, createApiClient, createUser, freePort } from "../helpers/instance.ts";
+import { type ApiClient, createApiClient, createUser } from "../helpers/instance.ts";
+import { freePort } from "../helpers/ports.ts";
 
 const USERNAME = "maker";
 const PASSWORD = "s3cret-Pa55word-for-git";
