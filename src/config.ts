@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import path from "node:path";
 import { z } from "zod";
 
@@ -112,6 +113,22 @@ const envSchema = z.object({
   PEPEUNIT_BACKUP_DIR: optionalText,
   PEPEUNIT_BACKUP_EVERY_H: z.coerce.number().min(0).default(0),
   PEPEUNIT_BACKUP_KEEP: z.coerce.number().int().min(1).default(7),
+  // Cluster mode (src/cluster/): several processes on one PostgreSQL and one Redis.
+  PEPEUNIT_CLUSTER_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  PEPEUNIT_CLUSTER_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9.:_-]{1,100}$/, "letters, digits and . : _ - (at most 100)")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  PEPEUNIT_NODE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits and . _ - (at most 100)")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
 });
 
 export type Config = {
@@ -177,6 +194,17 @@ export type Config = {
   backupEveryMs: number;
   /** Scheduled backups kept in backupDir; older ones are removed. */
   backupKeep: number;
+  /** This process's name in the cluster (and in GET /healthz): unique per process. */
+  nodeName: string;
+  /** Cluster mode; undefined: one process, the default. */
+  cluster: ClusterConfig | undefined;
+};
+
+export type ClusterConfig = {
+  /** The broker's message fabric, sessions, the event bridge and presence (a secret: never logged). */
+  redisUrl: string;
+  /** Prefix of every Redis key and channel, so two clusters (or test runs) can share one Redis. */
+  namespace: string;
 };
 
 export type TelegramConfig = {
@@ -247,6 +275,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       "invalid configuration: PEPEUNIT_TLS_CERT and PEPEUNIT_TLS_KEY must be given together",
     );
   }
+  if (e.PEPEUNIT_CLUSTER_REDIS_URL && !e.DATABASE_URL) {
+    throw new ConfigError(
+      "invalid configuration: PEPEUNIT_CLUSTER_REDIS_URL needs DATABASE_URL: the processes of a cluster share one PostgreSQL (the embedded PGlite belongs to one process)",
+    );
+  }
   const dataDir = path.resolve(e.PEPEUNIT_DATA_DIR);
   const secrets = loadOrCreateSecrets(dataDir, {
     secret: e.PEPEUNIT_SECRET_KEY,
@@ -308,6 +341,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     backupDir: e.PEPEUNIT_BACKUP_DIR && path.resolve(e.PEPEUNIT_BACKUP_DIR),
     backupEveryMs: Math.round(e.PEPEUNIT_BACKUP_EVERY_H * 3600 * 1000),
     backupKeep: e.PEPEUNIT_BACKUP_KEEP,
+    nodeName: e.PEPEUNIT_NODE_NAME ?? `${hostname()}-${process.pid}`,
+    cluster: e.PEPEUNIT_CLUSTER_REDIS_URL
+      ? {
+          redisUrl: e.PEPEUNIT_CLUSTER_REDIS_URL,
+          namespace: e.PEPEUNIT_CLUSTER_NAMESPACE ?? domain,
+        }
+      : undefined,
   };
 }
 
