@@ -45,7 +45,18 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
       onnotice: () => {},
     });
     const db = drizzle(client, { schema });
-    if (opts.migrate !== false) await migrate(db, { migrationsFolder });
+    if (opts.migrate !== false) {
+      // The processes of a cluster start together: one migrates, the others wait for it
+      // (a session lock on one reserved connection; the key is arbitrary but fixed).
+      const lockConnection = await client.reserve();
+      try {
+        await lockConnection`select pg_advisory_lock(7240137411)`;
+        await migrate(db, { migrationsFolder });
+      } finally {
+        await lockConnection`select pg_advisory_unlock(7240137411)`.catch(() => {});
+        lockConnection.release();
+      }
+    }
     return {
       db: db as unknown as Db,
       kind: "postgres",
