@@ -3,6 +3,7 @@ import os from "node:os";
 import { printTable, writeResults } from "./lib/report.ts";
 import { alertsSuite } from "./suites/alerts.ts";
 import { backupSuite } from "./suites/backup.ts";
+import { clusterSuite } from "./suites/cluster.ts";
 import { federationSuite } from "./suites/federation.ts";
 import { historySuite } from "./suites/history.ts";
 import { liveSuite } from "./suites/live.ts";
@@ -13,7 +14,7 @@ import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -74,6 +75,12 @@ if (wanted("metrics")) await metricsSuite(pgUrl);
 if (wanted("backup")) {
   await backupSuite("postgres", pgUrl);
   await backupSuite("pglite", pgUrl);
+}
+// Cluster mode (2 processes vs 1 on one PostgreSQL and one Redis, PEPEUNIT_TEST_REDIS_URL):
+// PostgreSQL only, PGlite is skipped with a note (≈ 3 min).
+if (wanted("cluster")) {
+  await clusterSuite(pglite, seconds);
+  await clusterSuite(await freshPostgres(), seconds);
 }
 printTable();
 const file = writeResults({

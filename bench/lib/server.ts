@@ -32,6 +32,8 @@ export async function startBenchServer(opts: {
   cpuProfile?: boolean;
   /** Opens the inspector on a loopback port, for forced garbage collections. */
   inspect?: boolean;
+  /** The cores the server may run on (taskset -c list); default core 0. */
+  cpus?: string;
 }): Promise<BenchServer> {
   const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-bench-"));
   const profile = opts.cpuProfile ?? ["1", "true"].includes(process.env.BENCH_CPU_PROF ?? "");
@@ -57,7 +59,7 @@ export async function startBenchServer(opts: {
   };
   const child: ChildProcess = spawn(
     "taskset",
-    ["-c", "0", process.execPath, ...nodeArgs, path.join(root, "src/main.ts")],
+    ["-c", opts.cpus ?? "0", process.execPath, ...nodeArgs, path.join(root, "src/main.ts")],
     {
       env,
       stdio: ["ignore", "inherit", "inherit"],
