@@ -285,10 +285,29 @@ async function restReads(procs: BenchServer[], unitUuid: string, token: string) 
   };
 }
 
-/** Redis PUBLISH → message on a second connection, alone, at 1 000 msg/s (ioredis both ends). */
-async function redisReference(redisUrl: string, namespace: string) {
+type Reference = {
+  p50: number | null;
+  p99: number | null;
+  lost: number;
+  /** CPU-seconds per 1 000 messages of this process (ioredis publishing and receiving), and of Redis. */
+  clientCpuPer1k: number;
+  redisCpuPer1k: number | null;
+};
+
+/**
+ * Redis PUBLISH → message on a second connection, alone (ioredis both ends, the publisher
+ * auto-pipelined as mqemitter-redis connects it), at `rate` for `seconds`: the hop's
+ * latency and what it costs a client and Redis, without Aedes or Pepeunit around it.
+ */
+async function redisReference(
+  redisUrl: string,
+  namespace: string,
+  redis: Redis,
+  rate: number,
+  seconds: number,
+): Promise<Reference> {
   const { Redis: RedisClient } = await import("ioredis");
-  const pub = new RedisClient(redisUrl);
+  const pub = new RedisClient(redisUrl, { enableAutoPipelining: true });
   const sub = new RedisClient(redisUrl);
   const channel = `${namespace}:bench-reference`;
   try {
@@ -297,8 +316,9 @@ async function redisReference(redisUrl: string, namespace: string) {
     sub.on("messageBuffer", (_ch: Buffer, msg: Buffer) => {
       latencies.push(performance.now() - msg.readDoubleLE(0));
     });
-    const rate = 1000;
-    const durationMs = REDIS_REF_SECONDS * 1000;
+    const durationMs = seconds * 1000;
+    const cpuBefore = process.cpuUsage();
+    const redisBefore = await redisCpu(redis);
     const start = performance.now();
     let sent = 0;
     for (;;) {
@@ -316,12 +336,19 @@ async function redisReference(redisUrl: string, namespace: string) {
     }
     const until = performance.now() + 2000;
     while (latencies.length < sent && performance.now() < until) await sleep(5);
+    const cpu = process.cpuUsage(cpuBefore);
+    const redisAfter = await redisCpu(redis);
     // The first messages pay for connection warm-up, as the brokers' warm-up runs do.
     const steady = latencies.slice(Math.floor(latencies.length / 10));
     return {
       p50: percentile(steady, 50),
       p99: percentile(steady, 99),
       lost: sent - latencies.length,
+      clientCpuPer1k: ((cpu.user + cpu.system) / 1e6 / sent) * 1000,
+      redisCpuPer1k:
+        redisBefore !== null && redisAfter !== null
+          ? ((redisAfter - redisBefore) / sent) * 1000
+          : null,
     };
   } finally {
     sub.disconnect();
@@ -444,7 +471,7 @@ export async function clusterSuite(
     await Promise.all(closing.map((c) => Promise.race([c.closed, sleep(2000)])));
   };
   const results: Partial<Record<LayoutName, Measured>> = {};
-  let reference: Awaited<ReturnType<typeof redisReference>> | null = null;
+  let reference: { latency: Reference; cost: Reference } | null = null;
   try {
     // The fleet, made once on the single server: a latency pair and PAIRS routing pairs.
     let procs = [await start("single", common, cpuSets[0] as string)];
@@ -540,10 +567,15 @@ export async function clusterSuite(
     results["cluster ×2"] = await measure("cluster ×2");
     await stopAll();
 
-    reference = await redisReference(redisUrl, namespace);
+    const latency = await redisReference(redisUrl, namespace, redis, 1000, REDIS_REF_SECONDS);
     console.log(
-      `  Redis PUBLISH → message alone @ 1000 msg/s: p50 ${ms(reference.p50)} ms p99 ${ms(reference.p99)} ms`,
+      `  Redis PUBLISH → message alone @ 1000 msg/s: p50 ${ms(latency.p50)} ms p99 ${ms(latency.p99)} ms`,
     );
+    const cost = await redisReference(redisUrl, namespace, redis, CPU_RATE, CPU_SECONDS);
+    console.log(
+      `  Redis PUBLISH → message alone @ ${CPU_RATE} msg/s: ioredis client ${cpu4(cost.clientCpuPer1k)} cpu-s and Redis ${cpu4(cost.redisCpuPer1k)} cpu-s per 1000 messages, undelivered ${cost.lost}`,
+    );
+    reference = { latency, cost };
   } finally {
     await closeClients();
     await stopAll();
@@ -557,7 +589,7 @@ export async function clusterSuite(
 function report(
   db: string,
   results: Partial<Record<LayoutName, Measured>>,
-  reference: { p50: number | null; p99: number | null } | null,
+  reference: { latency: Reference; cost: Reference } | null,
   coresNote: string,
 ): void {
   const single = results.single;
@@ -626,7 +658,11 @@ function report(
     case: `where the cross-process cost goes: cpu-s per 1000 routed msgs @ ${CPU_RATE}/s, Redis hop`,
     database: db,
     metric: {
-      "redis pub→msg p50/p99 ms": reference ? `${ms(reference.p50)}/${ms(reference.p99)}` : null,
+      "redis pub→msg p50/p99 ms": reference
+        ? `${ms(reference.latency.p50)}/${ms(reference.latency.p99)}`
+        : null,
+      "redis alone: client cpu-s/1k": cpu4(reference?.cost.clientCpuPer1k ?? null),
+      "redis alone: redis cpu-s/1k": cpu4(reference?.cost.redisCpuPer1k ?? null),
       "server cpu-s/1k single": cpu4(srv(single)),
       "server cpu-s/1k ×1": cpu4(srv(one)),
       "server cpu-s/1k ×2": cpu4(srv(two)),
@@ -638,7 +674,8 @@ function report(
       "redis ×2/×1": ratio2(red(two), red(one)),
       // Negative when the machine's noise is larger than the hop: no ratio then.
       "cross-process p50 − same-process p50 ms": hop === null ? null : Math.round(hop * 100) / 100,
-      "that / redis p50": hop !== null && hop > 0 ? ratio2(hop, reference?.p50 ?? null) : null,
+      "that / redis p50":
+        hop !== null && hop > 0 ? ratio2(hop, reference?.latency.p50 ?? null) : null,
       undelivered: single.cpu.lost + one.cpu.lost + two.cpu.lost,
     },
     goal: "reported (docs/cluster.md: Redis PUBLISH → message p50)",
