@@ -87,6 +87,8 @@ type FlowResult = {
 type Measured = {
   latency: FlowResult;
   cpu: FlowResult;
+  /** Redis commands per routed message during the CPU run (all of Redis's: see the header). */
+  redisCommandsPerMsg: number | null;
   sustained: { rate: number; limitedBy: string };
   rest: { rps: number; perProcess: number[]; p50: number; p99: number; errors: number };
 };
@@ -104,6 +106,12 @@ async function redisCpu(redis: Redis): Promise<number | null> {
   const user = /used_cpu_user:([\d.]+)/.exec(info)?.[1];
   const sys = /used_cpu_sys:([\d.]+)/.exec(info)?.[1];
   return user && sys ? Number(user) + Number(sys) : null;
+}
+
+/** Commands Redis has processed since it started (INFO stats). */
+async function redisCommands(redis: Redis): Promise<number | null> {
+  const n = /total_commands_processed:(\d+)/.exec(await redis.info("stats"))?.[1];
+  return n ? Number(n) : null;
 }
 
 /**
@@ -538,13 +546,19 @@ export async function clusterSuite(
       );
       for (const pid of pids) await untilIdle(pid);
       const fromUs = monotonicUs();
+      const commandsBefore = await redisCommands(redis);
       const cpu = await flow(pairs, recvClients, CPU_RATE, CPU_SECONDS, pids, redis);
+      const commandsAfter = await redisCommands(redis);
+      const redisCommandsPerMsg =
+        commandsBefore !== null && commandsAfter !== null
+          ? Math.round(((commandsAfter - commandsBefore) / cpu.sent) * 100) / 100
+          : null;
       for (const proc of procs) {
         profiled.get(proc)?.windows.push({ fromUs, toUs: monotonicUs() });
         profiled.get(proc)?.titles.push(`${layout}, ${CPU_RATE} msg/s for ${CPU_SECONDS} s`);
       }
       console.log(
-        `    ${CPU_RATE} msg/s for ${CPU_SECONDS} s: servers ${cpu.serverCpuS.toFixed(2)} cpu-s, Redis ${cpu.redisCpuS?.toFixed(2) ?? "?"} cpu-s, undelivered ${cpu.lost}`,
+        `    ${CPU_RATE} msg/s for ${CPU_SECONDS} s: servers ${cpu.serverCpuS.toFixed(2)} cpu-s, Redis ${cpu.redisCpuS?.toFixed(2) ?? "?"} cpu-s (${redisCommandsPerMsg ?? "?"} commands/msg), undelivered ${cpu.lost}`,
       );
       const sustained = await maxSustained(layout, pairs, recvClients, pids, redis);
       // The step that failed may have left a backlog: REST reads start once it is routed.
@@ -558,7 +572,7 @@ export async function clusterSuite(
         `    GET /units/{uuid} x${REST_CONNECTIONS}: ${rest.rps} req/s (${rest.perProcess.join(" + ")}) p99 ${rest.p99} ms errors ${rest.errors}, server cpu ${restCpu.map((c) => `${c}%`).join(" + ")}`,
       );
       await closeClients();
-      return { latency, cpu, sustained, rest };
+      return { latency, cpu, redisCommandsPerMsg, sustained, rest };
     };
 
     results.single = await measure("single");
@@ -681,6 +695,7 @@ function report(
       "redis cpu-s/1k ×1": cpu4(red(one)),
       "redis cpu-s/1k ×2": cpu4(red(two)),
       "redis ×2/×1": ratio2(red(two), red(one)),
+      "redis commands/msg single/×1/×2": `${single.redisCommandsPerMsg}/${one.redisCommandsPerMsg}/${two.redisCommandsPerMsg}`,
       // Negative when the machine's noise is larger than the difference: no ratio then.
       "p50 cluster − single ms": hop,
       "that / redis alone p50":
