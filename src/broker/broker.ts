@@ -336,6 +336,9 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
       connectTimeout: 10_000,
     });
     aedes.on("clientReady", (client) => {
+      // Closed while its session was being set up (a takeover from another process during
+      // the session store's read): its disconnect was already handled, it must not count.
+      if ((client as unknown as { closed: boolean }).closed) return;
       const info = conns.get(client);
       const p = info?.principal;
       // Revoked between its login check and now.

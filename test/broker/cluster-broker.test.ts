@@ -174,7 +174,8 @@ describe.skipIf(!pg)(
 
     it("shows a unit online on both processes, and offline on both once it leaves", async () => {
       const bOn1 = await on1.client(b.token, b.uuid);
-      expect(p1.broker.isOnline(b.uuid)).toBe(true);
+      // Online from the broker's clientReady, just after CONNACK (and a read of the session store).
+      await eventually(async () => p1.broker.isOnline(b.uuid));
       await eventually(async () => p2.broker.isOnline(b.uuid), 8000);
       expect(p2.broker.onlineUnits()).toContain(b.uuid);
       const units = await p2.api.get("/units?limit=100", world.bob.token);
