@@ -4,9 +4,6 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { testDbKind } from "../helpers/database.ts";
-import { createUser, startTestInstance, type TestInstance } from "../helpers/instance.ts";
-import { createRepo } from "../helpers/repos.ts";
 import {
   clientPool,
   eventually,
@@ -17,7 +14,10 @@ import {
   subscribeCode,
   type World,
   type WorldUnit,
-} from "./mqtt-helpers.ts";
+} from "../broker/mqtt-helpers.ts";
+import { testDbKind } from "../helpers/database.ts";
+import { createUser, startTestInstance, type TestInstance } from "../helpers/instance.ts";
+import { createRepo } from "../helpers/repos.ts";
 
 // Two broker processes of one cluster, in this test process: one PostgreSQL database,
 // one Redis (a random namespace per run). The lead's multi-process tests kill real
@@ -68,6 +68,8 @@ describe.skipIf(!pg)(
     let c: WorldUnit;
     const on1 = clientPool(() => p1.mqttUrl);
     const on2 = clientPool(() => p2.mqttUrl);
+    const SECRET_KEY = randomBytes(32).toString("base64");
+    const ENCRYPT_KEY = randomBytes(32).toString("base64");
     const namespace = `pepeunit-test-${randomBytes(6).toString("hex")}`;
     const clusterEnv = (node: string) => ({
       // Validation only: the test helper hands both instances the same database.
@@ -75,6 +77,9 @@ describe.skipIf(!pg)(
       PEPEUNIT_CLUSTER_REDIS_URL: REDIS_URL,
       PEPEUNIT_CLUSTER_NAMESPACE: namespace,
       PEPEUNIT_NODE_NAME: node,
+      // A cluster's processes share their keys (cluster mode refuses generated ones).
+      PEPEUNIT_SECRET_KEY: SECRET_KEY,
+      PEPEUNIT_ENCRYPT_KEY: ENCRYPT_KEY,
     });
 
     beforeAll(async () => {
@@ -91,8 +96,6 @@ describe.skipIf(!pg)(
         a.nodeUuid("Output", "output/pepeunit"),
         b.nodeUuid("Input", "input/pepeunit"),
       );
-      // Started after the world exists: without the event bridge (src/cluster/) this
-      // process learns the units and edges from its first read of the database.
       // The processes of a cluster share the clones too (unit templates are read from them).
       p2 = await startTestInstance(
         { ...clusterEnv("p2"), PEPEUNIT_REPOSITORIES_DIR: path.join(p1.dir, "repositories") },
