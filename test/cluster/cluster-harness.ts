@@ -30,7 +30,7 @@ export type Healthz = {
   database: string;
   node: string;
   roles: string[];
-  cluster: Array<{ node: string; roles: string[]; last_seen: string }>;
+  cluster: Array<{ node: string; roles: string[]; last_seen: string | number }>;
 };
 
 export type ClusterNode = {

@@ -198,7 +198,7 @@ describe.skipIf(skip)(`cluster mode, 3 processes${skip ? ` (skipped: ${skip})` :
           expect(view.cluster.find((e) => e.node === name)?.roles.sort()).toEqual(
             [...view.roles].sort(),
           );
-          for (const e of view.cluster) expect(Number.isNaN(Date.parse(e.last_seen))).toBe(false);
+          for (const e of view.cluster) expect(seenAt(e.last_seen), e.node).toBeGreaterThan(0);
           for (const role of ROLES) expect(holders(view, role), role).toHaveLength(1);
           expect(holders(view, "telegram").length).toBeLessThanOrEqual(1);
         }
@@ -251,7 +251,7 @@ describe.skipIf(skip)(`cluster mode, 3 processes${skip ? ` (skipped: ${skip})` :
                 r.path === `/${path.basename(f.dir)}/info/refs`,
             ).length,
         );
-      for (let round = 0; round < 3; round++) {
+      for (let round = 0; round < 2; round++) {
         const before = fetches();
         // Stands in for the passing of sync_interval_s (60 s at least).
         await sql`update repos set next_sync_at = now() - interval '1 second' where uuid in ${sql(uuids)}`;
@@ -370,6 +370,11 @@ describe.skipIf(skip)(`cluster mode, 3 processes${skip ? ` (skipped: ${skip})` :
     }
   });
 });
+
+/** A last_seen as ms since the epoch, an ISO date or a number alike (NaN: neither). */
+function seenAt(v: unknown): number {
+  return typeof v === "number" ? v : Date.parse(String(v));
+}
 
 /** Names of the processes a /healthz answer lists as holding this role. */
 function holders(view: Healthz, role: string): string[] {
