@@ -280,6 +280,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       "invalid configuration: PEPEUNIT_CLUSTER_REDIS_URL needs DATABASE_URL: the processes of a cluster share one PostgreSQL (the embedded PGlite belongs to one process)",
     );
   }
+  if (e.PEPEUNIT_CLUSTER_REDIS_URL && !(e.PEPEUNIT_SECRET_KEY && e.PEPEUNIT_ENCRYPT_KEY)) {
+    throw new ConfigError(
+      "invalid configuration: PEPEUNIT_CLUSTER_REDIS_URL needs PEPEUNIT_SECRET_KEY and PEPEUNIT_ENCRYPT_KEY: every process of a cluster must use the same keys (generated ones would differ per process)",
+    );
+  }
   const dataDir = path.resolve(e.PEPEUNIT_DATA_DIR);
   const secrets = loadOrCreateSecrets(dataDir, {
     secret: e.PEPEUNIT_SECRET_KEY,

@@ -53,6 +53,10 @@ export type DomainEvents = {
    * suspended/restored): the broker re-checks subscriptions, the units get SchemaUpdate.
    */
   "federation.remote-edges.changed": [{ unitUuids: string[] }];
+  /** Federation: a remote follower of an output was accepted or removed (cluster: the others reload). */
+  "federation.followers-changed": [{ node: string }];
+  /** OTA: a mass-update job was saved by a process that does not run the waves (cluster mode). */
+  "ota.job-saved": [{ jobUuid: string }];
   /** A user edited the unit's env (PATCH /units/env): the device gets EnvUpdate. */
   "unit.env-updated": [{ unitUuid: string }];
   /**
@@ -73,8 +77,51 @@ export type DomainEvents = {
   "alert.created": [{ userUuid: string; eventUuid: string; kind: AlertEventKind }];
 };
 
-export type EventBus = EventEmitter<DomainEvents>;
+export type DomainEventName = keyof DomainEvents;
+
+/**
+ * Values seen on topics: per message, far too many to cross processes, and only the
+ * process that received the publish acts on them (ingest, history, federation relay).
+ */
+export const PROCESS_LOCAL_EVENTS: ReadonlySet<DomainEventName> = new Set([
+  "unit-node.value",
+  "unit-node.value-seen",
+]);
+
+/**
+ * The domain event bus. In cluster mode (src/cluster/event-bridge.ts) every event but the
+ * process-local ones also reaches the other processes: `onLocalEmit` hands each local
+ * event to the bridge after the local listeners ran (a write is visible at once where
+ * it was acknowledged), and `emitFromOtherProcess` replays another process's event here.
+ * Caches and connections follow every event; work that must happen once (sending a
+ * device command, deleting what a change invalidated) checks `fromOtherProcess`.
+ */
+export class EventBus extends EventEmitter<DomainEvents> {
+  #remote = new WeakSet<object>();
+  onLocalEmit: (<K extends DomainEventName>(name: K, payload: DomainEvents[K][0]) => void) | null =
+    null;
+
+  override emit<K extends DomainEventName>(name: K, ...args: DomainEvents[K]): boolean {
+    const had = EventEmitter.prototype.emit.call(this, name, ...args);
+    const payload = args[0];
+    if (this.onLocalEmit && !this.#remote.has(payload) && !PROCESS_LOCAL_EVENTS.has(name)) {
+      this.onLocalEmit(name, payload);
+    }
+    return had;
+  }
+
+  /** Replays an event another process emitted (its listeners here see it like a local one). */
+  emitFromOtherProcess<K extends DomainEventName>(name: K, payload: DomainEvents[K][0]): void {
+    this.#remote.add(payload);
+    EventEmitter.prototype.emit.call(this, name, payload);
+  }
+
+  /** True when this event came over the bridge: the process that emitted it did the once-only work. */
+  fromOtherProcess(payload: object): boolean {
+    return this.#remote.has(payload);
+  }
+}
 
 export function createEventBus(): EventBus {
-  return new EventEmitter<DomainEvents>();
+  return new EventBus();
 }

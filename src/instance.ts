@@ -7,6 +7,7 @@ import { bridgeAlertsToTelegram } from "./alerts/telegram-bridge.ts";
 import { createBackupService } from "./backup/backup.service.ts";
 import { listenBackupSocket } from "./backup/backup-socket.ts";
 import { type Broker, createBroker } from "./broker/broker.ts";
+import { createCluster } from "./cluster/cluster.ts";
 import { startCommandListeners } from "./commands/command-listeners.ts";
 import type { Config } from "./config.ts";
 import { verifyEncryptKey } from "./crypto/key-check.ts";
@@ -61,11 +62,17 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     throw err;
   }
   const events = createEventBus();
+  // Before anything emits: in cluster mode every domain event crosses the bridge.
+  const cluster = await createCluster({ config, events, log }).catch(async (err: unknown) => {
+    if (!opts.database) await database.close();
+    throw err;
+  });
   const base = {
     config,
     database,
     log,
     events,
+    cluster,
     // Created before the broker so its revocation listeners run first.
     resolvePrincipal: cachePrincipals(createPrincipalResolver({ db: database.db, config }), events),
     git: createGitStore({
@@ -81,6 +88,13 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     log,
     flushMs: config.historyFlushMs,
     maxPayloadBytes: config.mqttMaxPayloadBytes,
+    sharedWindows: cluster.enabled,
+  });
+  // Closing due windows is the "history" role's (all processes' windows, by one of them).
+  history.setClosesWindows(false);
+  cluster.lead("history", {
+    start: () => history.setClosesWindows(true),
+    stop: () => history.setClosesWindows(false),
   });
   const broker = await createBroker(base).catch(async (err: unknown) => {
     await history.stop();
@@ -90,6 +104,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   // Before devices get in: threshold rules see the first value the broker accepts.
   const alerts = createAlertService({ ...base, mailer, onlineUnits: () => broker.onlineUnits() });
   await alerts.start();
+  cluster.lead("alerts", alerts.watch);
   const federation = await createFederationService({ ...base, broker });
   broker.setRemoteTopicAccess((unitUuid, topic) => federation.remoteTopicAllowed(unitUuid, topic));
   // Devices get in only now that every access rule (remote topics too) is in place.
@@ -124,7 +139,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   const edgeRecheck = startEdgeRecheck(deps);
   const ota = createOtaService(deps);
   deps.ota = ota;
-  await ota.start();
+  cluster.lead("ota", ota);
   const live = createLiveHub({
     db: database.db,
     events,
@@ -136,9 +151,16 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   // Off without a token; with one it reaches the Bot API in the background (never blocks start).
   const telegram = config.telegram ? createTelegramService(deps, config.telegram) : undefined;
   deps.telegram = telegram;
-  if (telegram) bridgeAlertsToTelegram({ db: database.db, alerts, telegram });
+  if (telegram) {
+    bridgeAlertsToTelegram({ db: database.db, alerts, telegram });
+    cluster.lead("telegram", {
+      start: () => telegram.startReceiving(),
+      stop: () => telegram.stopReceiving(),
+    });
+  }
   const backups = createBackupService({ config, database, log });
   deps.backups = backups;
+  cluster.lead("backups", backups);
 
   const app = createHttpApp(deps);
   const server = await new Promise<ServerType>((resolve) => {
@@ -153,14 +175,18 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
 
   const syncWorker = createRepoSyncWorker(deps);
   metrics?.observeSyncWorker(syncWorker.stats);
-  syncWorker.start();
-  federation.start(); // the delivery queue worker
+  cluster.lead("sync", syncWorker);
+  cluster.lead("federation-queue", {
+    start: () => federation.startQueue(),
+    stop: () => federation.stopQueue(),
+  });
   telegram?.start();
-  backups.start();
+  // The once-only workers: all of them here, or those whose role this process wins.
+  await cluster.start();
   // `npm run backup` asks the running instance for its snapshot (src/backup/backup-socket.ts).
   const backupSocket = await listenBackupSocket(config.dataDir, backups, log);
   log.info(
-    { httpUrl, database: database.kind, domain: config.domain },
+    { httpUrl, database: database.kind, domain: config.domain, node: cluster.nodeName },
     "pepeunit instance started",
   );
 
@@ -170,10 +196,9 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     httpUrl,
     async stop() {
       await backupSocket?.close();
-      await backups.stop();
+      // The role workers (sync, OTA, backups, federation queue, …) stop first.
+      await cluster.stop();
       await telegram?.stop();
-      await syncWorker.stop();
-      await ota.stop();
       await edgeRecheck.stop();
       await commandListeners.stop();
       await federation.stop();
@@ -193,6 +218,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       });
       deps.mailer.close();
       metrics?.stop();
+      await cluster.close();
       if (!opts.database) await database.close();
     },
   };

@@ -58,9 +58,9 @@ export function createAlertService(deps: {
     evaluator,
     watch,
     dispatch,
+    // The watch starts apart (the composition root's "alerts" role: one process of a cluster).
     async start() {
       await evaluator.start();
-      watch.start();
     },
     async stop() {
       await watch.stop();

@@ -50,6 +50,9 @@ export function startCommandListeners(
 
   function queue(unitUuid: string, command: CommandName): void {
     if (stopped) return;
+    // Cluster mode: the process where the change happened sends the command (the broker's
+    // fabric carries it to the device wherever it is connected); the others do not.
+    if (current && events.fromOtherProcess(current)) return;
     let set = queued.get(unitUuid);
     if (!set) {
       set = new Set();
@@ -59,6 +62,7 @@ export function startCommandListeners(
     timer ??= setTimeout(flush, coalesceMs);
   }
 
+  const wrappers = new Map<string, (e: object) => void>();
   const handlers: { [K in keyof DomainEvents]?: (...args: DomainEvents[K]) => void } = {
     "edge.created": (e) => queue(e.inputUnitUuid, "SchemaUpdate"),
     "edge.deleted": (e) => queue(e.inputUnitUuid, "SchemaUpdate"),
@@ -71,16 +75,26 @@ export function startCommandListeners(
     // session, or a client that re-reads env with a fresh token) knows to reload.
     "unit.token-rotated": (e) => queue(e.unitUuid, "EnvUpdate"),
   };
-  // Cast: EventEmitter's listener type does not narrow through the mapped keys.
-  for (const [name, handler] of Object.entries(handlers))
-    events.on(name as never, handler as never);
+  // The event being handled (queue() asks where it came from).
+  let current: object | undefined;
+  for (const [name, handle] of Object.entries(handlers)) {
+    const wrapped = (e: object) => {
+      current = e;
+      try {
+        (handle as (e: object) => void)(e);
+      } finally {
+        current = undefined;
+      }
+    };
+    wrappers.set(name, wrapped);
+    // Cast: EventEmitter's listener type does not narrow through the mapped keys.
+    events.on(name as never, wrapped as never);
+  }
 
   return {
     async stop() {
       stopped = true;
-      for (const [name, handler] of Object.entries(handlers)) {
-        events.off(name as never, handler as never);
-      }
+      for (const [name, wrapped] of wrappers) events.off(name as never, wrapped as never);
       // What was queued still goes out: the broker closes after this.
       if (timer) {
         clearTimeout(timer);

@@ -43,7 +43,10 @@ export type EdgeRecheck = { stop(): Promise<void> };
  */
 export function startEdgeRecheck(deps: RecheckDeps & Pick<AppDeps, "log">): EdgeRecheck {
   const inFlight = new Set<Promise<unknown>>();
-  const onChange = ({ unitUuid }: { unitUuid: string }) => {
+  const onChange = (e: { unitUuid: string }) => {
+    // Cluster mode: the process where the visibility changed removes the links, once.
+    if (deps.events.fromOtherProcess(e)) return;
+    const { unitUuid } = e;
     const p = recheckEdgesOutOf(deps, [unitUuid])
       .catch((err: unknown) => deps.log.error({ err, unitUuid }, "re-checking links failed"))
       .finally(() => inFlight.delete(p));

@@ -67,7 +67,9 @@ export type FederationService = {
   flush(): Promise<void>;
   /** Delivery outcomes since start (read by src/metrics/). */
   readonly deliveryStats: DeliveryStats;
-  start(): void;
+  /** The delivery queue consumer: the "federation-queue" role (one process of a cluster). */
+  startQueue(): void;
+  stopQueue(): Promise<void>;
   stop(): Promise<void>;
 };
 
@@ -80,6 +82,9 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
   await followers.load(core);
   await links.load(core);
   await core.keys.pairsOf("instance");
+  // Cluster mode: a Follow or a remote link accepted by another process reaches this
+  // one's relay and access checks by a reload (the bridged events below).
+  followers.onChange = () => events.emit("federation.followers-changed", { node: config.nodeName });
 
   const usable = (domain: string) => policy.decide(domain).ok;
   const changed = (unitUuids: Iterable<string>) => {
@@ -148,14 +153,30 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       .map((f) => f.nodeUuid);
     await recheckFollowers(core, followers, new Set(nodes));
   });
+  // Revoking followers sends activities: the process where the change happened does it.
+  const here =
+    <E extends object>(fn: (e: E) => void) =>
+    (e: E) => {
+      if (!events.fromOtherProcess(e)) fn(e);
+    };
+  const onNodesChangedHere = here(onNodesChanged);
+  const onUnitDeletedHere = here(onUnitDeleted);
+  const onUnitUpdatedHere = here(onUnitUpdated);
+  const onFollowersChanged = safe("reloading followers", async (e: object) => {
+    if (events.fromOtherProcess(e)) await followers.load(core);
+  });
+  const onRemoteEdgesChanged = safe("reloading remote links", async (e: object) => {
+    if (events.fromOtherProcess(e)) await links.load(core);
+  });
   events.on("unit-node.value", onValue);
-  events.on("unit-nodes.changed", onNodesChanged);
-  events.on("unit.deleted", onUnitDeleted);
-  events.on("unit.updated", onUnitUpdated);
-  events.on("unit-node.updated", onUnitUpdated);
+  events.on("unit-nodes.changed", onNodesChangedHere);
+  events.on("unit.deleted", onUnitDeletedHere);
+  events.on("unit.updated", onUnitUpdatedHere);
+  events.on("unit-node.updated", onUnitUpdatedHere);
+  events.on("federation.followers-changed", onFollowersChanged);
+  events.on("federation.remote-edges.changed", onRemoteEdgesChanged);
 
-  const ac = new AbortController();
-  let queueDone: Promise<void> | null = null;
+  let queue: { ac: AbortController; done: Promise<void> } | null = null;
   const FALLTHROUGH = new Response(null, { status: 599 });
   const FED_PATH = /^\/(ap\/|\.well-known\/(webfinger|nodeinfo)|nodeinfo\/)/;
   const notFoundJson = () =>
@@ -420,8 +441,10 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
 
     flush: () => relay.flush(),
 
-    start() {
-      queueDone ??= fed
+    startQueue() {
+      if (queue) return;
+      const ac = new AbortController();
+      const done = fed
         .startQueue(undefined, { signal: ac.signal, queue: "outbox" })
         .catch((err: unknown) => {
           log.error({ err: errorText(err) }, "federation: queue worker stopped");
@@ -430,17 +453,29 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       const prune = setInterval(() => void parts.kv.prune().catch(() => {}), 10 * 60_000);
       prune.unref();
       ac.signal.addEventListener("abort", () => clearInterval(prune));
+      queue = { ac, done };
+    },
+
+    async stopQueue() {
+      const q = queue;
+      queue = null;
+      q?.ac.abort();
+      await q?.done;
     },
 
     async stop() {
       events.off("unit-node.value", onValue);
-      events.off("unit-nodes.changed", onNodesChanged);
-      events.off("unit.deleted", onUnitDeleted);
-      events.off("unit.updated", onUnitUpdated);
-      events.off("unit-node.updated", onUnitUpdated);
+      events.off("unit-nodes.changed", onNodesChangedHere);
+      events.off("unit.deleted", onUnitDeletedHere);
+      events.off("unit.updated", onUnitUpdatedHere);
+      events.off("unit-node.updated", onUnitUpdatedHere);
+      events.off("federation.followers-changed", onFollowersChanged);
+      events.off("federation.remote-edges.changed", onRemoteEdgesChanged);
       await relay.stop();
-      ac.abort();
-      await queueDone;
+      const q = queue;
+      queue = null;
+      q?.ac.abort();
+      await q?.done;
     },
   };
 }

@@ -23,6 +23,9 @@ const ORDER: Visibility[] = ["Private", "Internal", "Public"];
 export class FollowerRegistry {
   readonly #byNode = new Map<string, Map<string, Follower>>();
   readonly #byFollow = new Map<string, Follower>();
+  #loading = false;
+  /** Called after a follower was added or removed here (cluster mode: the others reload). */
+  onChange: (() => void) | null = null;
 
   async load(core: Core): Promise<void> {
     const rows = await core.db
@@ -31,7 +34,12 @@ export class FollowerRegistry {
       .innerJoin(unitNodes, eq(unitNodes.uuid, federationFollowers.nodeUuid));
     this.#byNode.clear();
     this.#byFollow.clear();
-    for (const r of rows) this.add({ ...r.f, unitUuid: r.unitUuid });
+    this.#loading = true;
+    try {
+      for (const r of rows) this.add({ ...r.f, unitUuid: r.unitUuid });
+    } finally {
+      this.#loading = false;
+    }
   }
 
   add(f: Follower): void {
@@ -42,6 +50,7 @@ export class FollowerRegistry {
     }
     m.set(f.followId, f);
     this.#byFollow.set(f.followId, f);
+    if (!this.#loading) this.onChange?.();
   }
 
   remove(followId: string): Follower | undefined {
@@ -50,6 +59,7 @@ export class FollowerRegistry {
     this.#byFollow.delete(followId);
     this.#byNode.get(f.nodeUuid)?.delete(followId);
     if (this.#byNode.get(f.nodeUuid)?.size === 0) this.#byNode.delete(f.nodeUuid);
+    this.onChange?.();
     return f;
   }
 

@@ -39,6 +39,11 @@ export type HistoryWriter = {
   stop(): Promise<void>;
   /** Counters for the metrics endpoint (src/metrics/), plain numbers. */
   readonly stats: HistoryStats;
+  /**
+   * Cluster mode: only the process holding the "history" role closes due windows (of
+   * every process's values); the others only write values.
+   */
+  setClosesWindows(on: boolean): void;
   /** Values waiting for the next flush, and variables whose pipe is on. */
   queued(): number;
   activePipes(): number;
@@ -64,6 +69,11 @@ export type HistoryWriterDeps = {
   maxPayloadBytes: number;
   /** Queued values beyond this are dropped (the database is slower than the devices). */
   maxQueued?: number;
+  /**
+   * Other processes write window values too (cluster mode): the next window end is
+   * re-read from the database every second instead of known from this process's writes.
+   */
+  sharedWindows?: boolean;
 };
 
 type Pipe = { unitUuid: string; config: DataPipeConfig; memory: PipeMemory };
@@ -90,6 +100,8 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
   let storedAtMost = new Map<string, number>();
   let nextClose: number | null = await nextWindowEnd(db);
   let lastPrune = 0;
+  let closesWindows = true;
+  let lastWindowCheck = 0;
   let flushing: Promise<void> | null = null;
   const stats: HistoryStats = {
     recordsWritten: 0,
@@ -243,6 +255,11 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
       throw err;
     }
     if (older.length) await trimOlderThan(db, older);
+    if (!closesWindows) return;
+    if (deps.sharedWindows && Math.abs(now - lastWindowCheck) >= 1000) {
+      lastWindowCheck = now;
+      nextClose = await nextWindowEnd(db);
+    }
     if (nextClose !== null && nextClose <= now) {
       stats.aggregatesWritten += await closeWindows(db, new Date(now));
       nextClose = await nextWindowEnd(db);
@@ -288,6 +305,10 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
       if (pipe) pipe.memory = { lastAcceptedAt: null, lastAcceptedValue: null };
     },
     now: () => clock(),
+    setClosesWindows(on) {
+      closesWindows = on;
+      lastWindowCheck = 0;
+    },
     droppedValues: () => droppedTotal,
     setClock(c) {
       clock = c;

@@ -59,10 +59,24 @@ export function createHttpApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.get("/healthz", async (c) => {
     try {
       await deps.database.ping();
-      return c.json({ status: "ok", database: deps.database.kind });
     } catch {
       return c.json({ detail: "database unreachable" }, 503);
     }
+    const cluster = deps.cluster;
+    let members: Awaited<ReturnType<NonNullable<typeof cluster>["members"]>> = [];
+    try {
+      members = (await cluster?.members()) ?? [];
+    } catch {
+      // Redis unreachable: this process still serves; the list is what it cannot know.
+      return c.json({ detail: "cluster presence (Redis) unreachable" }, 503);
+    }
+    return c.json({
+      status: "ok",
+      database: deps.database.kind,
+      node: cluster?.nodeName ?? deps.config.nodeName,
+      roles: cluster?.roles() ?? [],
+      cluster: members,
+    });
   });
 
   // Registered on or off: off, it answers 404 instead of the SPA taking the path.

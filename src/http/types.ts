@@ -4,6 +4,7 @@ import type { PrincipalResolver } from "../access/resolve-principal.ts";
 import type { AlertService } from "../alerts/alerts.service.ts";
 import type { BackupService } from "../backup/backup.service.ts";
 import type { Broker } from "../broker/broker.ts";
+import type { Cluster } from "../cluster/cluster.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/database.ts";
 import type { EventBus } from "../events.ts";
@@ -28,6 +29,8 @@ export type AppDeps = {
   resolvePrincipal: PrincipalResolver;
   git: GitStore;
   mailer: Mailer;
+  /** This process among the cluster's (src/cluster/); absent in tools (one process, every role). */
+  cluster?: Cluster;
   /** The MQTT device plane: internal publish (commands, set-input) and online state. */
   broker: Broker;
   /** The federation bridge (src/federation/); absent in tools that build an app without it. */

@@ -213,8 +213,10 @@ export function createMetrics(opts: MetricsOptions): InstanceMetrics {
     registers: [registry],
   });
   for (const status of Object.values(OTA_STATUS)) ota.inc({ status }, 0);
-  const onUpdateStatus = (e: DomainEvents["unit.update-status"][0]) =>
-    ota.inc({ status: OTA_STATUS[e.status] });
+  // Counted where it happened: each process of a cluster exports its own counters.
+  const onUpdateStatus = (e: DomainEvents["unit.update-status"][0]) => {
+    if (!opts.events.fromOtherProcess(e)) ota.inc({ status: OTA_STATUS[e.status] });
+  };
   opts.events.on("unit.update-status", onUpdateStatus);
 
   /** A database read at scrape time; a failure leaves that family empty, not the scrape. */

@@ -165,9 +165,9 @@ export function repoUpdateRoutes(deps: AppDeps) {
       const user = requireUser(c.get("principal"));
       const repo = await findRepo(db, c.req.valid("param").uuid);
       if (!repo || !canSee(user, repo.visibility, repo.creatorUuid)) throw notFound("repo");
-      const jobs = otaOf(deps)
-        .jobsOfRepo(repo.uuid)
-        .filter((j) => mayRead(user, j, repo.creatorUuid));
+      const jobs = (await otaOf(deps).jobsOfRepo(repo.uuid)).filter((j) =>
+        mayRead(user, j, repo.creatorUuid),
+      );
       return c.json({ jobs: jobs.map(toUpdateJobOut) }, 200);
     },
   );
@@ -188,7 +188,7 @@ export function repoUpdateRoutes(deps: AppDeps) {
     async (c) => {
       const user = requireUser(c.get("principal"));
       const { uuid, job: jobUuid } = c.req.valid("param");
-      const job = otaOf(deps).job(jobUuid);
+      const job = await otaOf(deps).job(jobUuid);
       if (!job || job.repoUuid !== uuid) throw notFound("job");
       if (!mayRead(user, job, (await findRepo(db, uuid))?.creatorUuid)) throw notFound("job");
       return c.json(toUpdateJobOut(job), 200);

@@ -6,7 +6,13 @@ import type { AppDeps } from "../http/types.ts";
 import { stateIntervalS } from "../units/unit-env.ts";
 import { changeUnitVersion, type VersionTarget } from "../units/unit-version.service.ts";
 import { findRepo, findUnit, type UnitRow } from "../units/units.store.ts";
-import { loadUpdateJobs, saveUpdateJob, updateStatusOf } from "./update-jobs.store.ts";
+import {
+  loadUpdateJobs,
+  readUpdateJobs,
+  type StoredJob,
+  saveUpdateJob,
+  updateStatusOf,
+} from "./update-jobs.store.ts";
 import {
   createUpdateJobs,
   type JobKind,
@@ -48,8 +54,9 @@ export type OtaService = {
   updateUnit(unitUuid: string, target: VersionTarget | null): Promise<RequestResult>;
   /** Resolves once the job is saved (a restart resumes it). */
   startMassUpdate(input: MassUpdateInput): Promise<UpdateJob>;
-  job(uuid: string): UpdateJob | undefined;
-  jobsOfRepo(repoUuid: string): UpdateJob[];
+  /** A job as the process running its waves sees it (cluster mode: as last saved). */
+  job(uuid: string): Promise<UpdateJob | undefined>;
+  jobsOfRepo(repoUuid: string): Promise<UpdateJob[]>;
 };
 
 /** Automatic updates after a repo sync: waves of this size, never stopped by failures. */
@@ -205,6 +212,19 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     );
   };
 
+  // Cluster mode: the waves run on the process holding the "ota" role; a job saved on
+  // another process is adopted here when its event arrives (or by restore() after a
+  // change of leader, if the event found no leader).
+  const runsWaves = () => deps.cluster?.holds("ota") ?? true;
+  const asJob = (saved: StoredJob): UpdateJob => ({ ...saved, pumping: false });
+  const onJobSaved = (e: { jobUuid: string }) => {
+    readUpdateJobs(deps.database.db, { uuid: e.jobUuid })
+      .then(([saved]) => {
+        if (saved?.status === "Running") jobs.adopt(saved);
+      })
+      .catch((err: unknown) => log.error({ err, job: e.jobUuid }, "ota: adopting a job failed"));
+  };
+
   // A deleted unit never reports: it leaves the tracker and its job without counting.
   const onDeleted = ({ unitUuid }: { unitUuid: string }) => {
     tracker.forget(unitUuid);
@@ -228,6 +248,7 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
 
   return {
     async start() {
+      events.on("ota.job-saved", onJobSaved);
       events.on("repo.synced", onSynced);
       events.on("unit.deleted", onDeleted);
       events.on("unit.updated", onUpdated);
@@ -236,6 +257,7 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
       await tracker.restore(windowOf);
     },
     async stop() {
+      events.off("ota.job-saved", onJobSaved);
       events.off("repo.synced", onSynced);
       events.off("unit.deleted", onDeleted);
       events.off("unit.updated", onUpdated);
@@ -244,9 +266,21 @@ export function createOtaService(deps: OtaDeps, opts: { sweepMs?: number } = {})
     },
     requestUpdate: async (unitUuid) => requestFor(await loadUnit(unitUuid)),
     updateUnit,
-    startMassUpdate: (input) => jobs.start(input),
-    job: (uuid) => jobs.get(uuid),
-    jobsOfRepo: (repoUuid) => jobs.ofRepo(repoUuid),
+    async startMassUpdate(input) {
+      if (runsWaves()) return jobs.start(input);
+      const job = await jobs.save(input);
+      events.emit("ota.job-saved", { jobUuid: job.uuid });
+      return job;
+    },
+    async job(uuid) {
+      if (runsWaves()) return jobs.get(uuid);
+      const [saved] = await readUpdateJobs(deps.database.db, { uuid });
+      return saved && asJob(saved);
+    },
+    async jobsOfRepo(repoUuid) {
+      if (runsWaves()) return jobs.ofRepo(repoUuid);
+      return (await readUpdateJobs(deps.database.db, { repoUuid })).map(asJob);
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import { desc, inArray, notInArray } from "drizzle-orm";
+import { desc, eq, inArray, notInArray } from "drizzle-orm";
 import type { DbLike } from "../db/database.ts";
 import { units, updateJobs } from "../db/schema.ts";
 import type { UpdateJob } from "./update-jobs.ts";
@@ -52,7 +52,30 @@ export async function loadUpdateJobs(db: DbLike): Promise<StoredJob[]> {
       ),
     );
   }
-  return rows.reverse().map((r) => ({
+  return rows.reverse().map(toStoredJob);
+}
+
+/**
+ * Saved jobs as they are now (cluster mode: a process that does not run the waves reads
+ * their progress here): one job, or a repo's, newest first.
+ */
+export async function readUpdateJobs(
+  db: DbLike,
+  where: { uuid: string } | { repoUuid: string },
+): Promise<StoredJob[]> {
+  const rows = await db
+    .select()
+    .from(updateJobs)
+    .where(
+      "uuid" in where ? eq(updateJobs.uuid, where.uuid) : eq(updateJobs.repoUuid, where.repoUuid),
+    )
+    .orderBy(desc(updateJobs.createdAt))
+    .limit(MAX_JOBS_KEPT);
+  return rows.map(toStoredJob);
+}
+
+function toStoredJob(r: typeof updateJobs.$inferSelect): StoredJob {
+  return {
     uuid: r.uuid,
     repoUuid: r.repoUuid,
     creatorUuid: r.creatorUuid,
@@ -70,7 +93,7 @@ export async function loadUpdateJobs(db: DbLike): Promise<StoredJob[]> {
     failures: r.failures,
     createdAt: r.createdAt,
     finishedAt: r.finishedAt,
-  }));
+  };
 }
 
 /** Update status of units a restored job was waiting for (missing units are gone). */

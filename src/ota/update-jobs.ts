@@ -55,6 +55,13 @@ export type StartJobInput = {
 };
 
 export type UpdateJobs = {
+  /**
+   * Saves a job without running it (cluster mode: a process that does not hold the "ota"
+   * role saves it, the one that does adopts it).
+   */
+  save(input: StartJobInput): Promise<UpdateJob>;
+  /** Runs a saved job this process did not start (see save()); one it has is left alone. */
+  adopt(saved: StoredJob): void;
   /** Starts a job; resolves once it is saved. */
   start(input: StartJobInput): Promise<UpdateJob>;
   /**
@@ -83,6 +90,29 @@ export type UpdateJobs = {
 };
 
 const MAX_FAILURES_KEPT = 100;
+
+function newJob(input: StartJobInput): UpdateJob {
+  return {
+    uuid: randomUUID(),
+    repoUuid: input.repoUuid,
+    creatorUuid: input.creatorUuid,
+    kind: input.kind,
+    maxInFlight: input.maxInFlight,
+    failureRatioStop: input.failureRatioStop,
+    total: input.unitUuids.length,
+    sent: 0,
+    succeeded: 0,
+    failed: 0,
+    inFlight: new Set(),
+    queue: [...input.unitUuids],
+    status: "Running",
+    stoppedReason: null,
+    failures: [],
+    createdAt: new Date(),
+    finishedAt: null,
+    pumping: false,
+  };
+}
 /** Changes of a job within this time are saved together. */
 const SAVE_DELAY_MS = 100;
 
@@ -231,27 +261,21 @@ export function createUpdateJobs(deps: {
   }
 
   return {
+    async save(input) {
+      const job = newJob(input);
+      await deps.persist?.(job);
+      return job;
+    },
+    adopt(saved) {
+      if (jobs.has(saved.uuid)) return;
+      const job: UpdateJob = { ...saved, inFlight: new Set(saved.inFlight), pumping: false };
+      jobs.set(job.uuid, job);
+      forget();
+      finishIfDone(job);
+      schedulePump(job);
+    },
     async start(input) {
-      const job: UpdateJob = {
-        uuid: randomUUID(),
-        repoUuid: input.repoUuid,
-        creatorUuid: input.creatorUuid,
-        kind: input.kind,
-        maxInFlight: input.maxInFlight,
-        failureRatioStop: input.failureRatioStop,
-        total: input.unitUuids.length,
-        sent: 0,
-        succeeded: 0,
-        failed: 0,
-        inFlight: new Set(),
-        queue: [...input.unitUuids],
-        status: "Running",
-        stoppedReason: null,
-        failures: [],
-        createdAt: new Date(),
-        finishedAt: null,
-        pumping: false,
-      };
+      const job = newJob(input);
       jobs.set(job.uuid, job);
       // Saved before anyone is told the job exists, so a restart cannot lose it.
       try {
@@ -267,6 +291,8 @@ export function createUpdateJobs(deps: {
     },
     async restore(stored, statusOf) {
       for (const saved of stored) {
+        // Adopted meanwhile: that copy is running already.
+        if (jobs.has(saved.uuid)) continue;
         const job: UpdateJob = { ...saved, inFlight: new Set(saved.inFlight), pumping: false };
         jobs.set(job.uuid, job);
       }

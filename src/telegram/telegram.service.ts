@@ -31,7 +31,11 @@ const POLL_TIMEOUT_S = 25;
 const ALLOWED_UPDATES = ["message", "callback_query"] as const;
 
 export type TelegramService = {
+  /** Connects (getMe) and counts values; every process of a cluster does this. */
   start(): void;
+  /** Polls for updates or registers the webhook: the "telegram" role (one process). */
+  startReceiving(): void;
+  stopReceiving(): Promise<void>;
   stop(): Promise<void>;
   /** Queues a message to the user's linked chat; false when the user has none. */
   notify(userUuid: string, text: string): Promise<boolean>;
@@ -55,7 +59,6 @@ export function createTelegramService(
   const { log } = deps;
   const abort = new AbortController();
   const signal = abort.signal;
-  const callSignal = apiSignal(signal);
   const bot = new Bot(tg.token, { client: { apiRoot: tg.apiRoot } });
   bot.api.config.use(retryAfterTransformer(signal));
   const outbox = createOutbox({ api: bot.api, log, token: tg.token, signal });
@@ -90,10 +93,13 @@ export function createTelegramService(
   }
 
   const secret = webhookSecret(deps.config);
-  let running: Promise<void> | undefined;
 
   /** Retries `step` with back-off until it succeeds or the service stops. */
-  async function persist(what: string, step: () => Promise<unknown>): Promise<boolean> {
+  async function persist(
+    what: string,
+    step: () => Promise<unknown>,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     const backoff = createBackoff(1000, 5 * 60_000);
     while (!signal.aborted) {
       try {
@@ -112,7 +118,8 @@ export function createTelegramService(
     return false;
   }
 
-  async function poll(): Promise<void> {
+  async function poll(signal: AbortSignal): Promise<void> {
+    const callSignal = apiSignal(signal);
     let offset = 0;
     const backoff = createBackoff();
     while (!signal.aborted) {
@@ -144,40 +151,80 @@ export function createTelegramService(
     }
   }
 
-  async function run(): Promise<void> {
+  /** getMe: every process needs it (the webhook's updates may reach any of them). */
+  async function connect(signal: AbortSignal): Promise<boolean> {
+    if (bot.isInited()) return true;
+    const callSignal = apiSignal(signal);
     // Not bot.init(): it retries an unreachable API silently; here every failure is logged.
-    const reached = await persist("getMe", async () => {
-      bot.botInfo = await bot.api.getMe(callSignal);
-    });
-    if (!reached) return;
-    log.info({ username: bot.botInfo.username, mode: tg.mode }, "telegram: bot connected");
+    const reached = await persist(
+      "getMe",
+      async () => {
+        bot.botInfo = await bot.api.getMe(callSignal);
+      },
+      signal,
+    );
+    if (reached) {
+      log.info({ username: bot.botInfo.username, mode: tg.mode }, "telegram: bot connected");
+    }
+    return reached;
+  }
+
+  /** Registering the webhook or polling for updates: one process of a cluster does it. */
+  async function receive(signal: AbortSignal): Promise<void> {
+    if (!(await connect(signal))) return;
+    const callSignal = apiSignal(signal);
     if (tg.mode === "webhook") {
-      await persist("setWebhook", () =>
-        bot.api.setWebhook(
-          `${deps.config.baseUrl}${WEBHOOK_PATH}`,
-          { secret_token: secret, allowed_updates: [...ALLOWED_UPDATES] },
-          callSignal,
-        ),
+      await persist(
+        "setWebhook",
+        () =>
+          bot.api.setWebhook(
+            `${deps.config.baseUrl}${WEBHOOK_PATH}`,
+            { secret_token: secret, allowed_updates: [...ALLOWED_UPDATES] },
+            callSignal,
+          ),
+        signal,
       );
       return;
     }
-    if (await persist("deleteWebhook", () => bot.api.deleteWebhook(undefined, callSignal))) {
-      await poll();
+    if (
+      await persist("deleteWebhook", () => bot.api.deleteWebhook(undefined, callSignal), signal)
+    ) {
+      await poll(signal);
     }
   }
+
+  let receiving: { abort: AbortController; done: Promise<void> } | undefined;
+  let connecting: Promise<unknown> | undefined;
 
   return {
     start() {
       deps.events.on("unit-node.value-seen", onValue);
-      running ??= run().catch((err: unknown) => {
-        log.error({ error: loggableError(err) }, "telegram: bot stopped unexpectedly");
-      });
+      connecting ??= connect(signal).catch(() => false);
+    },
+    startReceiving() {
+      if (receiving || signal.aborted) return;
+      const ac = new AbortController();
+      const stopAll = () => ac.abort();
+      signal.addEventListener("abort", stopAll, { once: true });
+      const done = receive(ac.signal)
+        .catch((err: unknown) => {
+          log.error({ error: loggableError(err) }, "telegram: bot stopped unexpectedly");
+        })
+        .finally(() => signal.removeEventListener("abort", stopAll));
+      receiving = { abort: ac, done };
+    },
+    async stopReceiving() {
+      const r = receiving;
+      receiving = undefined;
+      r?.abort.abort();
+      await r?.done;
     },
     async stop() {
       deps.events.off("unit-node.value-seen", onValue);
       clearInterval(minuteTimer);
       abort.abort();
-      await running;
+      await connecting;
+      await this.stopReceiving();
       await outbox.stop();
     },
     async notify(userUuid, text) {

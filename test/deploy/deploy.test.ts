@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { WEBSOCKET_PATH } from "../../src/broker/broker.ts";
 import { startTestInstance } from "../helpers/instance.ts";
 
 // CI cannot run Docker here: these checks keep the Dockerfile, compose.yaml and
@@ -49,6 +50,41 @@ function unitFile(text: string): Map<string, Map<string, string[]>> {
     const eq = line.indexOf("=");
     const key = line.slice(0, eq);
     current.set(key, [...(current.get(key) ?? []), line.slice(eq + 1)]);
+  }
+  return sections;
+}
+
+type ComposeService = {
+  profiles?: string[];
+  image?: string;
+  build?: string;
+  ports?: string[];
+  volumes?: string[];
+  command?: string[];
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition?: string; required?: boolean }>;
+  healthcheck?: { test?: string[] };
+};
+
+/** compose.yaml with its YAML merge keys (`<<: *cluster-node`) applied, as Compose does. */
+async function readCompose(): Promise<{
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+}> {
+  return parseYaml(await read("compose.yaml"), { merge: true });
+}
+
+/** haproxy.cfg: section header ("frontend http") → its lines, trimmed, comments dropped. */
+function haproxySections(text: string): Map<string, string[]> {
+  const sections = new Map<string, string[]>();
+  let current: string[] = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/#.*$/, "").trim();
+    if (!line) continue;
+    if (!/^\s/.test(raw)) {
+      current = [];
+      sections.set(line, current);
+    } else current.push(line.replace(/\s+/g, " "));
   }
   return sections;
 }
@@ -155,17 +191,191 @@ describe("Dockerfile", () => {
 
 describe("compose.yaml", () => {
   it("runs the image with the embedded database by default and PostgreSQL under a profile", async () => {
-    const compose = parseYaml(await read("compose.yaml"));
-    const app = compose.services.pepeunit;
+    const compose = await readCompose();
+    const app = compose.services.pepeunit ?? {};
     expect(app.profiles).toBeUndefined();
     expect(app.build).toBe(".");
     const dockerfile = dockerInstructions(await read("Dockerfile"));
     const volume = JSON.parse(dockerfile.find((i) => i.op === "VOLUME")?.args ?? "[]")[0];
     expect(app.volumes).toEqual([`pepeunit:${volume}`]);
-    expect(app.environment.DATABASE_URL).toMatch(/^\$\{DATABASE_URL:-\}$/);
-    expect(app.depends_on.postgres.required).toBe(false);
-    expect(compose.services.postgres.profiles).toEqual(["postgres"]);
-    expect(Object.keys(compose.volumes)).toEqual(["pepeunit", "postgres"]);
+    expect(app.environment?.DATABASE_URL).toMatch(/^\$\{DATABASE_URL:-\}$/);
+    expect(app.depends_on?.postgres?.required).toBe(false);
+    expect(compose.services.postgres?.profiles).toEqual(["postgres", "cluster"]);
+    expect(Object.keys(compose.volumes)).toEqual(["pepeunit", "postgres", "cluster", "redis"]);
+    // Without a profile only the instance runs: every other service belongs to one.
+    const always = Object.entries(compose.services).filter(([, s]) => !s.profiles);
+    expect(always.map(([name]) => name)).toEqual(["pepeunit"]);
+  });
+});
+
+describe("compose.yaml, cluster profile", () => {
+  const NODES = ["pepeunit-1", "pepeunit-2"];
+
+  it("has two instance processes, PostgreSQL, Redis and HAProxy", async () => {
+    const compose = await readCompose();
+    const cluster = Object.entries(compose.services)
+      .filter(([, s]) => s.profiles?.includes("cluster"))
+      .map(([name]) => name);
+    expect(cluster.sort()).toEqual([...NODES, "haproxy", "postgres", "redis"].sort());
+    for (const name of NODES) {
+      const node = compose.services[name] ?? {};
+      expect(node.image).toBe(compose.services.pepeunit?.image);
+      expect(node.build).toBe(".");
+      expect(node.ports).toBeUndefined(); // reached through HAProxy only
+      expect(node.depends_on?.postgres?.condition).toBe("service_healthy");
+      expect(node.depends_on?.redis?.condition).toBe("service_healthy");
+    }
+    expect(compose.services.redis?.healthcheck?.test).toEqual(["CMD", "redis-cli", "ping"]);
+
+    // The command the README, the docs and compose.yaml's header give starts the balancer
+    // (and through depends_on, the rest), not the single-process service.
+    const command = "docker compose --profile cluster up -d haproxy";
+    for (const doc of ["README.md", "docs/cluster.md", "compose.yaml"]) {
+      expect(await read(doc), doc).toContain(command);
+    }
+    const lb = compose.services.haproxy ?? {};
+    expect(Object.keys(lb.depends_on ?? {}).sort()).toEqual(NODES);
+  });
+
+  it("gives every process the same secrets, domain, PostgreSQL, Redis and repositories, and its own name and data dir", async () => {
+    const compose = await readCompose();
+    const envs = NODES.map((n) => compose.services[n]?.environment ?? {});
+    const [first = {}, second = {}] = envs;
+    for (const key of [
+      "PEPEUNIT_SECRET_KEY",
+      "PEPEUNIT_ENCRYPT_KEY",
+      "PEPEUNIT_DOMAIN",
+      "DATABASE_URL",
+      "PEPEUNIT_CLUSTER_REDIS_URL",
+      "PEPEUNIT_REPOSITORIES_DIR",
+    ]) {
+      expect(first[key], key).toBeTruthy();
+      expect(second[key], key).toBe(first[key]);
+    }
+    // The secrets come from the operator (Compose's .env), never generated per process.
+    expect(first.PEPEUNIT_SECRET_KEY).toMatch(/^\$\{PEPEUNIT_SECRET_KEY\b/);
+    expect(first.PEPEUNIT_ENCRYPT_KEY).toMatch(/^\$\{PEPEUNIT_ENCRYPT_KEY\b/);
+    for (const name of NODES) {
+      const command = (compose.services[name]?.command ?? []).join(" ");
+      expect(command).toMatch(
+        /test -n "\$\$PEPEUNIT_SECRET_KEY" && test -n "\$\$PEPEUNIT_ENCRYPT_KEY"/,
+      );
+      expect(command).toMatch(/exec npm start$/);
+    }
+
+    // The database and Redis are the services of this file.
+    const pg = compose.services.postgres?.environment ?? {};
+    const db = new URL(String(first.DATABASE_URL).replace(/\$\{POSTGRES_PASSWORD:-\w+\}/, "pw"));
+    expect(db.protocol).toBe("postgres:");
+    expect([db.hostname, db.port, db.username, db.pathname]).toEqual([
+      "postgres",
+      "5432",
+      pg.POSTGRES_USER,
+      `/${pg.POSTGRES_DB}`,
+    ]);
+    const redis = new URL(String(first.PEPEUNIT_CLUSTER_REDIS_URL));
+    expect([redis.protocol, redis.hostname, redis.port]).toEqual(["redis:", "redis", "6379"]);
+
+    // One volume shared by all: the clones in one place, each data dir apart inside it.
+    const volumes = NODES.map((n) => compose.services[n]?.volumes ?? []);
+    expect(volumes[0]).toHaveLength(1);
+    expect(volumes[1]).toEqual(volumes[0]);
+    const [volume = "", mount = ""] = String(volumes[0]?.[0]).split(":");
+    expect(volume).toBe("cluster");
+    expect(String(first.PEPEUNIT_REPOSITORIES_DIR).startsWith(`${mount}/`)).toBe(true);
+    const names = envs.map((e) => e.PEPEUNIT_NODE_NAME);
+    const dataDirs = envs.map((e) => String(e.PEPEUNIT_DATA_DIR));
+    expect(new Set(names).size).toBe(NODES.length);
+    expect(new Set(dataDirs).size).toBe(NODES.length);
+    for (const dir of dataDirs) {
+      expect(dir.startsWith(`${mount}/`)).toBe(true);
+      expect(dir.startsWith(`${first.PEPEUNIT_REPOSITORIES_DIR}/`)).toBe(false);
+    }
+
+    // Only variables the instance knows (.env.example lists every one).
+    const example = await read(".env.example");
+    const known = new Set([...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
+    const unknown = envs.flatMap((e) => Object.keys(e)).filter((k) => !known.has(k));
+    expect(unknown).toEqual([]);
+  });
+
+  it("puts HAProxy in front: every port to every process, checked on /healthz", async () => {
+    const compose = await readCompose();
+    const lb = compose.services.haproxy ?? {};
+    const [source = "", target = ""] = String(lb.volumes?.[0]).split(":");
+    expect(target).toBe("/usr/local/etc/haproxy/haproxy.cfg");
+    const cfg = haproxySections(await read(source));
+    const dockerfile = dockerInstructions(await read("Dockerfile"));
+    const env = dockerfile
+      .filter((i) => i.op === "ENV")
+      .map((i) => i.args)
+      .join(" ");
+    const port = (key: string) => new RegExp(`${key}=(\\d+)`).exec(env)?.[1] ?? "";
+    const http = port("PEPEUNIT_HTTP_PORT");
+    const mqtt = port("PEPEUNIT_MQTT_PORT");
+    const mqtts = "8883"; // PEPEUNIT_MQTTS_PORT's default (config.ts); EXPOSEd by the image
+    expect(
+      dockerfile.filter((i) => i.op === "EXPOSE").flatMap((i) => i.args.split(/\s+/)),
+    ).toContain(mqtts);
+    expect(lb.ports).toEqual([`${http}:${http}`, `${mqtt}:${mqtt}`, `${mqtts}:${mqtts}`]);
+
+    const frontend = (bind: string) =>
+      [...cfg.entries()].find(
+        ([name, lines]) => name.startsWith("frontend ") && lines.includes(`bind :${bind}`),
+      );
+    const backendsOf = (lines: string[]) =>
+      lines.flatMap((l) => /^(?:default_backend|use_backend) (\S+)/.exec(l)?.[1] ?? []);
+    const expected: [string, string, string][] = [
+      [http, "http", http],
+      [mqtt, "tcp", mqtt],
+      [mqtts, "tcp", mqtts],
+    ];
+    for (const [bind, mode, target] of expected) {
+      const [, lines = []] = frontend(bind) ?? [];
+      expect(lines, `frontend on ${bind}`).toContain(`mode ${mode}`);
+      const backends = backendsOf(lines);
+      expect(backends.length).toBeGreaterThan(0);
+      for (const b of backends) {
+        const body = cfg.get(`backend ${b}`) ?? [];
+        expect(body, b).toContain(`mode ${mode}`);
+        const servers = body.filter((l) => l.startsWith("server "));
+        expect(servers.map((l) => l.split(/\s+/)[2])).toEqual(NODES.map((n) => `${n}:${target}`));
+        expect(servers.every((l) => /\bcheck\b/.test(l))).toBe(true);
+        // Healthy means GET /healthz answers 200, asked on the HTTP port.
+        const checks = body.join("\n");
+        expect(checks).toMatch(/GET \/healthz|uri \/healthz/);
+        if (target !== http)
+          expect(checks).toMatch(new RegExp(`check port ${http}|connect port ${http}`));
+      }
+    }
+    // WebSocket (MQTT in the browser) and the live channel are long-lived: their own timeouts.
+    const [, httpFront = []] = frontend(http) ?? [];
+    const acl = httpFront.find((l) => l.startsWith("acl long_lived ")) ?? "";
+    expect(acl.split(/\s+/)).toEqual(
+      expect.arrayContaining([WEBSOCKET_PATH, "/pepeunit/api/v1/live"]),
+    );
+    expect(cfg.get("backend http_long")).toEqual(expect.arrayContaining(["timeout tunnel 1h"]));
+    // The processes trust X-Forwarded-For only because HAProxy sets it (never appends to it).
+    expect(httpFront).toContain("http-request set-header X-Forwarded-For %[src]");
+  });
+
+  it("its haproxy.cfg passes haproxy -c where HAProxy is installed", async () => {
+    const run = promisify(execFile);
+    const found = await run("haproxy", ["-v"]).then(
+      () => true,
+      () => false,
+    );
+    if (!found) return; // not a requirement of CI; the checks above still run
+    const result = await run("haproxy", [
+      "-c",
+      "-f",
+      path.join(ROOT, "deploy/cluster/haproxy.cfg"),
+    ]);
+    const out = `${result.stdout}${result.stderr}`;
+    expect(out).toMatch(/Configuration file is valid/);
+    // The processes' names resolve inside Compose's network only; nothing else may warn.
+    const warnings = out.split("\n").filter((l) => l.includes("[WARNING]"));
+    expect(warnings.filter((l) => !/could not resolve address 'pepeunit-\d+'/.test(l))).toEqual([]);
   });
 });
 

@@ -23,6 +23,7 @@ const PAGES = [
   "unit-repositories",
   "alerts-history",
   "operations",
+  "cluster",
   "api/index",
 ];
 
@@ -118,6 +119,15 @@ describe("documentation", { timeout: 180_000 }, () => {
       "docs/grafana/instance-dashboard.json",
       "docs/prometheus.yml",
       "Upgrades",
+    ]);
+    await expectPageToMention("cluster", [
+      "docker compose --profile cluster up -d haproxy",
+      "PEPEUNIT_CLUSTER_REDIS_URL",
+      "PEPEUNIT_CLUSTER_NAMESPACE",
+      "PEPEUNIT_NODE_NAME",
+      "within 10 s",
+      "Capacity model",
+      "Known limits",
     ]);
   });
 

@@ -23,6 +23,14 @@ describe("users", () => {
   it("answers health and bad input with {detail}", async () => {
     const h = await inst.api.get("/healthz");
     expect(h.status).toBe(200);
+    // One process holds every once-only role and is the whole cluster list.
+    expect(h.body.node).toBe(inst.deps.config.nodeName);
+    expect([...h.body.roles].sort()).toEqual(
+      ["alerts", "backups", "federation-queue", "history", "ota", "sync"].sort(),
+    );
+    expect(h.body.cluster).toEqual([
+      { node: inst.deps.config.nodeName, roles: h.body.roles, last_seen: expect.any(String) },
+    ]);
     const bad = await inst.api.post("/users", { login: "x", email: "nope", password: "1" });
     expect(bad.status).toBe(422);
     expect(bad.body.detail).toBeDefined();
