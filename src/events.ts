@@ -73,6 +73,11 @@ export type DomainEvents = {
   ];
   /** An alert rule was created, edited or deleted (the evaluators reload it). */
   "alert-rule.changed": [{ ruleUuid: string; userUuid: string }];
+  /**
+   * A threshold rule's state (condition, last sent) was saved by the process that saw the
+   * value (cluster: the others take it, so a device that moves keeps its rule's state).
+   */
+  "alert-rule.state-saved": [{ ruleUuid: string }];
   /** An alert event was kept for this user (src/alerts/): a bell's unread count changed. */
   "alert.created": [{ userUuid: string; eventUuid: string; kind: AlertEventKind }];
 };

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin } from "../http/auth.ts";
-import { unprocessable } from "../http/errors.ts";
+import { HttpError, unprocessable } from "../http/errors.ts";
 import { createRouter, errorResponses, jsonBody, jsonResponse } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
 import { getRegistrationMode, setRegistrationMode } from "../users/users.store.ts";
@@ -12,6 +12,22 @@ const SettingsOut = z
 const SettingsPatch = z
   .object({ registration_mode: RegistrationModeSchema.optional() })
   .openapi("InstanceSettingsPatch");
+const ClusterMemberOut = z
+  .object({
+    node: z.string(),
+    roles: z.array(z.string()),
+    last_seen: z.string().openapi({ format: "date-time" }),
+  })
+  .openapi("ClusterMember");
+const ClusterOut = z
+  .object({
+    /** This process (the one that answered). */
+    node: z.string(),
+    cluster_mode: z.boolean(),
+    roles: z.array(z.string()),
+    cluster: z.array(ClusterMemberOut),
+  })
+  .openapi("ClusterStatus");
 const tags = ["admin"];
 
 export function adminRoutes(deps: AppDeps) {
@@ -55,6 +71,38 @@ export function adminRoutes(deps: AppDeps) {
         await setRegistrationMode(db, body.registration_mode);
       }
       return c.json(await current(), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/cluster",
+      tags,
+      summary: "The instance's processes and the once-only roles each holds (admin)",
+      responses: {
+        200: jsonResponse(ClusterOut, "Processes"),
+        ...errorResponses(401, 403, 503),
+      },
+    }),
+    async (c) => {
+      requireAdmin(c.get("principal"));
+      const cluster = deps.cluster;
+      let members: z.infer<typeof ClusterMemberOut>[];
+      try {
+        members = (await cluster?.members()) ?? [];
+      } catch {
+        throw new HttpError(503, "cluster presence (Redis) unreachable");
+      }
+      return c.json(
+        {
+          node: cluster?.nodeName ?? deps.config.nodeName,
+          cluster_mode: cluster?.enabled ?? false,
+          roles: cluster?.roles() ?? [],
+          cluster: members,
+        },
+        200,
+      );
     },
   );
 

@@ -184,6 +184,9 @@ export function createAlertEvaluator(deps: {
     const prev = writes.get(rule.uuid) ?? Promise.resolve();
     const next = prev
       .then(() => saveRuleState(db, rule.uuid, state))
+      .then(() => {
+        events.emit("alert-rule.state-saved", { ruleUuid: rule.uuid });
+      })
       .catch((err: unknown) => log.error({ err }, "alerts: saving a rule's state failed"));
     writes.set(rule.uuid, next);
     track(
@@ -278,6 +281,24 @@ export function createAlertEvaluator(deps: {
     }
   }
 
+  // Cluster mode: another process decided this rule's state (its device publishes there).
+  // Its state is taken as saved; a held message stays that process's to send.
+  const onStateSaved = (e: { ruleUuid: string }) => {
+    if (!events.fromOtherProcess(e)) return;
+    const p = loadRuleContexts(db, { ruleUuid: e.ruleUuid })
+      .then((rows) => {
+        const old = byUuid.get(e.ruleUuid);
+        if (old) remove(old);
+        for (const row of rows) {
+          const fresh = toLive(row);
+          fresh.dueAt = null;
+          add(fresh);
+        }
+      })
+      .catch((err: unknown) => log.error({ err }, "alerts: taking a rule's state failed"));
+    track(p);
+  };
+
   // Visibility or names changed (variable, unit, repo clamp), the owner blocked or gone.
   const onUnitChanged = ({ unitUuid }: { unitUuid: string }) => reloadLater({ unitUuid });
   const onUserChanged = ({ userUuid }: { userUuid: string }) => reloadLater({ userUuid });
@@ -291,6 +312,7 @@ export function createAlertEvaluator(deps: {
   function subscribe(method: "on" | "off") {
     events[method]("unit-node.value-seen", onValue);
     events[method]("alert-rule.changed", onRuleChanged);
+    events[method]("alert-rule.state-saved", onStateSaved);
     events[method]("unit.updated", onUnitChanged);
     events[method]("unit-node.updated", onUnitChanged);
     events[method]("unit.deleted", onUnitDeleted);

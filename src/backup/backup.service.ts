@@ -49,6 +49,8 @@ type Deps = {
   log: Logger;
 };
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function createBackupService(deps: Deps): BackupService {
   const dir = deps.config.backupDir;
   let current: { entry: BackupEntry; done: Promise<unknown> } | undefined;
@@ -135,6 +137,12 @@ export function createBackupService(deps: Deps): BackupService {
 
   function schedule(delayMs: number): void {
     if (stopped || !dir || !deps.config.backupEveryMs) return;
+    // setTimeout takes at most 2^31-1 ms (~24.8 days); a longer interval waits in steps.
+    if (delayMs > MAX_TIMER_MS) {
+      timer = setTimeout(() => schedule(delayMs - MAX_TIMER_MS), MAX_TIMER_MS);
+      timer.unref();
+      return;
+    }
     timer = setTimeout(() => {
       run()
         .catch(() => undefined) // logged and listed by run()

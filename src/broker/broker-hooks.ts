@@ -49,6 +49,13 @@ export type HookDeps = {
   /** Plain counters the metrics endpoint reads (src/broker/mqtt-stats.ts). */
   stats: MqttStats;
   /**
+   * Cluster mode: a CONNECT with clean session 0 keeps its session (QoS 1 queue, in-flight
+   * messages) in the shared store, so the device resumes it on whichever process it reaches.
+   */
+  persistentSessions?: boolean;
+  /** Cluster mode: false when another principal holds the client id on another process. */
+  claimClientId?(client: Client, principal: BrokerPrincipal): Promise<boolean>;
+  /**
    * An allowed publish, before it is acknowledged: what is ingested here survives a
    * clean stop even if the PUBACK was the last thing that happened.
    */
@@ -107,6 +114,10 @@ export function createHooks(deps: HookDeps) {
         throw new AuthError(IDENTIFIER_REJECTED, "client id in use by another principal");
       }
     }
+    // Aedes closes a client id's connection on the other processes by itself.
+    if (deps.claimClientId && !(await deps.claimClientId(client, principal))) {
+      throw new AuthError(IDENTIFIER_REJECTED, "client id in use by another principal");
+    }
     conns.set(client, { principal, token, remote: remoteOf(client), epoch: startedAt });
     return true;
   }
@@ -117,10 +128,11 @@ export function createHooks(deps: HookDeps) {
       packet: ConnectPacket,
       done: (e: Error | null, ok: boolean) => void,
     ) {
-      // Sessions are never persisted: the MicroPython client accepts only the exact
-      // CONNACK 20 02 00 00, i.e. session-present 0 [MQTT-3.2.2-1], and devices
-      // subscribe again after every connect anyway.
-      packet.clean = true;
+      // One process: sessions are never persisted: the MicroPython client accepts only
+      // the exact CONNACK 20 02 00 00, i.e. session-present 0 [MQTT-3.2.2-1], and devices
+      // subscribe again after every connect anyway. A cluster keeps them (the session
+      // store never reports subscriptions, so session-present stays 0: cluster-fabric.ts).
+      if (!deps.persistentSessions) packet.clean = true;
       done(null, true);
     },
 

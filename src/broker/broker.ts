@@ -8,6 +8,9 @@ import { createTemplateCache } from "./acl.store.ts";
 import { type BrokerPrincipal, canSubscribe, nodeOfTopic } from "./acl-rules.ts";
 import { createAclSync } from "./acl-sync.ts";
 import { createHooks, INTERNAL_USERNAME } from "./broker-hooks.ts";
+import { createClientIdClaims } from "./cluster-client-ids.ts";
+import { createClusterFabric } from "./cluster-fabric.ts";
+import { createClusterPresence } from "./cluster-presence.ts";
 import { Connections, registeredClients } from "./connections.ts";
 import { GuardedConnection } from "./frame-guard.ts";
 import { createIngest, type IngestStats } from "./ingest.ts";
@@ -18,7 +21,9 @@ import { createRevocations, revokedSince, watchUserRevocations } from "./user-re
 
 // The device plane: an Aedes MQTT broker on TCP, TLS and WebSocket, authorizing from
 // an in-memory access index, ingesting what units report, and offering the rest of
-// the instance an internal publish API.
+// the instance an internal publish API. In cluster mode (config.cluster) the processes
+// share one Aedes message fabric and session store in Redis (cluster-fabric.ts), and
+// whether a unit is online is answered for the whole cluster (cluster-presence.ts).
 
 export type BrokerDeps = Pick<
   AppDeps,
@@ -35,8 +40,9 @@ export type Broker = {
   setRemoteTopicAccess(check: ((unitUuid: string, topic: string) => boolean) | null): void;
   /** Publishes as the instance itself (commands, set-input); no access check. */
   publish(topic: string, payload: string | Uint8Array, opts?: PublishOptions): Promise<void>;
-  /** Whether the unit has at least one live MQTT connection. */
+  /** Whether the unit has at least one live MQTT connection (on any process of a cluster). */
   isOnline(unitUuid: string): boolean;
+  /** The units online on any process (a cluster's others as of its last read of Redis). */
   onlineUnits(): string[];
   /**
    * Opens the TCP (and TLS) listeners. Called once the rest of the access rules are wired
@@ -87,6 +93,20 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
   const stats = createMqttStats();
   let aedes: Aedes | undefined;
   let enforceQueued = false;
+  const fabric = config.cluster ? createClusterFabric(config.cluster, log) : undefined;
+  const claims = fabric && createClientIdClaims(fabric.redis, config.nodeName);
+  const presence =
+    fabric &&
+    createClusterPresence({
+      redis: fabric.redis,
+      nodeName: config.nodeName,
+      localUnits: () => conns.onlineUnits(),
+      log,
+      // The claims of the client ids this process serves are renewed with its presence.
+      onTick: async () => {
+        if (claims && aedes) await claims.refresh(Object.values(registeredClients(aedes)));
+      },
+    });
 
   const closeClient = (client: Client, reason: string) => {
     log.info({ clientId: client.id, reason }, "mqtt: disconnecting client");
@@ -141,22 +161,43 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     revocations,
     broker: () => aedes as Aedes,
     stats,
+    persistentSessions: fabric !== undefined,
+    claimClientId: claims && ((client, principal) => claims.claim(client, principal)),
     onPublishAccepted: (principal, packet) =>
       ingestPublish(packet.topic, packet.payload as Buffer, principal),
   });
 
   // The UI's live channel (src/live/) shows online/offline as it happens.
-  function announceOnline(unitUuid: string, online: boolean) {
+  function emitOnline(unitUuid: string, online: boolean) {
     try {
       events.emit("unit.online", { unitUuid, online });
     } catch (err) {
       log.error({ err, unitUuid }, "mqtt: a unit.online listener failed");
     }
   }
+  // In a cluster the change is in Redis before the event goes out (and is bridged): a
+  // process that reads the presence sets on seeing the event finds it there. One chain
+  // keeps the events in the order of the changes.
+  let presenceChain = Promise.resolve();
+  function announceOnline(unitUuid: string, online: boolean) {
+    if (!presence) return emitOnline(unitUuid, online);
+    presenceChain = presenceChain
+      .then(() => presence.changed(unitUuid, online))
+      .catch((err: unknown) =>
+        log.warn({ unitUuid, reason: (err as Error).message }, "mqtt: presence write failed"),
+      )
+      .then(() => emitOnline(unitUuid, online));
+  }
   function clientGone(client: Client) {
     const p = conns.get(client)?.principal;
     if (conns.gone(client) && p?.kind === "unit") announceOnline(p.uuid, false);
+    claims
+      ?.release(client)
+      .catch((err: unknown) =>
+        log.warn({ reason: (err as Error).message }, "mqtt: releasing a client id failed"),
+      );
   }
+  const onOnlineEvent = () => presence?.refresh();
 
   function revokeUnit(unitUuid: string, reason: string) {
     revocations.counter++;
@@ -171,6 +212,13 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
   const onUnitDeleted = ({ unitUuid }: { unitUuid: string }) => {
     revokeUnit(unitUuid, "unit deleted");
     ingest.forgetUnit(unitUuid);
+    // Its persistent session, under the client id devices use (the unit uuid; a client
+    // with an id of its own keeps its stored subscriptions until it connects clean).
+    fabric
+      ?.forgetSession(unitUuid)
+      .catch((err: unknown) =>
+        log.warn({ unitUuid, reason: (err as Error).message }, "mqtt: forgetting a session failed"),
+      );
   };
   const onTokenRotated = ({ unitUuid }: { unitUuid: string }) =>
     revokeUnit(unitUuid, "unit token rotated");
@@ -257,6 +305,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     events.off("unit.token-rotated", onTokenRotated);
     stopUserRevocations?.();
     events.off("federation.remote-edges.changed", enforce);
+    events.off("unit.online", onOnlineEvent);
     detachWs?.();
     const closing = listeners.splice(0).map((l) => l.close());
     if (aedes && !aedes.closed) {
@@ -266,6 +315,9 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     // Connections that never finished CONNECT are not Aedes clients yet.
     for (const s of sockets) s.destroy();
     await Promise.all(closing);
+    await presenceChain;
+    await presence?.close();
+    await fabric?.close();
     await ingest.close();
   }
 
@@ -273,12 +325,20 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     await acl.start();
     aedes = await Aedes.createBroker({
       ...hooks,
-      maxTopicLevels: config.mqttMaxTopicLevels,
+      // Cluster: nothing of a session only in this process's memory (another process
+      // resumes it); every publish reaches the subscribers of every process.
+      ...(fabric && { mq: fabric.mq, persistence: fabric.persistence }),
+      maxTopicLevels: fabric
+        ? fabric.maxTopicLevels(config.mqttMaxTopicLevels)
+        : config.mqttMaxTopicLevels,
       // Unit uuids are 36 characters; the 23 of MQTT 3.1 would refuse them.
       maxClientsIdLength: 128,
       connectTimeout: 10_000,
     });
     aedes.on("clientReady", (client) => {
+      // Closed while its session was being set up (a takeover from another process during
+      // the session store's read): its disconnect was already handled, it must not count.
+      if ((client as unknown as { closed: boolean }).closed) return;
       const info = conns.get(client);
       const p = info?.principal;
       // Revoked between its login check and now.
@@ -299,6 +359,10 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     );
     events.on("unit.deleted", onUnitDeleted);
     events.on("unit.token-rotated", onTokenRotated);
+    if (presence) {
+      events.on("unit.online", onOnlineEvent);
+      await presence.tick();
+    }
     stopUserRevocations = watchUserRevocations({
       events,
       conns,
@@ -370,8 +434,12 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
         );
       });
     },
-    isOnline: (unitUuid) => conns.isOnline(unitUuid),
-    onlineUnits: () => conns.onlineUnits(),
+    isOnline: (unitUuid) => conns.isOnline(unitUuid) || (presence?.has(unitUuid) ?? false),
+    onlineUnits() {
+      const local = conns.onlineUnits();
+      if (!presence) return local;
+      return [...new Set([...local, ...presence.units()])];
+    },
     attachWebSocket(server) {
       detachWs?.();
       detachWs = attachWebSocket(server, WEBSOCKET_PATH, limits.maxPacketBytes, handle);

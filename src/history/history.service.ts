@@ -156,7 +156,12 @@ export function createHistoryService(deps: HistoryDeps) {
         if (q.order_by_create_date === "desc") rows.reverse();
         return { count: rows.length, pipe_data: rows.map(recordOut) };
       }
-      const { count, pieces } = await pageRecordsJson(db, filter, page);
+      const { count, pieces } = await pageRecordsJson(
+        db,
+        filter,
+        page,
+        deps.database.kind === "postgres" ? "node" : "database",
+      );
       return { body: jsonPageBody(count, pieces) };
     },
 

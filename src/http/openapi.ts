@@ -59,7 +59,7 @@ export const UuidParam = z.object({
 export const VisibilitySchema = z.enum(["Public", "Internal", "Private"]).openapi("Visibility");
 
 /** Standard error responses to list in a route's OpenAPI entry. */
-export function errorResponses(...codes: Array<400 | 401 | 403 | 404 | 409 | 422>) {
+export function errorResponses(...codes: Array<400 | 401 | 403 | 404 | 409 | 422 | 503>) {
   const descriptions: Record<number, string> = {
     400: "Bad request",
     401: "Missing or invalid token",
@@ -67,6 +67,7 @@ export function errorResponses(...codes: Array<400 | 401 | 403 | 404 | 409 | 422
     404: "Not found (or not visible to the caller)",
     409: "Conflict",
     422: "Invalid input",
+    503: "A service the answer needs is unreachable",
   };
   return Object.fromEntries(
     codes.map((code) => [

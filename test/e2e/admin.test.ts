@@ -95,6 +95,13 @@ describe("admin console", { timeout: 150_000 }, () => {
       await expect
         .poll(() => backups.getByTestId("last-backup").innerText())
         .toMatch(/^Last backup: .+ · [\d.]+ [KM]i?B · ok$/);
+      // Processes: one, holding every once-only role.
+      const nodes = page.getByTestId("admin-cluster").getByTestId("cluster-node");
+      await expect.poll(() => nodes.count()).toBe(1);
+      const row = await nodes.innerText();
+      expect(row).toContain(`${ctx.inst.deps.config.nodeName} (this one)`);
+      expect(row).toContain("sync");
+      expect(row).toContain("ota");
     } finally {
       await context.close();
     }

@@ -13,6 +13,8 @@ export type GitHttpServer = {
   authHeaders: string[];
   /** Every Host header received (to prove which name the client connected for). */
   hosts: string[];
+  /** Every request: method, path and whether it carried the right credentials (to count fetches). */
+  requests: Array<{ method: string; path: string; authorized: boolean }>;
   port: number;
   close(): Promise<void>;
 };
@@ -25,11 +27,17 @@ export async function startGitHttpServer(opts: {
   const expected = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString("base64")}`;
   const authHeaders: string[] = [];
   const hosts: string[] = [];
+  const requests: GitHttpServer["requests"] = [];
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const auth = req.headers.authorization ?? "";
     authHeaders.push(auth);
     hosts.push(req.headers.host ?? "");
+    requests.push({
+      method: req.method ?? "GET",
+      path: new URL(req.url ?? "/", "http://localhost").pathname,
+      authorized: auth === expected,
+    });
     if (auth !== expected) {
       res.writeHead(401, { "www-authenticate": 'Basic realm="git"' });
       res.end("unauthorized\n");
@@ -106,6 +114,7 @@ export async function startGitHttpServer(opts: {
     urlFor: (repoDir) => `http://127.0.0.1:${port}/${path.relative(opts.root, repoDir)}`,
     authHeaders,
     hosts,
+    requests,
     port,
     close: () =>
       new Promise<void>((resolve) => {

@@ -2244,6 +2244,78 @@ export interface paths {
     };
     trace?: never;
   };
+  "/admin/cluster": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The instance's processes and the once-only roles each holds (admin) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Processes */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["ClusterStatus"];
+          };
+        };
+        /** @description Missing or invalid token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Not allowed */
+        403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Request body too large */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description A service the answer needs is unreachable */
+        503: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/federation/remote_edges": {
     parameters: {
       query?: never;
@@ -7652,6 +7724,18 @@ export interface components {
     InstanceSettingsPatch: {
       /** @enum {string} */
       registration_mode?: "Open" | "EmailVerification" | "ManualApproval" | "Closed";
+    };
+    ClusterStatus: {
+      node: string;
+      cluster_mode: boolean;
+      roles: string[];
+      cluster: components["schemas"]["ClusterMember"][];
+    };
+    ClusterMember: {
+      node: string;
+      roles: string[];
+      /** Format: date-time */
+      last_seen: string;
     };
     RemoteUnitNodeEdge: {
       /** Format: uuid */
