@@ -435,6 +435,11 @@ export const historyRecords = pgTable(
     state: text("state").notNull(),
     stateType: text("state_type").$type<HistoryStateType>().notNull(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
+    /**
+     * The record as the API answers it (JSON text), stored at write time on PGlite only
+     * (src/history/history.store.ts recordText); null: built when read.
+     */
+    answerText: text("answer_text"),
   },
   // Trimming (newest n, or newer than the window) and range queries walk this index.
   (t) => [index("history_records_node_time_idx").on(t.nodeUuid, t.createdAt, t.id)],

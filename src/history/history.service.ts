@@ -213,7 +213,9 @@ export function createHistoryService(deps: HistoryDeps) {
       const parsed = await readHistoryCsv(await body(), config, node.uuid, now());
       await db.transaction((tx) =>
         parsed.kind === "records"
-          ? replaceRecords(tx, node.uuid, parsed.rows)
+          ? replaceRecords(tx, node.uuid, parsed.rows, {
+              withText: deps.database.kind === "pglite",
+            })
           : replaceAggregates(tx, node.uuid, parsed.rows),
       );
       deps.history?.resetMemory(node.uuid);

@@ -64,20 +64,37 @@ export async function loadActivePipes(db: DbLike, nodeUuid?: string): Promise<Pi
   return rows.map((r) => ({ uuid: r.uuid, unitUuid: r.unitUuid, yaml: r.yaml ?? "" }));
 }
 
-export async function insertRecords(db: DbLike, rows: RecordRow[]): Promise<void> {
+/**
+ * `withText`: also store each record's answer text (PGlite: reads then join stored texts
+ * instead of formatting 10 000 timestamps and JSON strings in WebAssembly per read).
+ */
+export async function insertRecords(
+  db: DbLike,
+  rows: RecordRow[],
+  opts: { withText?: boolean } = {},
+): Promise<void> {
   for (const part of chunks(rows)) {
     const values = part.map(
       (r, i) =>
-        sql`(${i}::int, ${r.nodeUuid}::uuid, ${r.state}::text, ${r.stateType}::text, ${iso(r.at)}::timestamptz)`,
+        sql`(${i}::int, ${r.nodeUuid}::uuid, ${r.state}::text, ${r.stateType}::text, ${iso(r.at)}::timestamptz, ${opts.withText ? recordText(r.state, r.stateType, r.at) : null}::text)`,
     );
     // Ids follow arrival order, so "the newest" is well defined among equal timestamps.
     await db.execute(sql`
-      insert into history_records (node_uuid, state, state_type, created_at)
-      select v.node, v.state, v.type, v.at
-      from (values ${sql.join(values, sql`, `)}) as v(ord, node, state, type, at)
+      insert into history_records (node_uuid, state, state_type, created_at, answer_text)
+      select v.node, v.state, v.type, v.at, v.text
+      from (values ${sql.join(values, sql`, `)}) as v(ord, node, state, type, at, text)
       where exists (select 1 from unit_nodes n where n.uuid = v.node)
       order by v.ord`);
   }
+}
+
+/**
+ * A record as the API answers it, as JSON text: what pageTextInDatabase builds with
+ * to_json and to_char, byte for byte (JSON.stringify escapes what to_json escapes; the
+ * stored time has whole milliseconds).
+ */
+export function recordText(state: string, stateType: string, atMs: number): string {
+  return `{"state":${JSON.stringify(state)},"state_type":${JSON.stringify(stateType)},"create_datetime":"${new Date(atMs).toISOString()}"}`;
 }
 
 export async function insertWindowValues(db: DbLike, rows: WindowValueRow[]): Promise<void> {
@@ -115,9 +132,14 @@ export async function insertAggregates(db: DbLike, rows: AggregateRow[]): Promis
 }
 
 /** An imported history instead of the variable's records (call inside a transaction). */
-export async function replaceRecords(db: DbLike, nodeUuid: string, rows: RecordRow[]) {
+export async function replaceRecords(
+  db: DbLike,
+  nodeUuid: string,
+  rows: RecordRow[],
+  opts: { withText?: boolean } = {},
+) {
   await db.delete(historyRecords).where(eq(historyRecords.nodeUuid, nodeUuid));
-  await insertRecords(db, rows);
+  await insertRecords(db, rows, opts);
 }
 
 /** Imported closed windows instead of the variable's (call inside a transaction). */
@@ -294,10 +316,11 @@ async function pageTextInDatabase(db: DbLike, f: RangeFilter, p: Page) {
       string_agg(element, ',' order by n) as json
     from (
       select row_number() over (order by created_at ${dir}, id ${dir}) - 1 as n,
-        '{"state":' || to_json(state)::text || ',"state_type":"' || state_type
-          || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}' as element
+        coalesce(answer_text, '{"state":' || to_json(state)::text || ',"state_type":"'
+          || state_type || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}') as element
       from (
-        select state, state_type, created_at, id from history_records where ${recordWhere(f)}
+        select state, state_type, created_at, id, answer_text
+        from history_records where ${recordWhere(f)}
         order by created_at ${dir}, id ${dir}
         limit ${p.limit + 1} offset ${p.offset}) page) numbered
     group by n / ${PIECE}
