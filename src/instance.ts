@@ -89,7 +89,6 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     flushMs: config.historyFlushMs,
     maxPayloadBytes: config.mqttMaxPayloadBytes,
     sharedWindows: cluster.enabled,
-    storeRecordText: database.kind === "pglite",
   });
   // Closing due windows is the "history" role's (all processes' windows, by one of them).
   history.setClosesWindows(false);

@@ -436,8 +436,8 @@ export const historyRecords = pgTable(
     stateType: text("state_type").$type<HistoryStateType>().notNull(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
     /**
-     * The record as the API answers it (JSON text), stored at write time on PGlite only
-     * (src/history/history.store.ts recordText); null: built when read.
+     * The record as the API answers it (JSON text), stored when written
+     * (src/history/history.store.ts recordText); null in rows older than it: built when read.
      */
     answerText: text("answer_text"),
   },

@@ -74,8 +74,6 @@ export type HistoryWriterDeps = {
    * re-read from the database every second instead of known from this process's writes.
    */
   sharedWindows?: boolean;
-  /** Store each record's answer text with it (PGlite; see insertRecords). */
-  storeRecordText?: boolean;
 };
 
 type Pipe = { unitUuid: string; config: DataPipeConfig; memory: PipeMemory };
@@ -235,7 +233,7 @@ export async function createHistoryWriter(deps: HistoryWriterDeps): Promise<Hist
         }
       }
       windowValues = [];
-      if (recs.length) await insertRecords(db, recs, { withText: deps.storeRecordText });
+      if (recs.length) await insertRecords(db, recs);
       stats.recordsWritten += recs.length;
       records = [];
     } catch (err) {

@@ -133,9 +133,9 @@ export function historyRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const page = await service.query(c.get("principal"), c.req.valid("query"));
-      // A records page comes as the JSON bytes of the text the database built (see pageRecordsJson).
-      if (page.body !== undefined) {
-        return c.body(page.body, 200, { "content-type": "application/json" }) as never;
+      // A records page is streamed as the store reads it (see pageRecordsText).
+      if (page.stream !== undefined) {
+        return c.body(page.stream, 200, { "content-type": "application/json" }) as never;
       }
       return c.json(page, 200);
     },

@@ -30,7 +30,7 @@ import {
   downsampleAggregates,
   downsampleRecords,
   pageAggregates,
-  pageRecordsJson,
+  pageRecordsText,
   type RangeFilter,
   recordsAfter,
   replaceAggregates,
@@ -156,13 +156,8 @@ export function createHistoryService(deps: HistoryDeps) {
         if (q.order_by_create_date === "desc") rows.reverse();
         return { count: rows.length, pipe_data: rows.map(recordOut) };
       }
-      const { count, pieces } = await pageRecordsJson(
-        db,
-        filter,
-        page,
-        deps.database.kind === "postgres" ? "node" : "database",
-      );
-      return { body: jsonPageBody(count, pieces) };
+      const pieces = pageRecordsText(db, filter, page);
+      return { stream: await jsonPageStream(pieces) };
     },
 
     /** CSV of the variable's history, streamed in pages of the (node, time) index. */
@@ -213,9 +208,7 @@ export function createHistoryService(deps: HistoryDeps) {
       const parsed = await readHistoryCsv(await body(), config, node.uuid, now());
       await db.transaction((tx) =>
         parsed.kind === "records"
-          ? replaceRecords(tx, node.uuid, parsed.rows, {
-              withText: deps.database.kind === "pglite",
-            })
+          ? replaceRecords(tx, node.uuid, parsed.rows)
           : replaceAggregates(tx, node.uuid, parsed.rows),
       );
       deps.history?.resetMemory(node.uuid);
@@ -242,20 +235,34 @@ function aggregateOut(r: Awaited<ReturnType<typeof aggregatesAfter>>[number]) {
 }
 
 /**
- * The records page's answer as one buffer written piece by piece, so no string of the
- * whole page (~850 kB for 10 000 records) is ever built: see pageRecordsJson.
+ * The records page's answer, streamed piece by piece as the store reads them (see
+ * pageRecordsText). `count` comes last: only the end of the page tells it without a
+ * count query, and members of a JSON object have no order. The first piece is read
+ * before the answer starts, so a failing query is still an error status, not a cut body.
  */
-function jsonPageBody(count: number, pieces: string[]): Uint8Array<ArrayBuffer> {
-  const head = `{"count":${count},"pipe_data":[`;
-  const commas = Math.max(pieces.length - 1, 0);
-  let size = head.length + commas + "]}".length;
-  for (const piece of pieces) size += Buffer.byteLength(piece);
-  const body = Buffer.allocUnsafeSlow(size);
-  let at = body.write(head, 0, "latin1");
-  pieces.forEach((piece, i) => {
-    if (i > 0) at += body.write(",", at, "latin1");
-    at += body.write(piece, at);
+async function jsonPageStream(
+  pieces: AsyncGenerator<string, number>,
+): Promise<ReadableStream<Uint8Array>> {
+  const first = await pieces.next();
+  let pending: IteratorResult<string, number> | null = first;
+  let started = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const step = pending ?? (await pieces.next());
+      pending = null;
+      if (step.done) {
+        controller.enqueue(
+          Buffer.from(`${started ? "" : '{"pipe_data":['}],"count":${step.value}}`),
+        );
+        controller.close();
+        return;
+      }
+      controller.enqueue(Buffer.from(started ? `,${step.value}` : `{"pipe_data":[${step.value}`));
+      started = true;
+    },
+    async cancel() {
+      // The client went away: the generator's next query is not run.
+      await pieces.return(0);
+    },
   });
-  body.write("]}", at, "latin1");
-  return body;
 }

@@ -65,18 +65,15 @@ export async function loadActivePipes(db: DbLike, nodeUuid?: string): Promise<Pi
 }
 
 /**
- * `withText`: also store each record's answer text (PGlite: reads then join stored texts
- * instead of formatting 10 000 timestamps and JSON strings in WebAssembly per read).
+ * Each record is stored with its answer text (recordText): a read joins stored texts
+ * instead of formatting thousands of timestamps and JSON strings per read (~20 ms per
+ * 10 000 records in PostgreSQL, more inside PGlite's WebAssembly).
  */
-export async function insertRecords(
-  db: DbLike,
-  rows: RecordRow[],
-  opts: { withText?: boolean } = {},
-): Promise<void> {
+export async function insertRecords(db: DbLike, rows: RecordRow[]): Promise<void> {
   for (const part of chunks(rows)) {
     const values = part.map(
       (r, i) =>
-        sql`(${i}::int, ${r.nodeUuid}::uuid, ${r.state}::text, ${r.stateType}::text, ${iso(r.at)}::timestamptz, ${opts.withText ? recordText(r.state, r.stateType, r.at) : null}::text)`,
+        sql`(${i}::int, ${r.nodeUuid}::uuid, ${r.state}::text, ${r.stateType}::text, ${iso(r.at)}::timestamptz, ${recordText(r.state, r.stateType, r.at)}::text)`,
     );
     // Ids follow arrival order, so "the newest" is well defined among equal timestamps.
     await db.execute(sql`
@@ -132,14 +129,9 @@ export async function insertAggregates(db: DbLike, rows: AggregateRow[]): Promis
 }
 
 /** An imported history instead of the variable's records (call inside a transaction). */
-export async function replaceRecords(
-  db: DbLike,
-  nodeUuid: string,
-  rows: RecordRow[],
-  opts: { withText?: boolean } = {},
-) {
+export async function replaceRecords(db: DbLike, nodeUuid: string, rows: RecordRow[]) {
   await db.delete(historyRecords).where(eq(historyRecords.nodeUuid, nodeUuid));
-  await insertRecords(db, rows, opts);
+  await insertRecords(db, rows);
 }
 
 /** Imported closed windows instead of the variable's (call inside a transaction). */
@@ -280,36 +272,39 @@ const PIECE_RECORDS = 1000;
 const PIECE = sql.raw(String(PIECE_RECORDS));
 
 /**
- * One page of records as the JSON text of the answer's `pipe_data` elements, in pieces of
- * PIECE_RECORDS records (joined with "," they are the array's inside). Pieces, because one
- * ~850 kB string per read (a 10 000-record page) lands in V8's large-object space, and a
- * few reads of those force a full mark-compact pause, the read's tail latency; pieces are
- * short-lived young objects instead.
- *
- * Who writes the text depends on the database. PostgreSQL sends 10 000 plain rows in
- * ~5 ms and Node formats them faster than the server's to_char/to_json (~20 ms); PGlite
- * decodes rows in JavaScript, slower than building the text inside it, so there the
- * database builds it.
+ * One page of records as the JSON text of the answer's `pipe_data` elements, yielded in
+ * pieces of at most PIECE_RECORDS records (joined with "," they are the array's inside);
+ * the generator's return value is the answer's `count`. The database joins the texts
+ * stored with the records (see insertRecords) in one query, so Node holds a read's ~11
+ * strings and no row objects: 10 000 row objects alive while a read was in flight were
+ * copied and promoted by each young-generation GC (20 ms scavenges, then full
+ * mark-compacts: the reads' tail latency).
  */
-export async function pageRecordsJson(
+export async function* pageRecordsText(
   db: DbLike,
   f: RangeFilter,
   p: Page,
-  builder: "database" | "node",
-): Promise<{ count: number; pieces: string[] }> {
-  const { fetched, pieces } =
-    builder === "node" ? await pageTextInNode(db, f, p) : await pageTextInDatabase(db, f, p);
-  if (fetched <= p.limit && (fetched > 0 || p.offset === 0)) {
-    return { count: p.offset + fetched, pieces };
+): AsyncGenerator<string, number> {
+  const page = await pageInDatabase(db, f, p);
+  yield* page.pieces;
+  if (page.fetched <= p.limit && (page.fetched > 0 || p.offset === 0)) {
+    return p.offset + page.fetched;
   }
   const [total] = await db.select({ n: count() }).from(historyRecords).where(recordWhere(f));
-  return { count: total?.n ?? 0, pieces };
+  return total?.n ?? 0;
 }
 
-// Both builders fetch one row beyond the page: it tells whether the page reaches the end
-// (then the count needs no second query), and is left out of the text.
-
-async function pageTextInDatabase(db: DbLike, f: RangeFilter, p: Page) {
+/**
+ * The page in one query (one query per piece cost more than the page's texts: a round
+ * trip and a plan each, ~2.5 ms each inside PGlite). Records stored before their texts
+ * were (older rows) are formatted by the query. One row beyond the page is fetched: it
+ * tells whether the page reaches the end, and is cut off the last piece.
+ */
+async function pageInDatabase(
+  db: DbLike,
+  f: RangeFilter,
+  p: Page,
+): Promise<{ fetched: number; pieces: string[] }> {
   const dir = p.order === "asc" ? sql`asc` : sql`desc`;
   const result = await db.execute(sql`
     select count(*)::int as rows,
@@ -328,58 +323,13 @@ async function pageTextInDatabase(db: DbLike, f: RangeFilter, p: Page) {
   const rows = rowsOf<{ rows: number; json: string }>(result);
   const pieces = rows.map((r) => r.json);
   const fetched = rows.reduce((sum, r) => sum + r.rows, 0);
-  // The row beyond the page is the last element: cut at its start (or drop its piece).
-  // `,{"state":` cannot occur inside an element, where to_json escapes every quote.
+  // `,{"state":` cannot occur inside an element, where JSON escapes every quote.
   if (fetched > p.limit) {
     const last = pieces.pop() as string;
     const cut = last.lastIndexOf(',{"state":');
     if (cut > 0) pieces.push(last.slice(0, cut));
   }
   return { fetched, pieces };
-}
-
-async function pageTextInNode(db: DbLike, f: RangeFilter, p: Page) {
-  const dir = p.order === "asc" ? sql`asc` : sql`desc`;
-  // Milliseconds since the epoch, exact: extract() is numeric, and the floor is what
-  // to_char's MS shows (created_at keeps microseconds).
-  const result = await db.execute(sql`
-    select state, state_type, floor(extract(epoch from created_at) * 1000)::float8 as t
-    from history_records where ${recordWhere(f)}
-    order by created_at ${dir}, id ${dir}
-    limit ${p.limit + 1} offset ${p.offset}`);
-  const rows = rowsOf<{ state: string; state_type: string; t: number }>(result);
-  const n = Math.min(rows.length, p.limit);
-  const pieces: string[] = [];
-  const iso = createIsoFormatter();
-  for (let start = 0; start < n; start += PIECE_RECORDS) {
-    const end = Math.min(n, start + PIECE_RECORDS);
-    let text = "";
-    for (let i = start; i < end; i++) {
-      const r = rows[i] as (typeof rows)[number];
-      text += `${i === start ? "" : ","}{"state":${JSON.stringify(r.state)},"state_type":${JSON.stringify(r.state_type)},"create_datetime":"${iso(Number(r.t))}"}`;
-    }
-    pieces.push(text);
-  }
-  return { fetched: rows.length, pieces };
-}
-
-/**
- * ISO 8601 (UTC, milliseconds) like Date#toISOString, formatting the date and time once
- * per second: a page's records mostly share their seconds with their neighbours.
- */
-function createIsoFormatter(): (ms: number) => string {
-  let second = Number.NaN;
-  let prefix = "";
-  return (ms) => {
-    const s = Math.floor(ms / 1000);
-    if (s !== second) {
-      second = s;
-      // "YYYY-MM-DDTHH:MM:SS." (years 0–9999; our timestamps are)
-      prefix = new Date(s * 1000).toISOString().slice(0, 20);
-    }
-    const frac = ms - s * 1000;
-    return `${prefix}${frac < 10 ? "00" : frac < 100 ? "0" : ""}${frac}Z`;
-  };
 }
 
 export async function pageAggregates(db: DbLike, f: RangeFilter, p: Page) {

@@ -524,10 +524,11 @@ transformations: {multiplication_ratio: 0.5, round_decimal_point: 1}`,
     const N = 2500;
     const now = Date.now();
     at(now);
+    // Records 999–1001 share a time: a piece (1000 records) ends inside the tie.
     const rows = Array.from({ length: N }, (_, i) => ({
       state: `${i}.5`,
       state_type: "Number",
-      create_datetime: iso(now - (N - i) * 1000),
+      create_datetime: iso(now - (N - (i >= 999 && i <= 1001 ? 999 : i)) * 1000),
     }));
     const csv = `state,create_datetime\n${rows.map((r) => `${r.state},${r.create_datetime}`).join("\n")}\n`;
     const imported = await importCsv(rec, csv);
