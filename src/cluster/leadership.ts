@@ -98,7 +98,12 @@ export async function createLockLeadership(opts: {
   async function drop(slot: Slot, why: string) {
     if (!slot.held) return;
     slot.held = false;
-    log.warn({ role: slot.role, why }, "cluster: this process gave up a role");
+    // Giving roles up at a clean stop is expected; losing one otherwise is worth a warning.
+    (why === "stopping" ? log.info : log.warn).call(
+      log,
+      { role: slot.role, why },
+      "cluster: this process gave up a role",
+    );
     await Promise.resolve(slot.worker.stop()).catch((err: unknown) =>
       log.error({ err, role: slot.role }, "a worker failed to stop"),
     );
