@@ -13,6 +13,7 @@ import {
   printProfile,
 } from "../lib/cpu-profile.ts";
 import { type LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
+import { createPacedSender, type PacedPublisher } from "../lib/paced-sender.ts";
 import { processStats, untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { type BenchServer, startBenchServer } from "../lib/server.ts";
@@ -63,8 +64,6 @@ const OUT = "output/pepeunit";
 const IN = "input/pepeunit";
 
 type LayoutName = "single" | "cluster ×1" | "cluster ×2";
-
-type Sender = { client: LeanClient; encoder: PublishEncoder };
 
 type FlowResult = {
   sent: number;
@@ -121,7 +120,7 @@ async function redisCommands(redis: Redis): Promise<number | null> {
  * sustained-rate test needs and the CPU of several processes).
  */
 async function flow(
-  senders: Sender[],
+  senders: PacedPublisher[],
   receivers: LeanClient[],
   rate: number,
   seconds: number,
@@ -157,31 +156,8 @@ async function flow(
   const genBefore = process.cpuUsage();
   const durationMs = seconds * 1000;
   const start = performance.now();
-  let sent = 0;
-  let seq = 0;
-  let rr = 0;
-  const sendDue = (now: number, elapsed: number) => {
-    const due = Math.floor((Math.min(elapsed, durationMs) * rate) / 1000) - sent;
-    if (due <= 0) return;
-    const base = Math.floor(due / senders.length);
-    const extra = due % senders.length;
-    for (let k = 0; k < senders.length; k++) {
-      const s = senders[(k + rr) % senders.length] as Sender;
-      const count = base + (k < extra ? 1 : 0);
-      if (count === 0) continue;
-      const buf = Buffer.allocUnsafe(count * s.encoder.packetBytes);
-      for (let j = 0; j < count; j++) {
-        const off = s.encoder.writeInto(buf, j * s.encoder.packetBytes);
-        buf.writeDoubleLE(now, off);
-        buf.writeUInt32LE(seq++, off + 8);
-        buf.writeUInt32LE(runId, off + 12);
-        buf.writeUInt32LE(MAGIC, off + 16);
-      }
-      s.client.write(buf);
-    }
-    rr = (rr + extra) % senders.length;
-    sent += due;
-  };
+  const pacer = createPacedSender({ senders, rate, durationMs, runId, magic: MAGIC });
+  const sendDue = pacer.sendDue;
   let lastSend = start;
   for (;;) {
     const now = performance.now();
@@ -192,7 +168,7 @@ async function flow(
     await sleep(1);
   }
   const drainUntil = performance.now() + 3000;
-  while (received < sent && performance.now() < drainUntil) await sleep(5);
+  while (received < pacer.sent() && performance.now() < drainUntil) await sleep(5);
   const wallS = (performance.now() - start) / 1000;
   const serverCpuS = pids.reduce(
     (sum, pid, i) => sum + processStats(pid).cpuSeconds - (cpuBefore[i] ?? 0),
@@ -210,6 +186,7 @@ async function flow(
     else if (at >= (durationMs * 3) / 4) late.push(latencies[i] as number);
   }
   const samples = latencies.subarray(0, n);
+  const sent = pacer.sent();
   return {
     sent,
     received,
@@ -242,7 +219,7 @@ function notSustained(r: FlowResult): string | null {
  */
 async function maxSustained(
   label: string,
-  senders: Sender[],
+  senders: PacedPublisher[],
   receivers: LeanClient[],
   pids: number[],
   redis: Redis,
@@ -514,14 +491,14 @@ export async function clusterSuite(
       const pids = procs.map((p) => p.pid);
       const at = (i: number) => procs[i % procs.length] as BenchServer;
       // Latency: publisher on P1, subscriber on the last process (P2 on ×2).
-      const latPair: Sender = {
+      const latPair: PacedPublisher = {
         client: await connectOn(at(0), latSender),
         encoder: new PublishEncoder(latSender.topic("Output", OUT), 20),
       };
       const latRecv = await connectOn(at(procs.length - 1), latReceiver);
       // Routing pairs: senders alternate P1/P2; receivers so that pairs 0,1 of every 4
       // stay on their process and pairs 2,3 cross (half of the traffic, both directions).
-      const pairs: Sender[] = [];
+      const pairs: PacedPublisher[] = [];
       const recvClients: LeanClient[] = [];
       let crossing = 0;
       await pool(senders, 8, async (s, i) => {

@@ -8,6 +8,7 @@ import {
 } from "../lib/cpu-profile.ts";
 import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
 import { type ReferenceBroker, startMosquitto } from "../lib/mosquitto.ts";
+import { createPacedSender } from "../lib/paced-sender.ts";
 import { processStats, untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { startBenchServer } from "../lib/server.ts";
@@ -96,32 +97,8 @@ export async function flow(
   const genBefore = process.cpuUsage();
   const durationMs = seconds * 1000;
   const start = performance.now();
-  let sent = 0;
-  let seq = 0;
-  let rr = 0;
-  /** Sends what the schedule owes at `elapsed` ms, spread over the senders. */
-  const sendDue = (now: number, elapsed: number) => {
-    const due = Math.floor((Math.min(elapsed, durationMs) * rate) / 1000) - sent;
-    if (due <= 0) return;
-    const base = Math.floor(due / senders.length);
-    const extra = due % senders.length;
-    for (let k = 0; k < senders.length; k++) {
-      const s = senders[(k + rr) % senders.length] as (typeof senders)[number];
-      const count = base + (k < extra ? 1 : 0);
-      if (count === 0) continue;
-      const buf = Buffer.allocUnsafe(count * s.encoder.packetBytes);
-      for (let j = 0; j < count; j++) {
-        const off = s.encoder.writeInto(buf, j * s.encoder.packetBytes);
-        buf.writeDoubleLE(now, off);
-        buf.writeUInt32LE(seq++, off + 8);
-        buf.writeUInt32LE(runId, off + 12);
-        buf.writeUInt32LE(MAGIC, off + 16);
-      }
-      s.client.write(buf);
-    }
-    rr = (rr + extra) % senders.length;
-    sent += due;
-  };
+  const pacer = createPacedSender({ senders, rate, durationMs, runId, magic: MAGIC });
+  const sendDue = pacer.sendDue;
   for (;;) {
     const now = performance.now();
     const elapsed = now - start;
@@ -130,12 +107,13 @@ export async function flow(
     await sleep(1);
   }
   const drainUntil = performance.now() + 3000;
-  while (received < sent && performance.now() < drainUntil) await sleep(5);
+  while (received < pacer.sent() && performance.now() < drainUntil) await sleep(5);
   const wallS = (performance.now() - start) / 1000;
   const cpu = processStats(target.pid).cpuSeconds - cpuBefore;
   const gen = process.cpuUsage(genBefore);
   for (const r of receivers) r.onMessage = () => {};
   const samples = latencies.subarray(0, Math.min(received, capacity));
+  const sent = pacer.sent();
   return {
     sent,
     received,

@@ -177,6 +177,12 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
   events.on("federation.remote-edges.changed", onRemoteEdgesChanged);
 
   let queue: { ac: AbortController; done: Promise<void> } | null = null;
+  async function stopQueue() {
+    const q = queue;
+    queue = null;
+    q?.ac.abort();
+    await q?.done;
+  }
   const FALLTHROUGH = new Response(null, { status: 599 });
   const FED_PATH = /^\/(ap\/|\.well-known\/(webfinger|nodeinfo)|nodeinfo\/)/;
   const notFoundJson = () =>
@@ -456,12 +462,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       queue = { ac, done };
     },
 
-    async stopQueue() {
-      const q = queue;
-      queue = null;
-      q?.ac.abort();
-      await q?.done;
-    },
+    stopQueue,
 
     async stop() {
       events.off("unit-node.value", onValue);
@@ -472,10 +473,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       events.off("federation.followers-changed", onFollowersChanged);
       events.off("federation.remote-edges.changed", onRemoteEdgesChanged);
       await relay.stop();
-      const q = queue;
-      queue = null;
-      q?.ac.abort();
-      await q?.done;
+      await stopQueue();
     },
   };
 }
