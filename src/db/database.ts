@@ -1,8 +1,8 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { sql } from "drizzle-orm";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { type SQL, sql } from "drizzle-orm";
+import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { tightenPrivateDirs } from "../private-dirs.ts";
 import * as schema from "./schema.ts";
 
@@ -17,6 +17,12 @@ export type DbLike = Pick<
 export type Database = {
   db: Db;
   kind: "pglite" | "postgres";
+  /**
+   * The rows of a query as each column's bytes, undecoded (postgres.js raw mode), for
+   * answers that go to the client as they are: a large text column decoded to a string
+   * and encoded back is two copies on the JS heap per read. PostgreSQL only.
+   */
+  rawRows?: (query: SQL) => Promise<Buffer[][]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 };
@@ -57,9 +63,17 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
         lockConnection.release();
       }
     }
+    const dialect = new PgDialect();
     return {
       db: db as unknown as Db,
       kind: "postgres",
+      rawRows: async (query) => {
+        const q = dialect.sqlToQuery(query);
+        // drizzle has serialised the parameters already; postgres.js's own type for them
+        // names its type map, which this module does not import.
+        const rows = await client.unsafe(q.sql, q.params as never[]).raw();
+        return rows as unknown as Buffer[][];
+      },
       ping: async () => {
         await db.execute(sql`select 1`);
       },

@@ -156,7 +156,7 @@ export function createHistoryService(deps: HistoryDeps) {
         if (q.order_by_create_date === "desc") rows.reverse();
         return { count: rows.length, pipe_data: rows.map(recordOut) };
       }
-      const pieces = pageRecordsText(db, filter, page);
+      const pieces = pageRecordsText(deps.database, filter, page);
       return { stream: await jsonPageStream(pieces) };
     },
 
@@ -241,23 +241,23 @@ function aggregateOut(r: Awaited<ReturnType<typeof aggregatesAfter>>[number]) {
  * before the answer starts, so a failing query is still an error status, not a cut body.
  */
 async function jsonPageStream(
-  pieces: AsyncGenerator<string, number>,
+  pieces: AsyncGenerator<Uint8Array, number>,
 ): Promise<ReadableStream<Uint8Array>> {
   const first = await pieces.next();
-  let pending: IteratorResult<string, number> | null = first;
+  let pending: IteratorResult<Uint8Array, number> | null = first;
   let started = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       const step = pending ?? (await pieces.next());
       pending = null;
       if (step.done) {
-        controller.enqueue(
-          Buffer.from(`${started ? "" : '{"pipe_data":['}],"count":${step.value}}`),
-        );
+        if (!started) controller.enqueue(ARRAY_START);
+        controller.enqueue(Buffer.from(`],"count":${step.value}}`));
         controller.close();
         return;
       }
-      controller.enqueue(Buffer.from(started ? `,${step.value}` : `{"pipe_data":[${step.value}`));
+      controller.enqueue(started ? COMMA : ARRAY_START);
+      controller.enqueue(step.value);
       started = true;
     },
     async cancel() {
@@ -266,3 +266,6 @@ async function jsonPageStream(
     },
   });
 }
+
+const ARRAY_START = Buffer.from('{"pipe_data":[');
+const COMMA = Buffer.from(",");

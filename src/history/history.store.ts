@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gte, isNotNull, lte, type SQL, sql } from "drizzle-orm";
-import type { DbLike } from "../db/database.ts";
+import type { Database, DbLike } from "../db/database.ts";
 import {
   type AggregationFunction,
   type HistoryStateType,
@@ -267,70 +267,75 @@ const isoText = (column: SQL) =>
   sql`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** Records per piece of a page's JSON: ~85 kB of text, below V8's large-object size. */
-const PIECE_RECORDS = 1000;
-// A literal, not a parameter: GROUP BY and ORDER BY must name the same expression.
-const PIECE = sql.raw(String(PIECE_RECORDS));
-
 /**
- * One page of records as the JSON text of the answer's `pipe_data` elements, yielded in
- * pieces of at most PIECE_RECORDS records (joined with "," they are the array's inside);
- * the generator's return value is the answer's `count`. The database joins the texts
- * stored with the records (see insertRecords) in one query, so Node holds a read's ~11
- * strings and no row objects: 10 000 row objects alive while a read was in flight were
- * copied and promoted by each young-generation GC (20 ms scavenges, then full
- * mark-compacts: the reads' tail latency).
+ * One page of records as the JSON text of the answer's `pipe_data` elements joined with
+ * "," (the array's inside), yielded as one piece, or none for an empty page; the
+ * generator's return value is the answer's `count`. The database joins the texts stored
+ * with the records (see insertRecords), so Node holds one buffer and no row objects per
+ * read: 10 000 row objects alive while a read was in flight were copied and promoted by
+ * each young-generation GC (20 ms scavenges, then full mark-compacts: the reads' tail
+ * latency). On PostgreSQL the piece stays the bytes the driver received (see
+ * Database.rawRows): no string of it is ever on the JS heap.
  */
 export async function* pageRecordsText(
-  db: DbLike,
+  database: Pick<Database, "db" | "rawRows">,
   f: RangeFilter,
   p: Page,
-): AsyncGenerator<string, number> {
-  const page = await pageInDatabase(db, f, p);
+): AsyncGenerator<Uint8Array, number> {
+  const page = await pageInDatabase(database, f, p);
   yield* page.pieces;
   if (page.fetched <= p.limit && (page.fetched > 0 || p.offset === 0)) {
     return p.offset + page.fetched;
   }
-  const [total] = await db.select({ n: count() }).from(historyRecords).where(recordWhere(f));
+  const [total] = await database.db
+    .select({ n: count() })
+    .from(historyRecords)
+    .where(recordWhere(f));
   return total?.n ?? 0;
 }
 
 /**
- * The page in one query (one query per piece cost more than the page's texts: a round
- * trip and a plan each, ~2.5 ms each inside PGlite). Records stored before their texts
- * were (older rows) are formatted by the query. One row beyond the page is fetched: it
- * tells whether the page reaches the end, and is cut off the last piece.
+ * The page in one query. The aggregate reads the sorted, limited subquery in its order
+ * (an `order by` inside string_agg sorts the page again: half the query's time); records
+ * stored before their texts were (older rows) are formatted by the query. One row beyond
+ * the page is fetched: it tells whether the page reaches the end, and is cut off.
  */
 async function pageInDatabase(
-  db: DbLike,
+  database: Pick<Database, "db" | "rawRows">,
   f: RangeFilter,
   p: Page,
-): Promise<{ fetched: number; pieces: string[] }> {
+): Promise<{ fetched: number; pieces: Uint8Array[] }> {
   const dir = p.order === "asc" ? sql`asc` : sql`desc`;
-  const result = await db.execute(sql`
+  const query = sql`
     select count(*)::int as rows,
-      string_agg(element, ',' order by n) as json
+      string_agg(coalesce(answer_text, '{"state":' || to_json(state)::text || ',"state_type":"'
+        || state_type || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}'), ',') as json
     from (
-      select row_number() over (order by created_at ${dir}, id ${dir}) - 1 as n,
-        coalesce(answer_text, '{"state":' || to_json(state)::text || ',"state_type":"'
-          || state_type || '","create_datetime":"' || ${isoText(sql`created_at`)} || '"}') as element
-      from (
-        select state, state_type, created_at, id, answer_text
-        from history_records where ${recordWhere(f)}
-        order by created_at ${dir}, id ${dir}
-        limit ${p.limit + 1} offset ${p.offset}) page) numbered
-    group by n / ${PIECE}
-    order by n / ${PIECE}`);
-  const rows = rowsOf<{ rows: number; json: string }>(result);
-  const pieces = rows.map((r) => r.json);
-  const fetched = rows.reduce((sum, r) => sum + r.rows, 0);
+      select state, state_type, created_at, answer_text
+      from history_records where ${recordWhere(f)}
+      order by created_at ${dir}, id ${dir}
+      limit ${p.limit + 1} offset ${p.offset}) page`;
+  let fetched = 0;
+  let json: Buffer | null = null;
+  if (database.rawRows) {
+    const [row] = await database.rawRows(query);
+    fetched = Number(row?.[0]?.toString("latin1") ?? 0);
+    json = row?.[1] ?? null;
+  } else {
+    const [row] = rowsOf<{ rows: number; json: string | null }>(await database.db.execute(query));
+    fetched = row?.rows ?? 0;
+    json = row?.json ? Buffer.from(row.json) : null;
+  }
+  if (!json || fetched === 0) return { fetched, pieces: [] };
   // `,{"state":` cannot occur inside an element, where JSON escapes every quote.
   if (fetched > p.limit) {
-    const last = pieces.pop() as string;
-    const cut = last.lastIndexOf(',{"state":');
-    if (cut > 0) pieces.push(last.slice(0, cut));
+    const cut = json.lastIndexOf(ELEMENT_START);
+    if (cut > 0) json = json.subarray(0, cut);
   }
-  return { fetched, pieces };
+  return { fetched, pieces: [json] };
 }
+
+const ELEMENT_START = Buffer.from(',{"state":');
 
 export async function pageAggregates(db: DbLike, f: RangeFilter, p: Page) {
   const where = aggregateWhere(f);
