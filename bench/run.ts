@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import os from "node:os";
-import { printTable, writeResults } from "./lib/report.ts";
+import { printTable, startRun, writeResults } from "./lib/report.ts";
 import { alertsSuite } from "./suites/alerts.ts";
 import { backupSuite } from "./suites/backup.ts";
 import { clusterSuite } from "./suites/cluster.ts";
@@ -13,12 +13,14 @@ import { mqttSuite } from "./suites/mqtt.ts";
 import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
-// `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
+// `npm run bench`: every suite, BENCH_RUNS times (3 unless set); a table of medians with
+// min–max on stdout and bench/results/latest.json.
 // BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const args = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const only = args.length ? args : process.env.BENCH_SUITES?.split(",").map((s) => s.trim());
 const wanted = (suite: string) => !only || only.includes(suite);
@@ -45,42 +47,47 @@ async function freshPostgres(): Promise<{ name: string; url: string }> {
 }
 
 const started = new Date();
-if (wanted("rest")) {
-  await restSuite(pglite, seconds);
-  await restSuite(await freshPostgres(), seconds);
-}
-// The device plane on PostgreSQL only: routing does not touch the database, and the
-// 1 000-unit fleet would double the run time on PGlite for little information.
-if (wanted("mqtt")) await mqttSuite(await freshPostgres(), seconds);
-if (wanted("mass-update")) await massUpdateSuite(await freshPostgres(), seconds);
-if (wanted("federation")) {
-  await federationSuite(pglite, seconds);
-  await federationSuite(await freshPostgres(), seconds);
-}
-// 500 units / 2 000 variables rendered in headless Chromium (needs /usr/bin/chromium).
-if (wanted("ui")) await uiSuite(await freshPostgres(), { units: 500, runs: 3 });
-// 1 000 variables with pipes: PostgreSQL and PGlite (the history writer is database-bound).
-if (wanted("history")) {
-  await historySuite(await freshPostgres(), seconds);
-  await historySuite(pglite, seconds);
-}
-// 1 000 alert rules on routed variables against none: PostgreSQL (state writes are rare).
-if (wanted("alerts")) await alertsSuite(await freshPostgres(), seconds);
-// The live channel's cost on routed values: 100 000 messages at 5 000/s, 6 runs (≈ 2.5 min).
-if (wanted("live")) await liveSuite(await freshPostgres());
-// Prometheus metrics' cost on routed values: 100 000 messages at 5 000/s, 6 runs, two
-// servers with databases of their own (pepeunit_bench_metrics_on/off).
-if (wanted("metrics")) await metricsSuite(pgUrl);
-// `npm run backup` / `npm run restore` of 1 000 units with 1 M history records, each database.
-if (wanted("backup")) {
-  await backupSuite("postgres", pgUrl);
-  await backupSuite("pglite", pgUrl);
-}
-// Cluster mode (2 processes vs 1 on one PostgreSQL and one Redis, PEPEUNIT_TEST_REDIS_URL):
-// PostgreSQL only, PGlite is skipped with a note (≈ 3 min).
-if (wanted("cluster")) {
-  await clusterSuite(pglite, seconds);
-  await clusterSuite(await freshPostgres(), seconds);
+// Every figure is the median of `runs` whole passes over the wanted suites, with its
+// min–max: on a 2-core machine one pass can read 0.2× another on the same code.
+for (let run = 1; run <= runs; run++) {
+  startRun(run);
+  if (wanted("rest")) {
+    await restSuite(pglite, seconds);
+    await restSuite(await freshPostgres(), seconds);
+  }
+  // The device plane on PostgreSQL only: routing does not touch the database, and the
+  // 1 000-unit fleet would double the run time on PGlite for little information.
+  if (wanted("mqtt")) await mqttSuite(await freshPostgres(), seconds);
+  if (wanted("mass-update")) await massUpdateSuite(await freshPostgres(), seconds);
+  if (wanted("federation")) {
+    await federationSuite(pglite, seconds);
+    await federationSuite(await freshPostgres(), seconds);
+  }
+  // 500 units / 2 000 variables rendered in headless Chromium (needs /usr/bin/chromium).
+  if (wanted("ui")) await uiSuite(await freshPostgres(), { units: 500, runs: 3 });
+  // 1 000 variables with pipes: PostgreSQL and PGlite (the history writer is database-bound).
+  if (wanted("history")) {
+    await historySuite(await freshPostgres(), seconds);
+    await historySuite(pglite, seconds);
+  }
+  // 1 000 alert rules on routed variables against none: PostgreSQL (state writes are rare).
+  if (wanted("alerts")) await alertsSuite(await freshPostgres(), seconds);
+  // The live channel's cost on routed values: 100 000 messages at 5 000/s, 6 runs (≈ 2.5 min).
+  if (wanted("live")) await liveSuite(await freshPostgres());
+  // Prometheus metrics' cost on routed values: 100 000 messages at 5 000/s, 6 runs, two
+  // servers with databases of their own (pepeunit_bench_metrics_on/off).
+  if (wanted("metrics")) await metricsSuite(pgUrl);
+  // `npm run backup` / `npm run restore` of 1 000 units with 1 M history records, each database.
+  if (wanted("backup")) {
+    await backupSuite("postgres", pgUrl);
+    await backupSuite("pglite", pgUrl);
+  }
+  // Cluster mode (2 processes vs 1 on one PostgreSQL and one Redis, PEPEUNIT_TEST_REDIS_URL):
+  // PostgreSQL only, PGlite is skipped with a note (≈ 3 min).
+  if (wanted("cluster")) {
+    await clusterSuite(pglite, seconds);
+    await clusterSuite(await freshPostgres(), seconds);
+  }
 }
 printTable();
 const file = writeResults({
@@ -92,5 +99,6 @@ const file = writeResults({
     node: process.version,
   },
   secondsPerRun: seconds,
+  runs,
 });
 console.log(`\nresults written to ${file}`);
