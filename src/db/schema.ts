@@ -417,6 +417,26 @@ export const federationQueue = pgTable(
   ],
 );
 
+/**
+ * Recent activities per local actor (instance, unit, output variable), served as its
+ * ActivityPub outbox newest first. Only the newest few per actor are kept (trimmed by
+ * the (actor, id) index, never by a scan); reading batches appear as summaries.
+ */
+export const federationOutbox = pgTable(
+  "federation_outbox",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    /** The actor's identifier: "instance", a unit uuid or an output variable uuid. */
+    actor: text("actor").notNull(),
+    activityId: text("activity_id").notNull(),
+    type: text("type").notNull(),
+    /** The activity as compact JSON-LD. */
+    activity: jsonb("activity").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("federation_outbox_actor_idx").on(t.actor, t.id)],
+);
+
 // ───────────────────────────── Value history (src/history/) ─────────────────────────────
 // What a variable's data pipe keeps: single records (LastValue, NRecords, TimeWindow), one
 // record per closed window (Aggregation), and the accepted values of still-open windows

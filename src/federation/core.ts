@@ -5,6 +5,7 @@ import type { Config } from "../config.ts";
 import type { Database, DbLike } from "../db/database.ts";
 import type { EventBus } from "../events.ts";
 import type { KeyStore } from "./keys.ts";
+import type { Outbox } from "./outbox.ts";
 import type { PeerPolicy } from "./policy.ts";
 
 // What every part of the federation bridge shares (built once in federation.ts).
@@ -28,6 +29,8 @@ export type Core = {
   fed: Federation<void>;
   policy: PeerPolicy;
   keys: KeyStore;
+  /** What each local actor sent (its ActivityPub outbox). */
+  outbox: Outbox;
   ctx(): Context<void>;
   instanceUri(): URL;
   /** The instance actor's RSA key alone (no Ed25519 proof: readings stay cheap to sign). */

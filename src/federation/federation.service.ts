@@ -191,6 +191,23 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       headers: { "content-type": "application/json" },
     });
 
+  /**
+   * A request signed by a peer we refuse is refused before its keys are fetched (keyId
+   * names its origin): deliveries, and signed fetches of actors and their collections
+   * (an unsigned fetch of a disclosed actor or collection is answered as before).
+   */
+  function refusedSigner(request: Request): Response | null {
+    const sig = `${request.headers.get("signature") ?? ""} ${request.headers.get("signature-input") ?? ""}`;
+    const keyId = /keyid="([^"]+)"/i.exec(sig)?.[1];
+    if (!keyId) return null;
+    try {
+      const d = policy.decide(domainOf(keyId));
+      return d.ok ? null : new Response(d.reason, { status: 403 });
+    } catch {
+      return new Response("Bad signature key id.", { status: 401 });
+    }
+  }
+
   async function checkInbound(request: Request): Promise<Response | Request> {
     // Size limit before anything is parsed or verified.
     // A chunked body is counted as it streams and abandoned past the limit.
@@ -202,17 +219,8 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
         return new Response("Activity too large.", { status: 413 });
       throw err;
     }
-    // A peer we refuse is refused before its keys are fetched (keyId names its origin).
-    const sig = `${request.headers.get("signature") ?? ""} ${request.headers.get("signature-input") ?? ""}`;
-    const keyId = /keyid="([^"]+)"/i.exec(sig)?.[1];
-    if (keyId) {
-      try {
-        const d = policy.decide(domainOf(keyId));
-        if (!d.ok) return new Response(d.reason, { status: 403 });
-      } catch {
-        return new Response("Bad signature key id.", { status: 401 });
-      }
-    }
+    const refused = refusedSigner(request);
+    if (refused) return refused;
     return new Request(request.url, { method: request.method, headers: request.headers, body });
   }
 
@@ -321,6 +329,9 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
         req = checked;
         const fast = await readingsFastPath(req);
         if (fast) return fast;
+      } else {
+        const refused = refusedSigner(request);
+        if (refused) return refused;
       }
       let res: Response;
       try {
@@ -445,7 +456,10 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       await recheckFollowers(core, followers, [g.nodeUuid]);
     },
 
-    flush: () => relay.flush(),
+    async flush() {
+      await relay.flush();
+      await core.outbox.flush();
+    },
 
     startQueue() {
       if (queue) return;
@@ -473,6 +487,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       events.off("federation.followers-changed", onFollowersChanged);
       events.off("federation.remote-edges.changed", onRemoteEdgesChanged);
       await relay.stop();
+      await core.outbox.stop();
       await stopQueue();
     },
   };

@@ -23,6 +23,8 @@ import {
 } from "@fedify/vocab";
 import { getDocumentLoader, preloadedContexts } from "@fedify/vocab-runtime";
 import { variableTopic } from "../units/unit-schema.ts";
+import { disclosedActor, UUID_RE } from "./actors.ts";
+import { setCollectionDispatchers } from "./collections.ts";
 import {
   type Core,
   errorText,
@@ -44,17 +46,18 @@ import { createKeyStore } from "./keys.ts";
 import { DrizzleKvStore } from "./kv-store.ts";
 import { activateRemote, isHomeTopic, RemoteEdgeRegistry, rejectRemote } from "./links.ts";
 import { DrizzleMessageQueue } from "./message-queue.ts";
+import { createOutbox } from "./outbox.ts";
 import { domainOf, PeerPolicy } from "./policy.ts";
 import { parseBatch } from "./readings.ts";
 import { createRelay, READINGS_MESSAGE, type Relay } from "./relay.ts";
 
 // The Fedify federation object of this instance: actors (the instance as an
 // Application, Public units and Public output variables as Services, each with
-// persisted keys), WebFinger, NodeInfo 2.1, and the inbox listeners. Everything
+// persisted keys, an outbox, followers and following: collections.ts), WebFinger,
+// NodeInfo 2.1, and the inbox listeners. Everything
 // server-to-server is signed by the instance actor (units and variables that are
 // not Public have no disclosed actor document, so they could not be verified).
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
     version: string;
@@ -153,6 +156,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
   });
 
   let instanceRsa: Promise<SenderKeyPair> | null = null;
+  const outbox = createOutbox(db, log, () => core.instanceUri());
   const core: Core = {
     deps,
     db,
@@ -160,6 +164,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
     fed,
     policy,
     keys,
+    outbox,
     ctx: () => fed.createContext(new URL(config.baseUrl), undefined),
     instanceUri: () =>
       fed.createContext(new URL(config.baseUrl), undefined).getActorUri(INSTANCE_ACTOR),
@@ -183,12 +188,16 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
         return {
           id: ctx.getActorUri(identifier),
           inbox: ctx.getInboxUri(identifier),
+          outbox: ctx.getOutboxUri(identifier),
+          followers: ctx.getFollowersUri(identifier),
+          following: ctx.getFollowingUri(identifier),
           endpoints: new Endpoints({ sharedInbox: ctx.getInboxUri() }),
           publicKey: pairs[0]?.cryptographicKey ?? null,
           assertionMethods: pairs.map((p) => p.multikey),
         };
       };
-      if (identifier === INSTANCE_ACTOR) {
+      const actor = await disclosedActor(db, identifier);
+      if (actor?.kind === "instance") {
         return new Application({
           ...(await common()),
           preferredUsername: INSTANCE_ACTOR,
@@ -196,31 +205,21 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
           summary: "The Pepeunit instance: it signs every activity its units' links exchange.",
         });
       }
-      if (!UUID_RE.test(identifier)) return null;
-      const unit = await findUnit(db, { uuid: identifier });
-      if (unit) {
-        if (unit.visibility !== "Public") return null;
+      if (actor?.kind === "unit") {
         return new Service({
           ...(await common()),
-          preferredUsername: unit.name,
-          name: unit.name,
+          preferredUsername: actor.unit.name,
+          name: actor.unit.name,
           summary: "A Pepeunit unit (an IoT device).",
         });
       }
-      const found = await findNodeAndUnit(db, identifier);
-      if (
-        found?.node.type !== "Output" ||
-        found.node.visibility !== "Public" ||
-        found.unit.visibility !== "Public"
-      ) {
-        return null;
-      }
+      if (actor?.kind !== "output") return null;
       return new Service({
         ...(await common()),
         preferredUsername: identifier,
-        name: found.node.topicName,
-        summary: `Output variable of the Pepeunit unit ${found.unit.name}; follow it to receive its values.`,
-        attribution: ctx.getActorUri(found.unit.uuid),
+        name: actor.node.topicName,
+        summary: `Output variable of the Pepeunit unit ${actor.unit.name}; follow it to receive its values.`,
+        attribution: ctx.getActorUri(actor.unit.uuid),
       });
     })
     .setKeyPairsDispatcher(async (_ctx, identifier) => keys.pairsOf(identifier))
@@ -230,6 +229,8 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       const unit = await findUnit(db, { name: username });
       return unit?.visibility === "Public" ? unit.uuid : null;
     });
+
+  setCollectionDispatchers(fed, core, followers, links, outbox);
 
   fed.setNodeInfoDispatcher("/nodeinfo/2.1", async () => {
     const units = await countUnits(db);
@@ -317,34 +318,38 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
         },
         found.unit.uuid,
       );
-      await ctx.sendActivity(
-        { identifier: INSTANCE_ACTOR },
-        recipient,
-        new Accept({
-          id: newActivityId(core),
-          actor: ctx.getActorUri(INSTANCE_ACTOR),
-          object: follow,
-          // The output's home topic: the follower republishes values under it (§3).
-          result: new ASObject({
-            id: ctx.getActorUri(identifier),
-            name: variableTopic(config.domain, identifier, decision.topicName),
-          }),
-        }),
-        { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
-      );
-      log.info({ follower: followerActor.href, output: identifier }, "federation: follow accepted");
-      return;
-    }
-    await ctx.sendActivity(
-      { identifier: INSTANCE_ACTOR },
-      recipient,
-      new Reject({
+      const accept = new Accept({
         id: newActivityId(core),
         actor: ctx.getActorUri(INSTANCE_ACTOR),
         object: follow,
-        summary: decision.ok ? "refused" : decision.reason,
-      }),
-      { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
+        // The output's home topic: the follower republishes values under it (§3).
+        result: new ASObject({
+          id: ctx.getActorUri(identifier),
+          name: variableTopic(config.domain, identifier, decision.topicName),
+        }),
+      });
+      await ctx.sendActivity({ identifier: INSTANCE_ACTOR }, recipient, accept, {
+        orderingKey: PEER_ORDERING_KEY,
+        fanout: "skip",
+      });
+      outbox.record(accept, identifier);
+      log.info({ follower: followerActor.href, output: identifier }, "federation: follow accepted");
+      return;
+    }
+    const reject = new Reject({
+      id: newActivityId(core),
+      actor: ctx.getActorUri(INSTANCE_ACTOR),
+      object: follow,
+      summary: decision.ok ? "refused" : decision.reason,
+    });
+    await ctx.sendActivity({ identifier: INSTANCE_ACTOR }, recipient, reject, {
+      orderingKey: PEER_ORDERING_KEY,
+      fanout: "skip",
+    });
+    // Filed under the output only when it is one (a Follow of anything else is ours alone).
+    outbox.record(
+      reject,
+      (await disclosedActor(db, identifier ?? ""))?.kind === "output" ? identifier : null,
     );
     log.info(
       {

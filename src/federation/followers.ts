@@ -133,21 +133,23 @@ export async function revokeFollowers(
   for (const f of followers) {
     if (core.policy.isBlocked(f.domain)) continue; // blocked: no word to them at all
     try {
+      const reject = new Reject({
+        id: newActivityId(core),
+        actor: core.instanceUri(),
+        object: new Follow({
+          id: new URL(f.followId),
+          actor: new URL(f.followerActor),
+          object: ctx.getActorUri(f.nodeUuid),
+        }),
+        summary: reason,
+      });
       await ctx.sendActivity(
         { identifier: "instance" },
         { id: new URL(f.followerActor), inboxId: new URL(f.inbox) },
-        new Reject({
-          id: newActivityId(core),
-          actor: core.instanceUri(),
-          object: new Follow({
-            id: new URL(f.followId),
-            actor: new URL(f.followerActor),
-            object: ctx.getActorUri(f.nodeUuid),
-          }),
-          summary: reason,
-        }),
+        reject,
         { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
       );
+      core.outbox.record(reject, f.nodeUuid);
     } catch (err) {
       core.log.warn(
         { err: errorText(err), follower: f.followerActor },

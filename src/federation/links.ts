@@ -190,18 +190,18 @@ export async function linkRemote(
   const edge = { ...row, inputUnitUuid: found.unit.uuid };
   registry.put(edge);
   const ctx = core.ctx();
-  await ctx.sendActivity(
-    { identifier: INSTANCE_ACTOR },
-    { id: actorUrl, inboxId: inbox },
-    new Follow({
-      id: followId,
-      actor: core.instanceUri(),
-      object: actorUrl,
-      // The local unit the link is for: grants may name it.
-      attribution: ctx.getActorUri(found.unit.uuid),
-    }),
-    { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
-  );
+  const follow = new Follow({
+    id: followId,
+    actor: core.instanceUri(),
+    object: actorUrl,
+    // The local unit the link is for: grants may name it.
+    attribution: ctx.getActorUri(found.unit.uuid),
+  });
+  await ctx.sendActivity({ identifier: INSTANCE_ACTOR }, { id: actorUrl, inboxId: inbox }, follow, {
+    orderingKey: PEER_ORDERING_KEY,
+    fanout: "skip",
+  });
+  core.outbox.record(follow, found.unit.uuid);
   return edge;
 }
 
@@ -211,20 +211,22 @@ export async function sendUndo(core: Core, edges: RemoteEdge[]): Promise<void> {
   for (const e of edges) {
     if (e.status === "Rejected" || core.policy.isBlocked(e.domain)) continue;
     try {
+      const undo = new Undo({
+        id: newActivityId(core),
+        actor: core.instanceUri(),
+        object: new Follow({
+          id: new URL(e.followId),
+          actor: core.instanceUri(),
+          object: new URL(e.remoteActor),
+        }),
+      });
       await ctx.sendActivity(
         { identifier: INSTANCE_ACTOR },
         { id: new URL(e.remoteActor), inboxId: new URL(e.remoteInbox) },
-        new Undo({
-          id: newActivityId(core),
-          actor: core.instanceUri(),
-          object: new Follow({
-            id: new URL(e.followId),
-            actor: core.instanceUri(),
-            object: new URL(e.remoteActor),
-          }),
-        }),
+        undo,
         { orderingKey: PEER_ORDERING_KEY, fanout: "skip" },
       );
+      core.outbox.record(undo, e.inputUnitUuid);
     } catch (err) {
       core.log.warn({ err: errorText(err), edge: e.uuid }, "federation: Undo not sent");
     }

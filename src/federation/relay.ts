@@ -97,6 +97,7 @@ export function createRelay(
     await queue().enqueue(message, {
       orderingKey: `${PEER_ORDERING_KEY}\n${new URL(inbox).origin}`,
     });
+    core.outbox.readingsSent(add.id, followerActor, readings);
   }
 
   function flush(inbox: string): void {

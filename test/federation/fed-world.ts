@@ -99,3 +99,21 @@ export async function schemaInputs(side: Side, unit: WorldUnit, name: string): P
   const res = await side.fi.api.get(`/units/get_current_schema/${unit.uuid}`, unit.token);
   return res.body.input_topic[name] ?? [];
 }
+
+/** Two instances: a unit on B (the sensor) and one on A (the relay); close() also ends `open` devices. */
+export async function startPair() {
+  const [a, b] = await Promise.all([startSide(), startSide()]);
+  const [sensor, relay] = await Promise.all([b.unit(), a.unit()]);
+  const open: TestClient[] = [];
+  return {
+    a,
+    b,
+    sensor,
+    relay,
+    open,
+    async close() {
+      await Promise.all(open.map((c) => c.endAsync(true)));
+      await Promise.all([a.fi.close(), b.fi.close()]);
+    },
+  };
+}
