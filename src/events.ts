@@ -32,6 +32,17 @@ export type DomainEvents = {
   "unit-node.updated": [{ unitUuid: string; nodeUuid: string }];
   /** A unit reported its state over MQTT; `commit` is its running pu_commit_version, if given. */
   "unit.state-received": [{ unitUuid: string; commit: string | null; state?: unknown }];
+  /**
+   * Device data the ingest (or set-input) just wrote: per unit [uuid, last seen (ISO),
+   * current commit or null, whether last_state changed]; per variable [uuid, last value,
+   * when (ISO)]. The read model (src/read-model/) patches what it holds; cluster: every process's.
+   */
+  "device-data.written": [
+    {
+      seen: Array<[unitUuid: string, seenAt: string, commit: string | null, stateChanged: boolean]>;
+      values: Array<[nodeUuid: string, value: string, at: string]>;
+    },
+  ];
   /** The unit's first MQTT connection came up (online) or its last one went away (offline). */
   "unit.online": [{ unitUuid: string; online: boolean }];
   /** A repo was registered (its row exists). */

@@ -148,6 +148,23 @@ export function createIngest(deps: IngestDeps): Ingest {
     }
   }
 
+  /** What was written, for the read model (src/read-model/): it holds these columns too. */
+  function announce(
+    units: Map<string, UnitPending> | null,
+    values: Map<string, { value: string; at: Date }> | null,
+  ) {
+    if (!units?.size && !values?.size) return;
+    deps.events.emit("device-data.written", {
+      seen: [...(units ?? [])].map(([uuid, p]) => [
+        uuid,
+        p.seenAt.toISOString(),
+        p.commit ?? null,
+        p.state !== undefined,
+      ]),
+      values: [...(values ?? [])].map(([uuid, v]) => [uuid, v.value, v.at.toISOString()]),
+    });
+  }
+
   async function flushOnce(): Promise<void> {
     const started = performance.now();
     const units = unitsPending;
@@ -184,15 +201,18 @@ export function createIngest(deps: IngestDeps): Ingest {
         },
       ],
     ];
+    const written = new Set<string>();
     for (const [what, write, requeue] of jobs) {
       try {
         await write();
+        written.add(what);
       } catch (err) {
         log.error({ err, what }, "mqtt: writing device data failed; will retry");
         stats.flushErrors++;
         requeue();
       }
     }
+    announce(written.has("units") ? units : null, written.has("values") ? values : null);
     const seconds = (performance.now() - started) / 1000;
     stats.flushes++;
     stats.flushSeconds += seconds;

@@ -1,0 +1,104 @@
+import type { Principal } from "../access/principal.ts";
+import { canSee } from "../access/visibility.ts";
+import { notFound } from "../http/errors.ts";
+import type { AppDeps } from "../http/types.ts";
+import type { CachedUnit, ReadModel } from "../read-model/read-model.ts";
+import { toUnitNodeOut } from "../unit-nodes/unit-nodes.schemas.ts";
+import { isSelfOrManager } from "./units.access.ts";
+import { toUnitOut, type UnitOutT } from "./units.schemas.ts";
+import type { UnitListFilter } from "./units.store.ts";
+
+// The units' hot reads from the read model (src/read-model/), with the same access rules
+// and the same answers as the database queries of units.store.ts / units.access.ts.
+
+/** Read access by visibility; anything the caller may not see is a 404. */
+export async function readVisibleUnit(
+  rm: ReadModel,
+  p: Principal,
+  uuid: string,
+): Promise<CachedUnit> {
+  const unit = await rm.unit(uuid);
+  if (!unit || !canSee(p, unit.row.visibility, unit.row.creatorUuid)) throw notFound("unit");
+  return unit;
+}
+
+/** Device-plane access: the unit itself, its creator or an admin (else 404). */
+export async function readUnitForDevice(
+  rm: ReadModel,
+  p: Principal,
+  uuid: string,
+): Promise<CachedUnit> {
+  const unit = await rm.unit(uuid);
+  if (!unit || !isSelfOrManager(p, unit.row)) throw notFound("unit");
+  return unit;
+}
+
+/** serializeUnits' answer for one cached unit. */
+export function cachedUnitOut(
+  deps: Pick<AppDeps, "config" | "broker">,
+  p: Principal,
+  u: CachedUnit,
+  outputsOnly = false,
+): UnitOutT {
+  const creator = u.row.creatorUuid;
+  const nodes = [];
+  for (const { row } of u.nodes) {
+    if ((outputsOnly && row.type !== "Output") || !canSee(p, row.visibility, creator)) continue;
+    nodes.push(toUnitNodeOut(deps.config.domain, row));
+  }
+  return toUnitOut(u.row, nodes, deps.broker.isOnline(u.row.uuid));
+}
+
+const ASCII = /^[\x20-\x7e]*$/;
+// Units newest first (the default) or oldest first, uuid breaking ties, per revision.
+const sorted = new WeakMap<ReadModel, { rev: number; desc: CachedUnit[]; asc: CachedUnit[] }>();
+
+async function unitsInOrder(rm: ReadModel, order: "asc" | "desc"): Promise<CachedUnit[]> {
+  const all = await rm.units();
+  const rev = rm.unitsRevision();
+  let memo = sorted.get(rm);
+  if (!memo || memo.rev !== rev) {
+    const byUuid = (a: CachedUnit, b: CachedUnit) =>
+      a.row.uuid < b.row.uuid ? -1 : a.row.uuid > b.row.uuid ? 1 : 0;
+    const asc = [...all].sort((a, b) => a.createdUs - b.createdUs || byUuid(a, b));
+    const desc = [...asc].sort((a, b) => b.createdUs - a.createdUs || byUuid(a, b));
+    memo = { rev, asc, desc };
+    sorted.set(rm, memo);
+  }
+  return memo[order];
+}
+
+/**
+ * GET /units from memory, or null when the query needs the database: ordering by name
+ * follows the database's collation, and a non-ASCII search its case folding (names are ASCII).
+ */
+export async function listCachedUnits(
+  deps: Pick<AppDeps, "config" | "broker">,
+  rm: ReadModel,
+  p: Principal,
+  f: UnitListFilter,
+  outputsOnly: boolean,
+): Promise<{ count: number; units: UnitOutT[] } | null> {
+  if (f.orderByName || (f.search && !ASCII.test(f.search))) return null;
+  const needle = f.search ? f.search.toLowerCase() : null;
+  const levels = f.visibility?.length ? new Set(f.visibility) : null;
+  const nodeUuids = f.unitNodeUuids?.length ? new Set(f.unitNodeUuids) : null;
+  const matching = (await unitsInOrder(rm, f.orderByCreateDate === "asc" ? "asc" : "desc")).filter(
+    ({ row, nodes }) =>
+      canSee(p, row.visibility, row.creatorUuid) &&
+      (!f.repoUuid || row.repoUuid === f.repoUuid) &&
+      (!f.creatorUuid || row.creatorUuid === f.creatorUuid) &&
+      (!levels || levels.has(row.visibility)) &&
+      (!needle || row.name.toLowerCase().includes(needle)) &&
+      (!nodeUuids ||
+        nodes.some(
+          (n) => nodeUuids.has(n.row.uuid) && canSee(p, n.row.visibility, row.creatorUuid),
+        )),
+  );
+  return {
+    count: matching.length,
+    units: matching
+      .slice(f.offset, f.offset + f.limit)
+      .map((u) => cachedUnitOut(deps, p, u, outputsOnly)),
+  };
+}
