@@ -139,5 +139,9 @@ export class EventBus extends EventEmitter<DomainEvents> {
 }
 
 export function createEventBus(): EventBus {
-  return new EventBus();
+  const bus = new EventBus();
+  // Every feature follows the unit events (caches, broker, read model): more than Node's
+  // default 10 listeners per event is the design, not a leak.
+  bus.setMaxListeners(50);
+  return bus;
 }
