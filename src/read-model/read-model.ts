@@ -19,7 +19,19 @@ import { createEntityCache } from "./entity-cache.ts";
 export type UnitView = Omit<UnitRow, "stateStorageEnc">;
 /** `createdUs`: created_at in microseconds, the database's own ordering (JS dates keep ms). */
 export type CachedNode = { row: UnitNodeRow; createdUs: number };
-export type CachedUnit = { row: UnitView; createdUs: number; nodes: CachedNode[] };
+export type CachedUnit = {
+  row: UnitView;
+  createdUs: number;
+  nodes: CachedNode[];
+  /**
+   * Answers already serialized (src/units/units.read.ts), by what they depend on besides
+   * the unit: which variables the caller sees, online or not. Dropped with the entity on
+   * reload and by every patch.
+   */
+  json: Map<string, string>;
+  /** The device's env.json, serialized (decrypting it per request cost more than the rest). */
+  envJson: string | null;
+};
 export type EdgeIntoUnit = Awaited<ReturnType<typeof edgesIntoUnit>>[number];
 
 export type ReadModel = {
@@ -67,7 +79,15 @@ async function loadUnits(db: DbLike, keys: string[] | null): Promise<Map<string,
       ])
     : await Promise.all([unitQuery(undefined), nodeQuery(undefined)]);
   const out = new Map<string, CachedUnit>();
-  for (const r of rows) out.set(r.row.uuid, { row: r.row, createdUs: r.createdUs, nodes: [] });
+  for (const r of rows) {
+    out.set(r.row.uuid, {
+      row: r.row,
+      createdUs: r.createdUs,
+      nodes: [],
+      json: new Map(),
+      envJson: null,
+    });
+  }
   for (const n of nodes) out.get(n.row.unitUuid)?.nodes.push(n);
   return out;
 }
@@ -139,7 +159,8 @@ export function createReadModel(deps: { db: DbLike; events: EventBus }): ReadMod
         unitCache.invalidate(unitUuid);
         continue;
       }
-      unitCache.patch(unitUuid, ({ row }) => {
+      unitCache.patch(unitUuid, ({ row, json }) => {
+        json.clear();
         const at = new Date(seenAt);
         if (!row.lastSeenAt || row.lastSeenAt < at) row.lastSeenAt = at;
         if (commit !== null) row.currentCommit = commit;
@@ -150,6 +171,7 @@ export function createReadModel(deps: { db: DbLike; events: EventBus }): ReadMod
       unitCache.patch(owner ?? null, (u) => {
         const node = u.nodes.find((n) => n.row.uuid === nodeUuid);
         if (!node) return;
+        u.json.clear();
         node.row.lastValue = value;
         node.row.lastValueAt = new Date(at);
       });

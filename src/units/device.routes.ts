@@ -12,10 +12,10 @@ import {
   UuidParam,
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
-import type { UnitView } from "../read-model/read-model.ts";
+import type { CachedUnit, UnitView } from "../read-model/read-model.ts";
 import { buildSchemaForUnit, readUnitEnv } from "./unit-artifacts.ts";
 import { loadManagedUnit, loadUnitForDevice } from "./units.access.ts";
-import { readUnitForDevice } from "./units.read.ts";
+import { cachedEnvJson, jsonText, readUnitForDevice } from "./units.read.ts";
 import { editUnitEnv } from "./units.service.ts";
 import type { UnitNodeRow } from "./units.store.ts";
 
@@ -42,12 +42,12 @@ export function deviceRoutes(deps: AppDeps) {
   async function deviceUnit(
     p: Principal,
     uuid: string,
-  ): Promise<{ row: UnitView; nodes: UnitNodeRow[] | null }> {
+  ): Promise<{ row: UnitView; nodes: UnitNodeRow[] | null; cached: CachedUnit | null }> {
     if (deps.readModel) {
       const cached = await readUnitForDevice(deps.readModel, p, uuid);
-      return { row: cached.row, nodes: cached.nodes.map((n) => n.row) };
+      return { row: cached.row, nodes: cached.nodes.map((n) => n.row), cached };
     }
-    return { row: await loadUnitForDevice(db, p, uuid), nodes: null };
+    return { row: await loadUnitForDevice(db, p, uuid), nodes: null, cached: null };
   }
 
   app.openapi(
@@ -62,6 +62,7 @@ export function deviceRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const unit = await deviceUnit(c.get("principal"), c.req.valid("param").uuid);
+      if (unit.cached) return jsonText(c, cachedEnvJson(deps, unit.cached));
       return c.json(readUnitEnv(deps, unit.row), 200);
     },
   );

@@ -1,9 +1,11 @@
+import type { Context, TypedResponse } from "hono";
 import type { Principal } from "../access/principal.ts";
 import { canSee } from "../access/visibility.ts";
 import { notFound } from "../http/errors.ts";
 import type { AppDeps } from "../http/types.ts";
 import type { CachedUnit, ReadModel } from "../read-model/read-model.ts";
 import { toUnitNodeOut } from "../unit-nodes/unit-nodes.schemas.ts";
+import { readUnitEnv } from "./unit-artifacts.ts";
 import { isSelfOrManager } from "./units.access.ts";
 import { toUnitOut, type UnitOutT } from "./units.schemas.ts";
 import type { UnitListFilter } from "./units.store.ts";
@@ -49,6 +51,49 @@ export function cachedUnitOut(
   return toUnitOut(u.row, nodes, deps.broker.isOnline(u.row.uuid));
 }
 
+const VIEWS_PER_UNIT = 8;
+
+/**
+ * JSON.stringify(cachedUnitOut(...)), kept on the cached unit: the answer depends on the
+ * unit, which of its variables the caller sees and whether it is online, nothing else.
+ */
+export function cachedUnitJson(
+  deps: Pick<AppDeps, "config" | "broker">,
+  p: Principal,
+  u: CachedUnit,
+  outputsOnly = false,
+): string {
+  const creator = u.row.creatorUuid;
+  let key = deps.broker.isOnline(u.row.uuid) ? "1:" : "0:";
+  for (const { row } of u.nodes) {
+    key +=
+      (outputsOnly && row.type !== "Output") || !canSee(p, row.visibility, creator) ? "0" : "1";
+  }
+  let json = u.json.get(key);
+  if (json === undefined) {
+    json = JSON.stringify(cachedUnitOut(deps, p, u, outputsOnly));
+    if (u.json.size >= VIEWS_PER_UNIT) u.json.clear();
+    u.json.set(key, json);
+  }
+  return json;
+}
+
+/** The env.json answer of a cached unit (readUnitEnv, serialized once per version of the unit). */
+export function cachedEnvJson(deps: AppDeps, u: CachedUnit): string {
+  u.envJson ??= JSON.stringify(readUnitEnv(deps, u.row));
+  return u.envJson;
+}
+
+/**
+ * An answer serialized beforehand, sent as c.json would send it (same bytes, same
+ * content-type), accepted where the route's JSON answer is.
+ */
+export function jsonText(c: Context, text: string): Response & TypedResponse<never, 200, "json"> {
+  const res: Response = c.body(text, 200, { "content-type": "application/json" });
+  // never: the route's own JSON type accepts it (the text was made from that type).
+  return res as Response & TypedResponse<never, 200, "json">;
+}
+
 const ASCII = /^[\x20-\x7e]*$/;
 // Units newest first (the default) or oldest first, uuid breaking ties, per revision.
 const sorted = new WeakMap<ReadModel, { rev: number; desc: CachedUnit[]; asc: CachedUnit[] }>();
@@ -69,7 +114,7 @@ async function unitsInOrder(rm: ReadModel, order: "asc" | "desc"): Promise<Cache
 }
 
 /**
- * GET /units from memory, or null when the query needs the database: ordering by name
+ * GET /units from memory (the JSON text), or null when the query needs the database: ordering by name
  * follows the database's collation, and a non-ASCII search its case folding (names are ASCII).
  */
 export async function listCachedUnits(
@@ -78,7 +123,7 @@ export async function listCachedUnits(
   p: Principal,
   f: UnitListFilter,
   outputsOnly: boolean,
-): Promise<{ count: number; units: UnitOutT[] } | null> {
+): Promise<string | null> {
   if (f.orderByName || (f.search && !ASCII.test(f.search))) return null;
   const needle = f.search ? f.search.toLowerCase() : null;
   const levels = f.visibility?.length ? new Set(f.visibility) : null;
@@ -95,10 +140,8 @@ export async function listCachedUnits(
           (n) => nodeUuids.has(n.row.uuid) && canSee(p, n.row.visibility, row.creatorUuid),
         )),
   );
-  return {
-    count: matching.length,
-    units: matching
-      .slice(f.offset, f.offset + f.limit)
-      .map((u) => cachedUnitOut(deps, p, u, outputsOnly)),
-  };
+  // The bytes of c.json({ count, units }), from each unit's serialized answer.
+  const page = matching.slice(f.offset, f.offset + f.limit);
+  const units = page.map((u) => cachedUnitJson(deps, p, u, outputsOnly));
+  return `{"count":${matching.length},"units":[${units.join(",")}]}`;
 }

@@ -17,7 +17,7 @@ import {
 import type { AppDeps } from "../http/types.ts";
 import { changeUnitVersion, type VersionTarget } from "./unit-version.service.ts";
 import { loadManagedUnit, loadVisibleUnit } from "./units.access.ts";
-import { cachedUnitOut, listCachedUnits, readVisibleUnit } from "./units.read.ts";
+import { cachedUnitJson, jsonText, listCachedUnits, readVisibleUnit } from "./units.read.ts";
 import { CreateUnitBody, repeatable, UnitOut, UpdateUnitBody } from "./units.schemas.ts";
 import {
   createUnit,
@@ -147,7 +147,9 @@ export function unitsRoutes(deps: AppDeps) {
       const cached = deps.readModel
         ? await listCachedUnits(deps, deps.readModel, p, filter, outputsOnly)
         : null;
-      if (cached) return c.json(cached, 200);
+      if (cached !== null) {
+        return jsonText(c, cached);
+      }
       const { count, rows } = await listUnits(db, p, filter);
       const out = await serializeUnits(deps, p, rows, { outputsOnly });
       return c.json({ count, units: out }, 200);
@@ -168,7 +170,7 @@ export function unitsRoutes(deps: AppDeps) {
       const uuid = c.req.valid("param").uuid;
       if (deps.readModel) {
         const cached = await readVisibleUnit(deps.readModel, p, uuid);
-        return c.json(cachedUnitOut(deps, p, cached) as z.infer<typeof UnitOut>, 200);
+        return jsonText(c, cachedUnitJson(deps, p, cached));
       }
       const unit = await loadVisibleUnit(db, p, uuid);
       const [out] = await serializeUnits(deps, p, [unit]);

@@ -77,9 +77,15 @@ describe("hot reads from memory", () => {
         const headers: Record<string, string> = who ? { "x-auth-token": who } : {};
         const cached = await fetch(`${inst.httpUrl}/pepeunit/api/v1${path}`, { headers });
         const fromDb = await dbOnly.request(`/pepeunit/api/v1${path}`, { headers });
-        expect({ path, status: cached.status, body: await cached.text() }).toEqual({
+        expect({
+          path,
+          status: cached.status,
+          type: cached.headers.get("content-type"),
+          body: await cached.text(),
+        }).toEqual({
           path,
           status: fromDb.status,
+          type: fromDb.headers.get("content-type"),
           body: await fromDb.text(),
         });
       }
