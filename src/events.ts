@@ -36,11 +36,14 @@ export type DomainEvents = {
    * Device data the ingest (or set-input) just wrote: per unit [uuid, last seen (ISO),
    * current commit or null, whether last_state changed]; per variable [uuid, last value,
    * when (ISO)]. The read model (src/read-model/) patches what it holds; cluster: every process's.
+   * `reload`: units whose device data another writer changed (set-input races the ingest's
+   * flush on the same row: the database's order wins, so these are read back).
    */
   "device-data.written": [
     {
       seen: Array<[unitUuid: string, seenAt: string, commit: string | null, stateChanged: boolean]>;
       values: Array<[nodeUuid: string, value: string, at: string]>;
+      reload?: string[];
     },
   ];
   /** The unit's first MQTT connection came up (online) or its last one went away (offline). */

@@ -201,18 +201,18 @@ export function createIngest(deps: IngestDeps): Ingest {
         },
       ],
     ];
-    const written = new Set<string>();
     for (const [what, write, requeue] of jobs) {
       try {
         await write();
-        written.add(what);
+        // At once: another writer of the same rows (set-input) announces right after its own.
+        if (what === "units") announce(units, null);
+        else if (what === "values") announce(null, values);
       } catch (err) {
         log.error({ err, what }, "mqtt: writing device data failed; will retry");
         stats.flushErrors++;
         requeue();
       }
     }
-    announce(written.has("units") ? units : null, written.has("values") ? values : null);
     const seconds = (performance.now() - started) / 1000;
     stats.flushes++;
     stats.flushSeconds += seconds;

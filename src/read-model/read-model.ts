@@ -152,7 +152,8 @@ export function createReadModel(deps: { db: DbLike; events: EventBus }): ReadMod
   events.on("repo.deleted", ({ repoUuid }) => repoCache.remove(repoUuid));
   events.on("device-data.written", (written) => applyDeviceData(written));
 
-  function applyDeviceData({ seen, values }: DomainEvents["device-data.written"][0]) {
+  function applyDeviceData({ seen, values, reload }: DomainEvents["device-data.written"][0]) {
+    for (const unitUuid of reload ?? []) unitCache.invalidate(unitUuid);
     for (const [unitUuid, seenAt, commit, stateChanged] of seen) {
       // last_state is jsonb: the database's key order is the answer's, so it is reloaded.
       if (stateChanged) {

@@ -54,11 +54,8 @@ export async function setStateInput(
     .set({ lastValue: storedValue(Buffer.from(state)), lastValueAt: new Date() })
     .where(eq(unitNodes.uuid, node.uuid))
     .returning();
-  if (updated?.lastValue != null && updated.lastValueAt) {
-    deps.events.emit("device-data.written", {
-      seen: [],
-      values: [[updated.uuid, updated.lastValue, updated.lastValueAt.toISOString()]],
-    });
-  }
+  // The ingest records the same publish and may flush it around this write: the read
+  // model reads the row back rather than trusting the order the two announcements arrive in.
+  deps.events.emit("device-data.written", { seen: [], values: [], reload: [found.unit.uuid] });
   return updated ?? node;
 }
