@@ -51,7 +51,7 @@ export function cachedUnitOut(
   return toUnitOut(u.row, nodes, deps.broker.isOnline(u.row.uuid));
 }
 
-const VIEWS_PER_UNIT = 8;
+const VIEWS_PER_UNIT = 4;
 
 /**
  * JSON.stringify(cachedUnitOut(...)), kept on the cached unit: the answer depends on the
