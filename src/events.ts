@@ -92,6 +92,8 @@ export type DomainEvents = {
    * value (cluster: the others take it, so a device that moves keeps its rule's state).
    */
   "alert-rule.state-saved": [{ ruleUuid: string }];
+  /** Cluster: the event bridge was down; this process missed the others' events meanwhile. */
+  "cluster.events-missed": [Record<string, never>];
   /** An alert event was kept for this user (src/alerts/): a bell's unread count changed. */
   "alert.created": [{ userUuid: string; eventUuid: string; kind: AlertEventKind }];
 };
@@ -101,10 +103,12 @@ export type DomainEventName = keyof DomainEvents;
 /**
  * Values seen on topics: per message, far too many to cross processes, and only the
  * process that received the publish acts on them (ingest, history, federation relay).
+ * A missed-events notice is about this process's own bridge connection.
  */
 export const PROCESS_LOCAL_EVENTS: ReadonlySet<DomainEventName> = new Set([
   "unit-node.value",
   "unit-node.value-seen",
+  "cluster.events-missed",
 ]);
 
 /**

@@ -151,6 +151,7 @@ export function createReadModel(deps: { db: DbLike; events: EventBus }): ReadMod
   events.on("repo.synced", repoChanged);
   events.on("repo.deleted", ({ repoUuid }) => repoCache.remove(repoUuid));
   events.on("device-data.written", (written) => applyDeviceData(written));
+  events.on("cluster.events-missed", () => model.invalidateAll());
 
   function applyDeviceData({ seen, values, reload }: DomainEvents["device-data.written"][0]) {
     for (const unitUuid of reload ?? []) unitCache.invalidate(unitUuid);
@@ -179,7 +180,7 @@ export function createReadModel(deps: { db: DbLike; events: EventBus }): ReadMod
     }
   }
 
-  return {
+  const model: ReadModel = {
     unit: (uuid) => unitCache.get(uuid),
     units: () => unitCache.all(),
     unitsRevision: () => unitCache.revision(),
@@ -195,4 +196,5 @@ export function createReadModel(deps: { db: DbLike; events: EventBus }): ReadMod
     },
     sizes: () => ({ units: unitCache.size(), nodes: nodeOwner.size, repos: repoCache.size() }),
   };
+  return model;
 }
