@@ -28,6 +28,8 @@ export type EntityCache<V> = {
   patch(key: string | null, change: (v: V) => void): void;
   /** Bumped whenever an entity is added, replaced or dropped (not by patches). */
   revision(): number;
+  /** Bumped by revisions and by patches: any change of what is held. */
+  changes(): number;
   /** Entities held. */
   size(): number;
 };
@@ -50,6 +52,7 @@ export function createEntityCache<V>(load: {
   let inFlight = 0;
   let generation = 0;
   let rev = 0;
+  let patches = 0;
 
   const touch = (key: string) => {
     if (inFlight > 0) touched.set(key, ++clock);
@@ -141,9 +144,13 @@ export function createEntityCache<V>(load: {
       }
       touch(key);
       const v = loaded.get(key);
-      if (v) change(v);
+      if (v) {
+        change(v);
+        patches++;
+      }
     },
     revision: () => rev,
+    changes: () => rev + patches,
     size: () => loaded.size,
   };
 }

@@ -39,6 +39,8 @@ export type ReadModel = {
   units(): Promise<Iterable<CachedUnit>>;
   /** Changes whenever a unit is added, replaced or dropped (memoized orderings follow it). */
   unitsRevision(): number;
+  /** Changes with the revision and with every device-data patch (memoized answers follow it). */
+  unitsChanges(): number;
   repo(uuid: string): Promise<RepoRow | undefined>;
   /** Edges into the unit's inputs in creation order (its schema.json's local links). */
   edgesInto(unitUuid: string): Promise<EdgeIntoUnit[]>;
@@ -184,6 +186,7 @@ export function createReadModel(deps: { db: DbLike; events: EventBus }): ReadMod
     unit: (uuid) => unitCache.get(uuid),
     units: () => unitCache.all(),
     unitsRevision: () => unitCache.revision(),
+    unitsChanges: () => unitCache.changes(),
     repo: (uuid) => repoCache.get(uuid),
     async edgesInto(unitUuid) {
       return (await edgeCache.get(unitUuid)) ?? [];

@@ -125,10 +125,56 @@ export async function listCachedUnits(
   outputsOnly: boolean,
 ): Promise<string | null> {
   if (f.orderByName || (f.search && !ASCII.test(f.search))) return null;
+  const ordered = await unitsInOrder(rm, f.orderByCreateDate === "asc" ? "asc" : "desc");
+  // The same list for the same kind of caller and query, until a unit changes.
+  const key = `${accessKey(p)}|${outputsOnly}|${JSON.stringify(f)}`;
+  const changes = rm.unitsChanges();
+  let lists = listCaches.get(rm);
+  if (!lists) {
+    lists = new Map();
+    listCaches.set(rm, lists);
+  }
+  let cached = lists.get(key);
+  if (!cached || cached.changes !== changes) {
+    cached = { changes, matching: matchingUnits(ordered, p, f), online: "", text: "" };
+    if (lists.size >= LISTS_KEPT) lists.clear();
+    lists.set(key, cached);
+  }
+  const page = cached.matching.slice(f.offset, f.offset + f.limit);
+  // Online state comes from the broker (and cluster presence), not from events: checked per answer.
+  let online = "";
+  for (const u of page) online += deps.broker.isOnline(u.row.uuid) ? "1" : "0";
+  if (cached.online !== online || !cached.text) {
+    // The bytes of c.json({ count, units }), from each unit's serialized answer.
+    const units = page.map((u) => cachedUnitJson(deps, p, u, outputsOnly));
+    cached.text = `{"count":${cached.matching.length},"units":[${units.join(",")}]}`;
+    cached.online = online;
+  }
+  return cached.text;
+}
+
+/** What canSee depends on: admin, owner (a user or a unit acting for its creator), or anonymous. */
+function accessKey(p: Principal): string {
+  if (p.kind === "anonymous") return "anonymous";
+  if (p.kind === "user" && p.role === "Admin") return "admin";
+  return `owner:${p.kind === "unit" ? p.creatorUuid : p.uuid}`;
+}
+
+const LISTS_KEPT = 32;
+type CachedList = {
+  changes: number;
+  matching: CachedUnit[];
+  online: string;
+  text: string;
+};
+// Per read model: the lists asked for lately, each with its last answer.
+const listCaches = new WeakMap<ReadModel, Map<string, CachedList>>();
+
+function matchingUnits(ordered: CachedUnit[], p: Principal, f: UnitListFilter): CachedUnit[] {
   const needle = f.search ? f.search.toLowerCase() : null;
   const levels = f.visibility?.length ? new Set(f.visibility) : null;
   const nodeUuids = f.unitNodeUuids?.length ? new Set(f.unitNodeUuids) : null;
-  const matching = (await unitsInOrder(rm, f.orderByCreateDate === "asc" ? "asc" : "desc")).filter(
+  return ordered.filter(
     ({ row, nodes }) =>
       canSee(p, row.visibility, row.creatorUuid) &&
       (!f.repoUuid || row.repoUuid === f.repoUuid) &&
@@ -140,8 +186,4 @@ export async function listCachedUnits(
           (n) => nodeUuids.has(n.row.uuid) && canSee(p, n.row.visibility, row.creatorUuid),
         )),
   );
-  // The bytes of c.json({ count, units }), from each unit's serialized answer.
-  const page = matching.slice(f.offset, f.offset + f.limit);
-  const units = page.map((u) => cachedUnitJson(deps, p, u, outputsOnly));
-  return `{"count":${matching.length},"units":[${units.join(",")}]}`;
 }
