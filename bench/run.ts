@@ -34,15 +34,17 @@ try {
 }
 const pgUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const pglite = { name: "pglite" };
+// BENCH_DATABASE_NAME: another name, so two benches on one PostgreSQL do not drop each other's.
+const benchDb = process.env.BENCH_DATABASE_NAME ?? "pepeunit_bench";
 /** A new, empty PostgreSQL database for each bench server: suites never see each other's data. */
 async function freshPostgres(): Promise<{ name: string; url: string }> {
   const { default: postgres } = await import("postgres");
   const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
-  await sql.unsafe("drop database if exists pepeunit_bench with (force)");
-  await sql.unsafe("create database pepeunit_bench");
+  await sql.unsafe(`drop database if exists ${benchDb} with (force)`);
+  await sql.unsafe(`create database ${benchDb}`);
   await sql.end();
   const u = new URL(pgUrl);
-  u.pathname = "/pepeunit_bench";
+  u.pathname = `/${benchDb}`;
   return { name: "postgres", url: u.toString() };
 }
 

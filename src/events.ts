@@ -32,6 +32,20 @@ export type DomainEvents = {
   "unit-node.updated": [{ unitUuid: string; nodeUuid: string }];
   /** A unit reported its state over MQTT; `commit` is its running pu_commit_version, if given. */
   "unit.state-received": [{ unitUuid: string; commit: string | null; state?: unknown }];
+  /**
+   * Device data the ingest (or set-input) just wrote: per unit [uuid, last seen (ISO),
+   * current commit or null, whether last_state changed]; per variable [uuid, last value,
+   * when (ISO)]. The read model (src/read-model/) patches what it holds; cluster: every process's.
+   * `reload`: units whose device data another writer changed (set-input races the ingest's
+   * flush on the same row: the database's order wins, so these are read back).
+   */
+  "device-data.written": [
+    {
+      seen: Array<[unitUuid: string, seenAt: string, commit: string | null, stateChanged: boolean]>;
+      values: Array<[nodeUuid: string, value: string, at: string]>;
+      reload?: string[];
+    },
+  ];
   /** The unit's first MQTT connection came up (online) or its last one went away (offline). */
   "unit.online": [{ unitUuid: string; online: boolean }];
   /** A repo was registered (its row exists). */
@@ -78,6 +92,8 @@ export type DomainEvents = {
    * value (cluster: the others take it, so a device that moves keeps its rule's state).
    */
   "alert-rule.state-saved": [{ ruleUuid: string }];
+  /** Cluster: the event bridge was down; this process missed the others' events meanwhile. */
+  "cluster.events-missed": [Record<string, never>];
   /** An alert event was kept for this user (src/alerts/): a bell's unread count changed. */
   "alert.created": [{ userUuid: string; eventUuid: string; kind: AlertEventKind }];
 };
@@ -87,10 +103,12 @@ export type DomainEventName = keyof DomainEvents;
 /**
  * Values seen on topics: per message, far too many to cross processes, and only the
  * process that received the publish acts on them (ingest, history, federation relay).
+ * A missed-events notice is about this process's own bridge connection.
  */
 export const PROCESS_LOCAL_EVENTS: ReadonlySet<DomainEventName> = new Set([
   "unit-node.value",
   "unit-node.value-seen",
+  "cluster.events-missed",
 ]);
 
 /**
@@ -128,5 +146,9 @@ export class EventBus extends EventEmitter<DomainEvents> {
 }
 
 export function createEventBus(): EventBus {
-  return new EventBus();
+  const bus = new EventBus();
+  // Every feature follows the unit events (caches, broker, read model): more than Node's
+  // default 10 listeners per event is the design, not a leak.
+  bus.setMaxListeners(50);
+  return bus;
 }

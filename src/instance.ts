@@ -23,6 +23,7 @@ import { createLiveHub } from "./live/live-hub.ts";
 import { createMailer } from "./mail/mailer.ts";
 import { createMetrics } from "./metrics/metrics.ts";
 import { createOtaService } from "./ota/ota.service.ts";
+import { createReadModel } from "./read-model/read-model.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
 import { createTelegramService } from "./telegram/telegram.service.ts";
 
@@ -75,6 +76,8 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     cluster,
     // Created before the broker so its revocation listeners run first.
     resolvePrincipal: cachePrincipals(createPrincipalResolver({ db: database.db, config }), events),
+    // Listens from the start; loads on the first hot read (src/read-model/).
+    readModel: createReadModel({ db: database.db, events }),
     git: createGitStore({
       repositoriesDir: config.repositoriesDir,
       allowLocal: config.gitAllowLocal,

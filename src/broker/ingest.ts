@@ -148,6 +148,23 @@ export function createIngest(deps: IngestDeps): Ingest {
     }
   }
 
+  /** What was written, for the read model (src/read-model/): it holds these columns too. */
+  function announce(
+    units: Map<string, UnitPending> | null,
+    values: Map<string, { value: string; at: Date }> | null,
+  ) {
+    if (!units?.size && !values?.size) return;
+    deps.events.emit("device-data.written", {
+      seen: [...(units ?? [])].map(([uuid, p]) => [
+        uuid,
+        p.seenAt.toISOString(),
+        p.commit ?? null,
+        p.state !== undefined,
+      ]),
+      values: [...(values ?? [])].map(([uuid, v]) => [uuid, v.value, v.at.toISOString()]),
+    });
+  }
+
   async function flushOnce(): Promise<void> {
     const started = performance.now();
     const units = unitsPending;
@@ -187,6 +204,9 @@ export function createIngest(deps: IngestDeps): Ingest {
     for (const [what, write, requeue] of jobs) {
       try {
         await write();
+        // At once: another writer of the same rows (set-input) announces right after its own.
+        if (what === "units") announce(units, null);
+        else if (what === "values") announce(null, values);
       } catch (err) {
         log.error({ err, what }, "mqtt: writing device data failed; will retry");
         stats.flushErrors++;

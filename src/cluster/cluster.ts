@@ -61,8 +61,11 @@ export async function createCluster(opts: {
     channel: `${cluster.namespace}:events`,
     nodeName,
     log,
-    onReconnect: () =>
-      log.warn("cluster: the event bridge reconnected; events of the outage were not received"),
+    onReconnect: () => {
+      log.warn("cluster: the event bridge reconnected; events of the outage were not received");
+      // What follows events reloads (the read model, src/read-model/).
+      events.emit("cluster.events-missed", {});
+    },
   });
   let presence: Presence | undefined;
   let leadership: Leadership | undefined;

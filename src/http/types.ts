@@ -15,6 +15,7 @@ import type { LiveHub } from "../live/live-hub.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { InstanceMetrics } from "../metrics/metrics.ts";
 import type { OtaService } from "../ota/ota.service.ts";
+import type { ReadModel } from "../read-model/read-model.ts";
 import type { TelegramService } from "../telegram/telegram.service.ts";
 
 /** Hono environment shared by every sub-app. */
@@ -47,6 +48,8 @@ export type AppDeps = {
   backups?: BackupService;
   /** The Telegram bot (src/telegram/): only when PEPEUNIT_TELEGRAM_BOT_TOKEN is set. */
   telegram?: TelegramService;
+  /** The hot reads from memory (src/read-model/); absent in tools (they read the database). */
+  readModel?: ReadModel;
   /** Prometheus metrics (src/metrics/): only when PEPEUNIT_METRICS_TOKEN is set. */
   metrics?: InstanceMetrics;
 };

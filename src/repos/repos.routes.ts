@@ -153,7 +153,11 @@ export function reposRoutes(deps: AppDeps) {
       responses: { 200: jsonResponse(RepoOut, "The repo"), ...errorResponses(401, 404) },
     }),
     async (c) => {
-      const repo = await visibleRepo(c.get("principal"), c.req.valid("param").uuid);
+      const p = c.get("principal");
+      const uuid = c.req.valid("param").uuid;
+      // The hot read from memory (src/read-model/); writes below read the database.
+      const repo = deps.readModel ? await deps.readModel.repo(uuid) : await findRepo(db, uuid);
+      if (!repo || !canSee(p, repo.visibility, repo.creatorUuid)) throw notFound("repo");
       return c.json(toRepoOut(repo), 200);
     },
   );

@@ -54,6 +54,8 @@ export function createRepoSyncWorker(
 
   async function tick(): Promise<void> {
     const due = await claimDueRepos(deps.database.db, BATCH);
+    // Claiming moved their next_sync_at: the read model (src/read-model/) reloads them.
+    for (const uuid of due) deps.events.emit("repo.updated", { repoUuid: uuid });
     for (const uuid of due) {
       if (stopped) break;
       const started = performance.now();

@@ -14,7 +14,7 @@ import { findNodeWithUnit, type UnitNodeRow } from "./unit-nodes.store.ts";
 // Shared by PATCH /unit_nodes/set_state_input/{uuid} and the Telegram boards' buttons.
 
 export async function setStateInput(
-  deps: Pick<AppDeps, "database" | "config" | "broker">,
+  deps: Pick<AppDeps, "database" | "config" | "broker" | "events">,
   user: Extract<Principal, { kind: "user" }>,
   uuid: string,
   state: string,
@@ -54,5 +54,8 @@ export async function setStateInput(
     .set({ lastValue: storedValue(Buffer.from(state)), lastValueAt: new Date() })
     .where(eq(unitNodes.uuid, node.uuid))
     .returning();
+  // The ingest records the same publish and may flush it around this write: the read
+  // model reads the row back rather than trusting the order the two announcements arrive in.
+  deps.events.emit("device-data.written", { seen: [], values: [], reload: [found.unit.uuid] });
   return updated ?? node;
 }

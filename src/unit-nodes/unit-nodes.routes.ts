@@ -16,6 +16,7 @@ import {
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
 import { repeatable } from "../units/units.schemas.ts";
+import { listCachedUnitNodes } from "./unit-nodes.read.ts";
 import { toUnitNodeOut, UnitNodeOut, UnitNodeTypeSchema } from "./unit-nodes.schemas.ts";
 import { findNodeWithUnit, findVisibleNode, listUnitNodes } from "./unit-nodes.store.ts";
 
@@ -82,7 +83,7 @@ export function unitNodesRoutes(deps: AppDeps) {
           canSee(p, out.node.visibility, out.unit.creatorUuid);
         if (!visible) return c.json({ count: 0, unit_nodes: [] }, 200);
       }
-      const { count, rows } = await listUnitNodes(db, p, {
+      const filter = {
         unitUuid: q.unit_uuid,
         type: q.type,
         visibility: q.visibility,
@@ -90,7 +91,10 @@ export function unitNodesRoutes(deps: AppDeps) {
         order: q.order_by_create_date,
         limit: q.limit,
         offset: q.offset,
-      });
+      };
+      const { count, rows } =
+        (deps.readModel && (await listCachedUnitNodes(deps.readModel, p, filter))) ??
+        (await listUnitNodes(db, p, filter));
       return c.json({ count, unit_nodes: rows.map((n) => toUnitNodeOut(domain, n)) }, 200);
     },
   );

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
+import type { Principal } from "../access/principal.ts";
 import { decryptJson, encryptJson } from "../crypto/aes-gcm.ts";
 import { units } from "../db/schema.ts";
 import { requireUser } from "../http/auth.ts";
@@ -11,9 +12,12 @@ import {
   UuidParam,
 } from "../http/openapi.ts";
 import type { AppDeps } from "../http/types.ts";
+import type { CachedUnit, UnitView } from "../read-model/read-model.ts";
 import { buildSchemaForUnit, readUnitEnv } from "./unit-artifacts.ts";
 import { loadManagedUnit, loadUnitForDevice } from "./units.access.ts";
+import { cachedEnvJson, jsonText, readUnitForDevice } from "./units.read.ts";
 import { editUnitEnv } from "./units.service.ts";
+import type { UnitNodeRow } from "./units.store.ts";
 
 // The REST surface devices call (device-protocol §5): paths and bodies are a wire
 // contract. A unit token may address only its own uuid; its creator and admins may too.
@@ -34,6 +38,18 @@ export function deviceRoutes(deps: AppDeps) {
   const db = deps.database.db;
   const app = createRouter();
 
+  /** The hot reads come from the read model when there is one (the instance has). */
+  async function deviceUnit(
+    p: Principal,
+    uuid: string,
+  ): Promise<{ row: UnitView; nodes: UnitNodeRow[] | null; cached: CachedUnit | null }> {
+    if (deps.readModel) {
+      const cached = await readUnitForDevice(deps.readModel, p, uuid);
+      return { row: cached.row, nodes: cached.nodes.map((n) => n.row), cached };
+    }
+    return { row: await loadUnitForDevice(db, p, uuid), nodes: null, cached: null };
+  }
+
   app.openapi(
     createRoute({
       method: "get",
@@ -45,8 +61,9 @@ export function deviceRoutes(deps: AppDeps) {
       responses: { 200: jsonResponse(EnvOut, "env.json"), ...errorResponses(401, 404, 422) },
     }),
     async (c) => {
-      const unit = await loadUnitForDevice(db, c.get("principal"), c.req.valid("param").uuid);
-      return c.json(readUnitEnv(deps, unit), 200);
+      const unit = await deviceUnit(c.get("principal"), c.req.valid("param").uuid);
+      if (unit.cached) return jsonText(c, cachedEnvJson(deps, unit.cached));
+      return c.json(readUnitEnv(deps, unit.row), 200);
     },
   );
 
@@ -81,8 +98,8 @@ export function deviceRoutes(deps: AppDeps) {
       responses: { 200: jsonResponse(SchemaOut, "schema.json"), ...errorResponses(401, 404, 422) },
     }),
     async (c) => {
-      const unit = await loadUnitForDevice(db, c.get("principal"), c.req.valid("param").uuid);
-      return c.json(await buildSchemaForUnit(deps, unit), 200);
+      const unit = await deviceUnit(c.get("principal"), c.req.valid("param").uuid);
+      return c.json(await buildSchemaForUnit(deps, unit.row, unit.nodes), 200);
     },
   );
 
@@ -103,8 +120,8 @@ export function deviceRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const unit = await loadUnitForDevice(db, c.get("principal"), c.req.valid("param").uuid);
-      return c.json({ commit: unit.commit, tag: unit.tag }, 200);
+      const { row } = await deviceUnit(c.get("principal"), c.req.valid("param").uuid);
+      return c.json({ commit: row.commit, tag: row.tag }, 200);
     },
   );
 

@@ -5,7 +5,7 @@ import { loadUnitTemplate } from "../repos/unit-template.ts";
 import type { UnitEnv } from "./unit-env.ts";
 import { buildUnitSchema, type UnitSchema } from "./unit-schema.ts";
 import { loadUnitForDevice } from "./units.access.ts";
-import { edgesIntoUnit, nodesOfUnits, type UnitRow } from "./units.store.ts";
+import { edgesIntoUnit, nodesOfUnits, type UnitNodeRow, type UnitRow } from "./units.store.ts";
 
 export type UnitArtifacts = {
   unitUuid: string;
@@ -16,7 +16,7 @@ export type UnitArtifacts = {
 };
 
 /** The stored env.json of a unit, decrypted. */
-export function readUnitEnv(deps: AppDeps, unit: UnitRow): UnitEnv {
+export function readUnitEnv(deps: AppDeps, unit: Pick<UnitRow, "envEnc" | "commit">): UnitEnv {
   const env = decryptJson<UnitEnv>(deps.config.encryptKey, unit.envEnc);
   // The stored env follows every version change; this keeps the wire value exact
   // even if a change was interrupted between the two writes.
@@ -24,13 +24,21 @@ export function readUnitEnv(deps: AppDeps, unit: UnitRow): UnitEnv {
   return env;
 }
 
-/** schema.json of a unit at its target version, edges included (device-protocol §3). */
-export async function buildSchemaForUnit(deps: AppDeps, unit: UnitRow): Promise<UnitSchema> {
+/**
+ * schema.json of a unit at its target version, edges included (device-protocol §3).
+ * `cachedNodes`: the unit's variables from the read model (its edges come from there too).
+ */
+export async function buildSchemaForUnit(
+  deps: AppDeps,
+  unit: Pick<UnitRow, "uuid" | "repoUuid" | "commit">,
+  cachedNodes: UnitNodeRow[] | null = null,
+): Promise<UnitSchema> {
   const db = deps.database.db;
+  const rm = deps.readModel;
   const template = await loadUnitTemplate(deps.git, unit.repoUuid, unit.commit);
   const [nodes, edges] = await Promise.all([
-    nodesOfUnits(db, [unit.uuid]),
-    edgesIntoUnit(db, unit.uuid),
+    cachedNodes ?? nodesOfUnits(db, [unit.uuid]),
+    rm && cachedNodes ? rm.edgesInto(unit.uuid) : edgesIntoUnit(db, unit.uuid),
   ]);
   // Active remote edges (federation) come after the local ones, in their creation order.
   const remote = (deps.federation?.remoteTopicsForSchema(unit.uuid) ?? []).map((r) => ({

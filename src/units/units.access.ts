@@ -28,7 +28,10 @@ export async function loadManagedUnit(db: DbLike, p: Principal, uuid: string): P
 }
 
 /** Whether the principal is the unit itself, its creator or an admin. */
-export function isSelfOrManager(p: Principal, unit: UnitRow): boolean {
+export function isSelfOrManager(
+  p: Principal,
+  unit: Pick<UnitRow, "uuid" | "creatorUuid">,
+): boolean {
   if (p.kind === "unit") return p.uuid === unit.uuid;
   return canManage(p, unit.creatorUuid);
 }

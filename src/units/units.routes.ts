@@ -17,6 +17,7 @@ import {
 import type { AppDeps } from "../http/types.ts";
 import { changeUnitVersion, type VersionTarget } from "./unit-version.service.ts";
 import { loadManagedUnit, loadVisibleUnit } from "./units.access.ts";
+import { cachedUnitJson, jsonText, listCachedUnits, readVisibleUnit } from "./units.read.ts";
 import { CreateUnitBody, repeatable, UnitOut, UpdateUnitBody } from "./units.schemas.ts";
 import {
   createUnit,
@@ -131,7 +132,7 @@ export function unitsRoutes(deps: AppDeps) {
     async (c) => {
       const p = c.get("principal");
       const q = c.req.valid("query");
-      const { count, rows } = await listUnits(db, p, {
+      const filter = {
         repoUuid: q.repo_uuid,
         creatorUuid: q.creator_uuid,
         visibility: q.visibility,
@@ -141,10 +142,16 @@ export function unitsRoutes(deps: AppDeps) {
         orderByCreateDate: q.order_by_create_date,
         limit: q.limit,
         offset: q.offset,
-      });
-      const out = await serializeUnits(deps, p, rows, {
-        outputsOnly: q.is_include_output_unit_nodes === true,
-      });
+      };
+      const outputsOnly = q.is_include_output_unit_nodes === true;
+      const cached = deps.readModel
+        ? await listCachedUnits(deps, deps.readModel, p, filter, outputsOnly)
+        : null;
+      if (cached !== null) {
+        return jsonText(c, cached);
+      }
+      const { count, rows } = await listUnits(db, p, filter);
+      const out = await serializeUnits(deps, p, rows, { outputsOnly });
       return c.json({ count, units: out }, 200);
     },
   );
@@ -160,7 +167,12 @@ export function unitsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const p = c.get("principal");
-      const unit = await loadVisibleUnit(db, p, c.req.valid("param").uuid);
+      const uuid = c.req.valid("param").uuid;
+      if (deps.readModel) {
+        const cached = await readVisibleUnit(deps.readModel, p, uuid);
+        return jsonText(c, cachedUnitJson(deps, p, cached));
+      }
+      const unit = await loadVisibleUnit(db, p, uuid);
       const [out] = await serializeUnits(deps, p, [unit]);
       return c.json(out as z.infer<typeof UnitOut>, 200);
     },

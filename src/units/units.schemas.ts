@@ -64,7 +64,11 @@ export const UnitOut = z
 
 export type UnitOutT = z.infer<typeof UnitOut>;
 
-export function toUnitOut(u: UnitRow, nodes: UnitNodeOutT[], isOnline = false): UnitOutT {
+export function toUnitOut(
+  u: Omit<UnitRow, "stateStorageEnc">,
+  nodes: UnitNodeOutT[],
+  isOnline = false,
+): UnitOutT {
   return {
     uuid: u.uuid,
     name: u.name,

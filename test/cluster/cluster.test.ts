@@ -214,6 +214,39 @@ describe.skipIf(skip)(`cluster mode, 3 processes${skip ? ` (skipped: ${skip})` :
     );
   });
 
+  it("answers on P2, from its memory, a unit and a repo written on P1 within 1 s", async () => {
+    const unit = await makeUnit(P3, world.bob.token, world.repoUuid);
+    const token = world.bob.token;
+    // P2 holds both in its read model before the writes (src/read-model/).
+    expect((await P2.api.get(`/units/${unit.uuid}`, token)).status).toBe(200);
+    expect((await P2.api.get(`/units/env/${unit.uuid}`, unit.token)).status).toBe(200);
+    expect((await P2.api.get(`/repos/${world.repoUuid}`, token)).status).toBe(200);
+    const name = `read-${unit.uuid.slice(0, 8)}`;
+    expect((await P1.api.patch(`/units/${unit.uuid}`, { name }, token)).status).toBe(200);
+    const env = await P1.api.patch(`/units/env/${unit.uuid}`, { PUC_WIFI_SSID: name }, token);
+    expect(env.status).toBe(200);
+    const repoName = `repo-${name}`;
+    expect((await P1.api.patch(`/repos/${world.repoUuid}`, { name: repoName }, token)).status).toBe(
+      200,
+    );
+    // The events cross the bridge (Redis): P2's answers follow within a second.
+    await vi.waitFor(
+      async () => {
+        expect((await P2.api.get(`/units/${unit.uuid}`, token)).body.name).toBe(name);
+        expect((await P2.api.get(`/units/env/${unit.uuid}`, unit.token)).body.PUC_WIFI_SSID).toBe(
+          name,
+        );
+        expect((await P2.api.get(`/repos/${world.repoUuid}`, token)).body.name).toBe(repoName);
+      },
+      { timeout: 1000, interval: 50 },
+    );
+    expect((await P1.api.delete(`/units/${unit.uuid}`, token)).status).toBe(204);
+    await vi.waitFor(
+      async () => expect((await P2.api.get(`/units/${unit.uuid}`, token)).status).toBe(404),
+      { timeout: 1000, interval: 50 },
+    );
+  });
+
   it("fetches each due repo once per due time, whichever process ticks", async () => {
     const fixtures: FixtureRepo[] = [createFixtureRepo(), createFixtureRepo(), createFixtureRepo()];
     const server = await startGitHttpServer({
