@@ -5,6 +5,7 @@ import { alertsSuite } from "./suites/alerts.ts";
 import { backupSuite } from "./suites/backup.ts";
 import { clusterSuite } from "./suites/cluster.ts";
 import { federationSuite } from "./suites/federation.ts";
+import { footprintSuite } from "./suites/footprint.ts";
 import { historySuite } from "./suites/history.ts";
 import { liveSuite } from "./suites/live.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
@@ -14,7 +15,7 @@ import { restSuite } from "./suites/rest.ts";
 import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite; a table on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster,footprint
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -82,6 +83,8 @@ if (wanted("cluster")) {
   await clusterSuite(pglite, seconds);
   await clusterSuite(await freshPostgres(), seconds);
 }
+// RSS at rest: fresh instances and 1 000 connected idle units, both databases (≈ 4 min).
+if (wanted("footprint")) await footprintSuite(pgUrl);
 printTable();
 const file = writeResults({
   started: started.toISOString(),
