@@ -153,7 +153,7 @@ export type Config = {
   dataDir: string;
   repositoriesDir: string;
   databaseUrl: string | undefined;
-  /** PGlite's shared_buffers (MB): most of the embedded database's resident memory. */
+  /** PGlite's shared_buffers (MB): its page cache, the part of its memory that is sized. */
   pgliteSharedBuffersMb: number;
   maxRepoSizeBytes: number;
   gitAllowLocal: boolean;
