@@ -83,7 +83,7 @@ if (wanted("cluster")) {
   await clusterSuite(pglite, seconds);
   await clusterSuite(await freshPostgres(), seconds);
 }
-// RSS at rest: fresh instances and 1 000 connected idle units, both databases (≈ 4 min).
+// RSS at rest: fresh instances and 1 000 connected idle units, both databases (≈ 6–8 min).
 if (wanted("footprint")) await footprintSuite(pgUrl);
 printTable();
 const file = writeResults({

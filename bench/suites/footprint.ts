@@ -14,7 +14,7 @@ import { sleep } from "../lib/stats.ts";
 // RUNS fresh starts, with min–max. The units are made once per database through the
 // API (real tokens, real ACLs); every later start runs on that data. Goals (issue 15):
 // idle ≤ 120 MB on PostgreSQL and ≤ 200 MB on PGlite; 1 000 idle units ≤ +15 MB.
-// About 4 min on this machine (most of it making the 1 000 units on PGlite).
+// 6–8 min on this machine (12 server starts, 20 s of settling each, 1 000 units made per database).
 
 const UNITS = 1_000;
 const RUNS = 3;
