@@ -5,6 +5,7 @@ import { alertsSuite } from "./suites/alerts.ts";
 import { backupSuite } from "./suites/backup.ts";
 import { clusterSuite } from "./suites/cluster.ts";
 import { federationSuite } from "./suites/federation.ts";
+import { footprintSuite } from "./suites/footprint.ts";
 import { historySuite } from "./suites/history.ts";
 import { liveSuite } from "./suites/live.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
@@ -15,7 +16,7 @@ import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite, BENCH_RUNS times (3 unless set); a table of medians with
 // min–max on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster,footprint
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -91,6 +92,8 @@ for (let run = 1; run <= runs; run++) {
     await clusterSuite(await freshPostgres(), seconds);
   }
 }
+// RSS at rest: fresh instances and 1 000 connected idle units, both databases (≈ 6–8 min).
+if (wanted("footprint")) await footprintSuite(pgUrl);
 printTable();
 const file = writeResults({
   started: started.toISOString(),

@@ -74,6 +74,8 @@ const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
     .optional()
     .or(z.literal("").transform(() => undefined)),
+  // The embedded database's page cache (PostgreSQL's shared_buffers), held in memory for good.
+  PEPEUNIT_PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(16),
   PEPEUNIT_MAX_REPO_SIZE_MB: z.coerce.number().positive().default(10),
   PEPEUNIT_GIT_ALLOW_LOCAL: bool.default(false),
   // Comma-separated directories; when set, file:// sources must lie inside one of them.
@@ -151,6 +153,8 @@ export type Config = {
   dataDir: string;
   repositoriesDir: string;
   databaseUrl: string | undefined;
+  /** PGlite's shared_buffers (MB): its page cache, the part of its memory that is sized. */
+  pgliteSharedBuffersMb: number;
   maxRepoSizeBytes: number;
   gitAllowLocal: boolean;
   /** With local sources allowed: the only directories file:// may name (undefined: any but ours). */
@@ -312,6 +316,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir,
     repositoriesDir: path.resolve(e.PEPEUNIT_REPOSITORIES_DIR),
     databaseUrl: e.DATABASE_URL,
+    pgliteSharedBuffersMb: e.PEPEUNIT_PGLITE_SHARED_BUFFERS_MB,
     maxRepoSizeBytes: Math.round(e.PEPEUNIT_MAX_REPO_SIZE_MB * 1024 * 1024),
     gitAllowLocal: e.PEPEUNIT_GIT_ALLOW_LOCAL,
     gitLocalRoots: e.PEPEUNIT_GIT_LOCAL_ROOTS?.split(",")

@@ -3,7 +3,6 @@ import { type ServerType, serve } from "@hono/node-server";
 import { type Logger, pino } from "pino";
 import { cachePrincipals, createPrincipalResolver } from "./access/resolve-principal.ts";
 import { createAlertService } from "./alerts/alerts.service.ts";
-import { bridgeAlertsToTelegram } from "./alerts/telegram-bridge.ts";
 import { createBackupService } from "./backup/backup.service.ts";
 import { listenBackupSocket } from "./backup/backup-socket.ts";
 import { type Broker, createBroker } from "./broker/broker.ts";
@@ -21,11 +20,9 @@ import { createHttpApp } from "./http/app.ts";
 import type { AppDeps } from "./http/types.ts";
 import { createLiveHub } from "./live/live-hub.ts";
 import { createMailer } from "./mail/mailer.ts";
-import { createMetrics } from "./metrics/metrics.ts";
 import { createOtaService } from "./ota/ota.service.ts";
 import { createReadModel } from "./read-model/read-model.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
-import { createTelegramService } from "./telegram/telegram.service.ts";
 
 export type Instance = {
   deps: AppDeps;
@@ -55,6 +52,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
     (await createDatabase({
       url: config.databaseUrl,
       pgliteDir: `${config.dataDir}/pglite`,
+      pgliteSharedBuffersMb: config.pgliteSharedBuffersMb,
     }));
   try {
     await verifyEncryptKey(database.db, config.encryptKey);
@@ -122,7 +120,12 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   }
   // Prometheus metrics only with a token (GET /metrics answers 404 otherwise).
   const metrics = config.metricsToken
-    ? createMetrics({ db: database.db, log, events, databaseKind: database.kind })
+    ? (await import("./metrics/metrics.ts")).createMetrics({
+        db: database.db,
+        log,
+        events,
+        databaseKind: database.kind,
+      })
     : undefined;
   metrics?.observeBroker(broker.stats);
   metrics?.observeHistory(history);
@@ -152,9 +155,13 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
   await live.start();
   deps.live = live;
   // Off without a token; with one it reaches the Bot API in the background (never blocks start).
-  const telegram = config.telegram ? createTelegramService(deps, config.telegram) : undefined;
+  // Optional features are imported only when configured (grammy, prom-client: idle heap).
+  const telegram = config.telegram
+    ? (await import("./telegram/telegram.service.ts")).createTelegramService(deps, config.telegram)
+    : undefined;
   deps.telegram = telegram;
   if (telegram) {
+    const { bridgeAlertsToTelegram } = await import("./alerts/telegram-bridge.ts");
     bridgeAlertsToTelegram({ db: database.db, alerts, telegram });
     cluster.lead("telegram", {
       start: () => telegram.startReceiving(),

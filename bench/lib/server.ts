@@ -34,8 +34,10 @@ export async function startBenchServer(opts: {
   inspect?: boolean;
   /** The cores the server may run on (taskset -c list); default core 0. */
   cpus?: string;
+  /** Start again on the data of an earlier server (its `dir`) instead of a new one. */
+  dir?: string;
 }): Promise<BenchServer> {
-  const dir = mkdtempSync(path.join(tmpdir(), "pepeunit-bench-"));
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), "pepeunit-bench-"));
   const profile = opts.cpuProfile ?? ["1", "true"].includes(process.env.BENCH_CPU_PROF ?? "");
   const cpuProfDir = profile ? path.join(dir, "cpu-prof") : null;
   const nodeArgs = cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [];

@@ -1,3 +1,4 @@
+import { ownDatabase } from "../lib/own-database.ts";
 import { processStats, untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { type RoutedPairs, routedPairs } from "../lib/routed-pairs.ts";
@@ -29,18 +30,6 @@ const CONTROL = process.env.BENCH_METRICS_CONTROL === "1";
 type Mode = "off" | "on";
 
 type Side = { server: BenchServer; fleet: RoutedPairs };
-
-/** A database of this suite's own (other suites drop and reuse `pepeunit_bench`). */
-async function ownDatabase(pgUrl: string, name: string): Promise<string> {
-  const { default: postgres } = await import("postgres");
-  const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
-  await sql.unsafe(`drop database if exists ${name} with (force)`);
-  await sql.unsafe(`create database ${name}`);
-  await sql.end();
-  const u = new URL(pgUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 export async function metricsSuite(pgUrl: string): Promise<void> {
   console.log(

@@ -1,4 +1,5 @@
-import { mkdirSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type SQL, sql } from "drizzle-orm";
@@ -38,7 +39,19 @@ export type DatabaseOptions = {
   maxConnections?: number;
   /** false: open as is (a restore applies the migrations inside its own transaction). */
   migrate?: boolean;
+  /** PGlite's shared_buffers in MB (its page cache inside the WebAssembly heap); default 16. */
+  pgliteSharedBuffersMb?: number;
 };
+
+/**
+ * PGlite's startup settings for a small instance. PostgreSQL's default shared_buffers
+ * (128 MB) is written through in PGlite's WebAssembly heap, which never shrinks: 16 MB
+ * holds the hot pages of an instance with a few hundred units, and a page outside it
+ * costs a read from the OS's file cache, not the disk. The other defaults are PGlite's.
+ */
+export function pgliteStartParams(defaults: readonly string[], sharedBuffersMb = 16): string[] {
+  return [...defaults, "-c", `shared_buffers=${sharedBuffersMb}MB`];
+}
 
 /** Opens the database and applies pending migrations before anything else uses it. */
 export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
@@ -80,12 +93,50 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
       close: () => client.end({ timeout: 5 }),
     };
   }
+  // The database files are the instance's alone (see src/private-dirs.ts).
+  if (opts.pgliteDir) mkdirSync(path.dirname(opts.pgliteDir), { recursive: true, mode: 0o700 });
+  // A new cluster is made in a process of its own: initdb and the first migrations
+  // leave ~300 MB in the WebAssembly heaps and the allocator that a process never
+  // gives back, and an instance is often measured (and lives) right after its first start.
+  if (
+    opts.pgliteDir &&
+    opts.migrate !== false &&
+    !existsSync(path.join(opts.pgliteDir, "PG_VERSION"))
+  ) {
+    await createPgliteCluster(opts.pgliteDir, opts.pgliteSharedBuffersMb);
+  }
+  return openPglite(opts);
+}
+
+const clusterScript = fileURLToPath(new URL("./pglite-cluster.ts", import.meta.url));
+
+function createPgliteCluster(dir: string, sharedBuffersMb: number | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [clusterScript, dir, String(sharedBuffersMb ?? "")],
+      (err, _stdout, stderr) => {
+        if (err)
+          reject(
+            new Error(`creating the PGlite database in ${dir} failed: ${stderr || err.message}`),
+          );
+        else resolve();
+      },
+    );
+  });
+}
+
+/** Opens (and migrates) PGlite in this process: in memory, or the cluster in `pgliteDir`. */
+export async function openPglite(opts: DatabaseOptions): Promise<Database> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const { migrate } = await import("drizzle-orm/pglite/migrator");
-  // The database files are the instance's alone (see src/private-dirs.ts).
-  if (opts.pgliteDir) mkdirSync(path.dirname(opts.pgliteDir), { recursive: true, mode: 0o700 });
-  const client = opts.pgliteDir ? new PGlite(opts.pgliteDir) : new PGlite();
+  const pgliteOptions = {
+    startParams: pgliteStartParams(PGlite.defaultStartParams, opts.pgliteSharedBuffersMb),
+  };
+  const client = opts.pgliteDir
+    ? new PGlite(opts.pgliteDir, pgliteOptions)
+    : new PGlite(pgliteOptions);
   const db = drizzle(client, { schema });
   if (opts.migrate !== false) await migrate(db, { migrationsFolder });
   // PGlite unpacks its initial cluster with explicit modes (0644/0755), whatever the

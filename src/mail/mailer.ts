@@ -1,4 +1,4 @@
-import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
 import type { Logger } from "pino";
 
 export type Mail = { to: string; subject: string; text: string };
@@ -24,15 +24,18 @@ export function createMailer(opts: {
       close: () => {},
     };
   }
-  const transport = nodemailer.createTransport(opts.smtpUrl);
+  const smtpUrl = opts.smtpUrl;
+  // nodemailer (~5 MB of heap) is loaded with the first mail: most instances send a few a day.
+  let transport: Promise<Transporter> | undefined;
   return {
     configured: true,
     async send(mail) {
-      await transport.sendMail({ from: opts.from, ...mail });
+      transport ??= import("nodemailer").then((m) => m.default.createTransport(smtpUrl));
+      await (await transport).sendMail({ from: opts.from, ...mail });
       // Never the recipient: addresses stay out of the logs.
       opts.log.info({ subject: mail.subject }, "mail sent");
     },
-    close: () => transport.close(),
+    close: () => void transport?.then((t) => t.close()),
   };
 }
 
