@@ -4,12 +4,17 @@ import { recordPeerError, saveLastSequence } from "./federation.store.ts";
 import type { FollowerRegistry } from "./followers.ts";
 import type { RemoteEdgeRegistry } from "./links.ts";
 import type { DrizzleMessageQueue } from "./message-queue.ts";
+import { createPeerFormats } from "./peer-formats.ts";
 import { domainOf } from "./policy.ts";
 import {
   type IncomingReading,
   type OutgoingReading,
+  parseBatch,
+  type ReadingFormat,
   ReadingsAdd,
+  readingsTypeOf,
   serializeBatch,
+  serializeTable,
 } from "./readings.ts";
 
 // Values across instances.
@@ -24,12 +29,19 @@ import {
 // the persistent queue with the peer's ordering key: after the Accept, in order,
 // retried while the peer is down.
 //
+// Format (readings.ts): 2, one JSON-LD node per batch, to peers whose NodeInfo
+// announces it (peer-formats.ts), 1 to the others. A peer that refuses a format-2
+// activity (422: it no longer reads it) gets the same readings again in format 1.
+//
 // In (following side): readings of an active remote output are republished on the
 // local broker under the output's home topic, unless their sequence number is not
 // above the last one relayed (stale or duplicate).
 
 export const READINGS_MESSAGE = "pepeunit-readings";
-const MAX_BATCH = 500;
+/** Readings per activity, by format: format 1 costs the receiver a JSON-LD node per reading. */
+const MAX_BATCH: Record<ReadingFormat, number> = { 1: 500, 2: 2000 };
+/** Payload bytes per activity, well under the inboxes' default limit (1 MB). */
+const MAX_BATCH_BYTES = 256 * 1024;
 /** Activities per inbox queued or in flight before readings wait for one to finish. */
 const WINDOW = 2;
 /** A safety net: readings never wait longer than this for the window to open. */
@@ -60,6 +72,33 @@ type Peer = {
   timer: NodeJS.Timeout | null;
 };
 
+/** The oldest readings up to `max` of them and MAX_BATCH_BYTES of payload (at least one). */
+function takeBatch(readings: OutgoingReading[], max: number): OutgoingReading[] {
+  let n = 0;
+  let bytes = 0;
+  while (n < readings.length && n < max) {
+    bytes += (readings[n] as OutgoingReading).payload.length;
+    if (n > 0 && bytes > MAX_BATCH_BYTES) break;
+    n++;
+  }
+  return readings.splice(0, n);
+}
+
+/** A format-2 readings activity of ours rewritten in format 1 (same id and envelope). */
+async function asFormat1(activity: unknown): Promise<Record<string, unknown> | null> {
+  const readings = await parseBatch(activity).catch(() => null);
+  if (!readings) return null;
+  const object = await serializeBatch(
+    readings.map((r) => ({
+      variable: r.variable,
+      payload: r.payload,
+      observedAt: r.observedAt ?? Date.now(),
+      sequence: r.sequence,
+    })),
+  );
+  return { ...(activity as Record<string, unknown>), object };
+}
+
 export function createRelay(
   core: Core,
   followers: FollowerRegistry,
@@ -70,6 +109,10 @@ export function createRelay(
   const lastSeq = new Map<string, number>();
   const actorUris = new Map<string, URL>();
   const peers = new Map<string, Peer>();
+  const formats = createPeerFormats(core);
+  /** The format readings bound for this inbox go in now. */
+  const formatOf = (inbox: string): ReadingFormat =>
+    Math.min(core.deps.config.federationReadingFormat, formats.formatFor(inbox)) as ReadingFormat;
   let chain: Promise<void> = Promise.resolve();
   const dirty = new Map<string, number>();
   let saveTimer: NodeJS.Timeout | null = null;
@@ -81,13 +124,18 @@ export function createRelay(
     return seq;
   }
 
-  async function enqueue(inbox: string, followerActor: string, readings: OutgoingReading[]) {
+  async function enqueue(
+    inbox: string,
+    followerActor: string,
+    readings: OutgoingReading[],
+    format: ReadingFormat,
+  ) {
     const add = new ReadingsAdd({
       id: newActivityId(core),
       actor: core.instanceUri(),
       to: new URL(followerActor),
     });
-    add.batchJson = await serializeBatch(readings);
+    add.batchJson = format === 2 ? await serializeTable(readings) : await serializeBatch(readings);
     const message: ReadingsMessage = {
       type: READINGS_MESSAGE,
       inbox,
@@ -104,12 +152,13 @@ export function createRelay(
     if (!p) return;
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
+    const format = formatOf(inbox);
     while (p.readings.length) {
-      const batch = p.readings.splice(0, MAX_BATCH);
+      const batch = takeBatch(p.readings, MAX_BATCH[format]);
       p.outstanding++;
       // One enqueue after another: queue order is delivery order.
       chain = chain
-        .then(() => enqueue(inbox, p.followerActor, batch))
+        .then(() => enqueue(inbox, p.followerActor, batch, format))
         .catch((err: unknown) => {
           p.outstanding = Math.max(0, p.outstanding - 1);
           core.log.error({ err: errorText(err), inbox }, "federation: readings not enqueued");
@@ -119,7 +168,7 @@ export function createRelay(
 
   function schedule(inbox: string, p: Peer): void {
     if (p.timer) return;
-    if (p.readings.length >= MAX_BATCH) {
+    if (p.readings.length >= MAX_BATCH[formatOf(inbox)]) {
       flush(inbox);
       return;
     }
@@ -141,6 +190,24 @@ export function createRelay(
         ),
       ),
     );
+  }
+
+  /** The signed POST of an activity to an inbox (the instance actor's RSA key). */
+  async function post(inbox: URL, activity: unknown): Promise<Response> {
+    const sender = await core.instanceRsaSender();
+    const request = await signRequest(
+      new Request(inbox, {
+        method: "POST",
+        headers: {
+          "content-type": "application/activity+json",
+          accept: "application/activity+json",
+        },
+        body: JSON.stringify(activity),
+      }),
+      sender.privateKey,
+      sender.keyId,
+    );
+    return fetch(request, { redirect: "manual", signal: AbortSignal.timeout(30_000) });
   }
 
   let applying: Promise<unknown> = Promise.resolve();
@@ -212,20 +279,16 @@ export function createRelay(
         core.log.warn({ inbox: m.inbox, reason: allowed.reason }, "federation: readings dropped");
         return;
       }
-      const sender = await core.instanceRsaSender();
-      const request = await signRequest(
-        new Request(inbox, {
-          method: "POST",
-          headers: {
-            "content-type": "application/activity+json",
-            accept: "application/activity+json",
-          },
-          body: JSON.stringify(m.activity),
-        }),
-        sender.privateKey,
-        sender.keyId,
-      );
-      const res = await fetch(request, { redirect: "manual", signal: AbortSignal.timeout(30_000) });
+      let res = await post(inbox, m.activity);
+      if (res.status === 422 && readingsTypeOf(m.activity) === "ReadingTable") {
+        // The peer no longer reads format 2 (it was downgraded): the same readings in format 1.
+        formats.downgrade(m.inbox);
+        const again = await asFormat1(m.activity);
+        if (again) {
+          await res.body?.cancel();
+          res = await post(inbox, again);
+        }
+      }
       const text = await res.text().catch(() => "");
       if (res.ok) return;
       if (res.status === 403 || res.status === 404 || res.status === 410) {
@@ -233,7 +296,7 @@ export function createRelay(
         await recordPeerError(core.db, domain, `HTTP ${res.status}: ${text.slice(0, 200)}`);
         return;
       }
-      throw new Error(`HTTP ${res.status} from ${m.inbox}`);
+      throw new Error(`HTTP ${res.status} from ${m.inbox}: ${text.slice(0, 200)}`);
     },
 
     done(raw) {
@@ -269,6 +332,7 @@ export function createRelay(
       await applying;
       if (saveTimer) clearTimeout(saveTimer);
       await saveSequences();
+      await formats.settled();
     },
   };
 }
