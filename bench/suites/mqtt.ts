@@ -126,7 +126,7 @@ export async function flow(
 }
 
 /** Steps the rate up until a step loses messages or its backlog grows; the last good rate. */
-async function maxSustained(
+export async function maxSustained(
   target: Target,
   senders: Array<{ client: LeanClient; encoder: PublishEncoder }>,
   receivers: LeanClient[],

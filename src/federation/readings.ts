@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { Add } from "@fedify/vocab";
 import { getDocumentLoader, preloadedContexts } from "@fedify/vocab-runtime";
 import { Temporal } from "@js-temporal/polyfill";
@@ -42,14 +43,14 @@ export class UnsupportedReadingFormat extends Error {
   override name = "UnsupportedReadingFormat";
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
+/** Text as is; anything that is not UTF-8 as base64 (checked without a throwing decoder). */
 function encodePayload(payload: Uint8Array): { value: string; encoding: string | null } {
-  try {
-    return { value: utf8.decode(payload), encoding: null };
-  } catch {
-    return { value: Buffer.from(payload).toString("base64"), encoding: "base64" };
-  }
+  const bytes = Buffer.isBuffer(payload)
+    ? payload
+    : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  return isUtf8(bytes)
+    ? { value: bytes.toString("utf8"), encoding: null }
+    : { value: bytes.toString("base64"), encoding: "base64" };
 }
 
 /** The batch as compact JSON-LD (generated serializer), nested contexts folded into the top one. */

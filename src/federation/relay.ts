@@ -65,6 +65,8 @@ export type Relay = {
   stop(): Promise<void>;
 };
 
+type ActiveOutput = RemoteEdgeRegistry["active"] extends Map<string, infer V> ? V : never;
+
 type Peer = {
   followerActor: string;
   readings: OutgoingReading[];
@@ -217,23 +219,37 @@ export function createRelay(
     // Sequences applied after stop() saved them would be forgotten by the restart, and the
     // sender's retry would then publish those readings a second time.
     if (applyStopped) throw new Error("the relay is stopping; deliver again later");
-    let relayed = 0;
+    // Every publish is started before any is awaited: the broker keeps their order, and
+    // a subscriber's connection gets them in one write instead of one write each.
+    const started: Array<{ r: IncomingReading; a: ActiveOutput; done: Promise<void> }> = [];
+    const before = new Map<ActiveOutput, number>();
     for (const r of readings) {
       if (r.variable.origin !== senderOrigin) continue; // only the home instance speaks for its outputs
       const a = edges.active.get(r.variable.href);
       if (!a || r.sequence <= a.lastSequence) continue;
-      try {
-        await core.deps.broker.publish(a.topic, r.payload);
-      } catch (err) {
-        // Not applied (e.g. the broker is closing for a restart): the request fails and
-        // the sender retries the batch; readings before this one are applied and skipped then.
-        core.log.warn({ err: errorText(err), topic: a.topic }, "federation: republish failed");
-        if (dirty.size && !saveTimer) saveTimer = setTimeout(() => void saveSequences(), 200);
-        throw err;
-      }
-      a.lastSequence = r.sequence;
-      dirty.set(r.variable.href, r.sequence);
-      relayed++;
+      if (!before.has(a)) before.set(a, a.lastSequence);
+      a.lastSequence = r.sequence; // a repeated sequence later in the batch is skipped too
+      started.push({ r, a, done: core.deps.broker.publish(a.topic, r.payload) });
+    }
+    const results = await Promise.allSettled(started.map((x) => x.done));
+    const failedAt = results.findIndex((x) => x.status === "rejected");
+    const applied = failedAt === -1 ? started : started.slice(0, failedAt);
+    if (failedAt !== -1) {
+      // Not applied (e.g. the broker is closing for a restart): the request fails and the
+      // sender retries the batch; readings before this one are applied and skipped then.
+      for (const [a, seq] of before) a.lastSequence = seq;
+      for (const x of applied) x.a.lastSequence = x.r.sequence;
+    }
+    for (const x of applied) dirty.set(x.r.variable.href, x.r.sequence);
+    const relayed = applied.length;
+    if (failedAt !== -1) {
+      const failed = results[failedAt] as PromiseRejectedResult;
+      core.log.warn(
+        { err: errorText(failed.reason), topic: started[failedAt]?.a.topic },
+        "federation: republish failed",
+      );
+      if (dirty.size && !saveTimer) saveTimer = setTimeout(() => void saveSequences(), 200);
+      throw failed.reason;
     }
     if (dirty.size && !saveTimer) saveTimer = setTimeout(() => void saveSequences(), 200);
     return relayed;
