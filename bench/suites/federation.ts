@@ -8,13 +8,13 @@ import { createFixtureRepo } from "../../test/helpers/git-fixtures.ts";
 import { freePort } from "../../test/helpers/ports.ts";
 import { monotonicUs, type ProfileWindow, printProfile } from "../lib/cpu-profile.ts";
 import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
-import { createPacedSender, type PacedPublisher } from "../lib/paced-sender.ts";
-import { processStats, untilIdle } from "../lib/process-stats.ts";
+import type { PacedPublisher } from "../lib/paced-sender.ts";
+import { untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { routedPairs } from "../lib/routed-pairs.ts";
 import { startBenchServer } from "../lib/server.ts";
-import { ms, percentile, ratio, sleep } from "../lib/stats.ts";
-import { maxSustained } from "./mqtt.ts";
+import { ms, ratio } from "../lib/stats.ts";
+import { MAX_LAG_MS, maxSustainedRate, stampedFlow } from "../lib/sustained-rate.ts";
 
 // Instance ↔ instance relay: a unit on B publishes, a unit on A receives the value
 // through B → (signed Add, delivery queue) → A → A's broker. Two real server
@@ -257,130 +257,12 @@ function firstProfile(dir: string): string | null {
   }
 }
 
-const MAGIC = 0x66656465;
-/** Sustained: at the end of a step, at most this much of the offered values is still on its way. */
-const MAX_LAG_MS = 500;
-/** After a step, values may still arrive for this long (then they count as lost). */
-const DRAIN_MS = 5000;
-const RELAY_STEPS = [
-  2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000,
+/** Rates offered to the relay and to the routed reference, one step each. */
+const STEPS = [
+  2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000,
 ];
 
-type RelayResult = {
-  sent: number;
-  received: number;
-  lost: number;
-  reordered: number;
-  /** Offered values not yet delivered when the step's sending ended, in ms of the rate. */
-  lagMs: number;
-  p50: number | null;
-  p99: number | null;
-  /** Busy share of one core, in %, from the step's start until the last value arrived. */
-  cpuA: number;
-  cpuB: number;
-};
-
-/**
- * Publishes `rate` values/s over the flows (B's units) for `seconds`, with the paced
- * sender's stamped 20-byte payloads; A's units record latency (same clock), loss and
- * order per output topic.
- */
-async function relayFlow(
-  pids: { a: number; b: number },
-  senders: PacedPublisher[],
-  receivers: LeanClient[],
-  rate: number,
-  seconds: number,
-): Promise<RelayResult> {
-  const runId = (Math.random() * 0xffffffff) >>> 0;
-  const capacity = Math.ceil(rate * seconds * 1.05) + 1000;
-  const latencies = new Float64Array(capacity);
-  const lastSeq = new Map<string, number>();
-  let received = 0;
-  let reordered = 0;
-  let lastArrival = 0;
-  for (const r of receivers) {
-    r.onMessage = (topic, payload) => {
-      if (
-        payload.length !== 20 ||
-        payload.readUInt32LE(12) !== runId ||
-        payload.readUInt32LE(16) !== MAGIC
-      )
-        return;
-      lastArrival = performance.now();
-      if (received < capacity) latencies[received] = lastArrival - payload.readDoubleLE(0);
-      received++;
-      const seq = payload.readUInt32LE(8);
-      if (seq <= (lastSeq.get(topic) ?? -1)) reordered++;
-      lastSeq.set(topic, seq);
-    };
-  }
-  const before = { a: processStats(pids.a).cpuSeconds, b: processStats(pids.b).cpuSeconds };
-  const durationMs = seconds * 1000;
-  const start = performance.now();
-  const pacer = createPacedSender({ senders, rate, durationMs, runId, magic: MAGIC });
-  for (;;) {
-    const now = performance.now();
-    pacer.sendDue(now, now - start);
-    if (now - start >= durationMs) break;
-    await sleep(2);
-  }
-  const sent = pacer.sent();
-  const lagMs = ((sent - received) / rate) * 1000;
-  const drainUntil = performance.now() + DRAIN_MS;
-  while (received < sent && performance.now() < drainUntil) await sleep(10);
-  const wallS = (Math.max(lastArrival, start + durationMs) - start) / 1000;
-  const cpu = (pid: number, from: number) =>
-    Math.round(((processStats(pid).cpuSeconds - from) / wallS) * 100);
-  for (const r of receivers) r.onMessage = () => {};
-  const samples = latencies.subarray(0, Math.min(received, capacity));
-  return {
-    sent,
-    received,
-    lost: sent - received,
-    reordered,
-    lagMs: Math.round(lagMs),
-    p50: percentile(samples, 50),
-    p99: percentile(samples, 99),
-    cpuA: cpu(pids.a, before.a),
-    cpuB: cpu(pids.b, before.b),
-  };
-}
-
-const sustainedStep = (r: RelayResult) =>
-  r.lost === 0 && r.reordered === 0 && r.lagMs <= MAX_LAG_MS;
-
-/** Steps the rate up until a step loses a value, reorders one, or falls behind; the last good rate. */
-async function maxRelayed(
-  pids: { a: number; b: number },
-  senders: PacedPublisher[],
-  receivers: LeanClient[],
-  stepSeconds: number,
-): Promise<{ rate: number; limitedBy: string; last: RelayResult | null }> {
-  let best = 0;
-  let last: RelayResult | null = null;
-  for (const rate of RELAY_STEPS) {
-    const r = await relayFlow(pids, senders, receivers, rate, stepSeconds);
-    const ok = sustainedStep(r);
-    console.log(
-      `    relay @ ${rate} values/s: sent ${r.sent} lost ${r.lost} reordered ${r.reordered} lag ${r.lagMs} ms p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms, cpu: B ${r.cpuB}% A ${r.cpuA}%${ok ? "" : "  <- not sustained"}`,
-    );
-    if (!ok) {
-      const why = r.lost
-        ? `${r.lost} lost ${DRAIN_MS / 1000} s after ${rate}/s`
-        : r.reordered
-          ? `${r.reordered} out of order at ${rate}/s`
-          : `${r.lagMs} ms behind at the end of ${rate}/s`;
-      return { rate: best, limitedBy: why, last: r };
-    }
-    best = rate;
-    last = r;
-    await Promise.all([untilIdle(pids.a), untilIdle(pids.b)]);
-  }
-  return { rate: best, limitedBy: "highest step", last };
-}
-
-/** The highest routed MQTT rate of one instance (suites/mqtt.ts's search), this run's reference. */
+/** The highest routed MQTT rate of one instance (10 unit pairs), this run's reference. */
 async function routedReference(databaseUrl: string | undefined, stepSeconds: number) {
   const server = await startBenchServer({
     databaseUrl,
@@ -389,8 +271,18 @@ async function routedReference(databaseUrl: string | undefined, stepSeconds: num
   });
   try {
     const fleet = await routedPairs(server, "bench-fedref", 10);
-    console.log("  reference: routed MQTT, one instance");
-    const r = await maxSustained(fleet.target, fleet.pairs, fleet.receivers, stepSeconds);
+    console.log("  reference: routed MQTT, one instance, 10 unit pairs");
+    // Warm-up, as the mqtt suite does.
+    await stampedFlow([server.pid], fleet.pairs, fleet.receivers, 1000, 3);
+    const r = await maxSustainedRate({
+      label: "routed",
+      steps: STEPS,
+      pids: [server.pid],
+      names: ["server"],
+      senders: fleet.pairs,
+      receivers: fleet.receivers,
+      stepSeconds,
+    });
     fleet.close();
     return r;
   } finally {
@@ -487,7 +379,7 @@ export async function federationSuite(
     const receiversOf = (ps: typeof pairs) => [
       ...new Set(ps.map((p) => leanA.get(p.aUnit.uuid) as LeanClient)),
     ];
-    const pids = () => ({ a: a.pid(), b: b.pid() });
+    const pids = () => [b.pid(), a.pid()];
     const deliveryErrors = async () => {
       const peer = await peerOf(b, sb.token, a.domain);
       return {
@@ -499,8 +391,8 @@ export async function federationSuite(
     if (!only || "1 output".includes(only)) {
       const one = pairs.slice(0, 1);
       // Three seconds first, so JIT warm-up and start-up garbage are not counted as latency.
-      await relayFlow(pids(), sendersOf(one), receiversOf(one), 1000, 3);
-      const r = await relayFlow(pids(), sendersOf(one), receiversOf(one), 1000, seconds);
+      await stampedFlow(pids(), sendersOf(one), receiversOf(one), 1000, 3);
+      const r = await stampedFlow(pids(), sendersOf(one), receiversOf(one), 1000, seconds);
       record({
         suite: "federation",
         case: "1 output @ 1000 values/s",
@@ -511,8 +403,8 @@ export async function federationSuite(
           reordered: r.reordered,
           "p50 ms": ms(r.p50),
           "p99 ms": ms(r.p99),
-          "B cpu %": r.cpuB,
-          "A cpu %": r.cpuA,
+          "B cpu %": r.cpu[0] ?? null,
+          "A cpu %": r.cpu[1] ?? null,
           ...(await deliveryErrors()),
         },
         goal: "p99 < 50 ms, no loss, in order",
@@ -523,7 +415,15 @@ export async function federationSuite(
     if (!only || "100 outputs".includes(only)) {
       await Promise.all([untilIdle(a.pid()), untilIdle(b.pid())]);
       const fromUs = monotonicUs();
-      const s = await maxRelayed(pids(), sendersOf(pairs), receiversOf(pairs), stepSeconds);
+      const s = await maxSustainedRate({
+        label: "relay",
+        steps: STEPS,
+        pids: pids(),
+        names: ["B", "A"],
+        senders: sendersOf(pairs),
+        receivers: receiversOf(pairs),
+        stepSeconds,
+      });
       relayWindow = { fromUs, toUs: monotonicUs() };
       const routed = reference?.rate ?? null;
       const x = ratio(s.rate, routed);
@@ -538,8 +438,8 @@ export async function federationSuite(
           "routed limited by": reference?.limitedBy ?? null,
           "× routed": x,
           "p99 ms at max": ms(s.last?.p99 ?? null),
-          "B cpu % at max": s.last?.cpuB ?? null,
-          "A cpu % at max": s.last?.cpuA ?? null,
+          "B cpu % at max": s.last?.cpu[0] ?? null,
+          "A cpu % at max": s.last?.cpu[1] ?? null,
           ...(await deliveryErrors()),
         },
         goal: `>= 0.8x routed MQTT (no loss, in order, lag <= ${MAX_LAG_MS} ms)`,

@@ -126,7 +126,7 @@ export async function flow(
 }
 
 /** Steps the rate up until a step loses messages or its backlog grows; the last good rate. */
-export async function maxSustained(
+async function maxSustained(
   target: Target,
   senders: Array<{ client: LeanClient; encoder: PublishEncoder }>,
   receivers: LeanClient[],

@@ -123,6 +123,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       else touch(domain);
     },
     onDone: (message) => relay.done(message),
+    onEnqueue: (orderingKey) => relay.enqueued(orderingKey),
     storePlain: (message) => (message as { type?: string } | null)?.type === READINGS_MESSAGE,
     handlers: { [READINGS_MESSAGE]: (message) => relay.deliver(message) },
   });

@@ -45,6 +45,8 @@ export type DrizzleMessageQueueOptions = {
    * blocked since it was queued), "hold" leaves it queued (federation off).
    */
   gate?: (message: unknown) => "run" | "drop" | "hold";
+  /** Told after messages were queued in this process (direct sending yields to them). */
+  onEnqueue?: (orderingKey: string | null) => void;
   /** Messages without secrets, stored as plain JSON (the others are encrypted). */
   storePlain?: (message: unknown) => boolean;
   /** Told after each handled message, and after each failed attempt (statistics). */
@@ -74,9 +76,15 @@ type Claimed = { id: number; message: string; attempts: number; created_at: stri
 export class DrizzleMessageQueue implements MessageQueue {
   readonly nativeRetrial = true;
   readonly #o: Required<
-    Omit<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers" | "storePlain">
+    Omit<
+      DrizzleMessageQueueOptions,
+      "gate" | "onHandled" | "onDone" | "handlers" | "storePlain" | "onEnqueue"
+    >
   > &
-    Pick<DrizzleMessageQueueOptions, "gate" | "onHandled" | "onDone" | "handlers" | "storePlain">;
+    Pick<
+      DrizzleMessageQueueOptions,
+      "gate" | "onHandled" | "onDone" | "handlers" | "storePlain" | "onEnqueue"
+    >;
   readonly #wake = new EventEmitter();
   readonly stats: DeliveryStats = { delivered: 0, failed: 0, dropped: 0, givenUp: 0 };
 
@@ -109,6 +117,7 @@ export class DrizzleMessageQueue implements MessageQueue {
     await this.#o.db.execute(sql`
       insert into federation_queue (message, ordering_key, run_at)
       values ${sql.join(rows, sql`, `)}`);
+    this.#o.onEnqueue?.(key);
     if (delayMs === 0) this.#wake.emit("wake");
     else setTimeout(() => this.#wake.emit("wake"), delayMs).unref();
   }
@@ -123,6 +132,16 @@ export class DrizzleMessageQueue implements MessageQueue {
     const queued = Number(row?.queued ?? 0);
     const ready = Number(row?.ready ?? 0);
     return { queued, ready, delayed: queued - ready };
+  }
+
+  /** Messages queued (in any process) under an ordering key. */
+  async countOrderingKey(key: string): Promise<number> {
+    const [row] = rowsOf<{ n: number }>(
+      await this.#o.db.execute(
+        sql`select count(*)::int as n from federation_queue where ordering_key = ${key}`,
+      ),
+    );
+    return Number(row?.n ?? 0);
   }
 
   /** Claims up to `limit` ready messages, each the head of its ordering key. */

@@ -103,8 +103,12 @@ describe("federation readings formats", () => {
       return sent.some((s) => s.from === b.fi.domain && String(s.objectType).includes("Table"));
     });
     const before = sent.length;
+    const queued = () => b.fi.inst.deps.federation?.deliveryStats.delivered ?? -1;
+    const queuedBefore = queued();
     expect(await burst(link, 3000, "burst")).toEqual(sequence(3000));
     const batches = sent.slice(before).filter((s) => s.from === b.fi.domain);
+    // A reachable peer with nothing queued gets them straight from memory, not via the queue.
+    expect(queued()).toBe(queuedBefore);
     expect(batches.length).toBeGreaterThan(0);
     expect(batches.length).toBeLessThan(3000); // batched
     for (const s of batches) expect(s.objectType).toEqual(["Object", "ReadingTable"]);
