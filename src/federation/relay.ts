@@ -100,6 +100,8 @@ type Peer = {
   checking: boolean;
   /** Bumped by every enqueue for the peer: a check that saw an older value is stale. */
   enqueues: number;
+  /** The last insert into the queue for this peer. */
+  inserting: Promise<unknown>;
 };
 
 /** The oldest readings up to `max` of them and MAX_BATCH_BYTES of payload (at least one). */
@@ -173,7 +175,13 @@ export function createRelay(
   /** Into the persistent queue, with Fedify's own ordering key for this peer: after our Accept. */
   async function enqueue(p: Peer, messages: ReadingsMessage[]): Promise<void> {
     p.mode = "queued";
-    await queue().enqueueMany(messages, { orderingKey: p.orderingKey });
+    // One insert after the other: with a connection pool, two at once could commit (and
+    // number their rows) in either order.
+    const run = p.inserting.then(() =>
+      queue().enqueueMany(messages, { orderingKey: p.orderingKey }),
+    );
+    p.inserting = run.catch(() => {});
+    await run;
   }
 
   async function send(p: Peer, message: ReadingsMessage): Promise<void> {
@@ -415,6 +423,7 @@ export function createRelay(
             sending: null,
             checking: false,
             enqueues: 0,
+            inserting: Promise.resolve(),
           };
           peers.set(f.inbox, p);
           void checkQueue(p);
