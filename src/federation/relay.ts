@@ -58,6 +58,8 @@ const MAX_BATCH_BYTES = 256 * 1024;
  * arrive meanwhile make the next activity larger instead of waiting in another one.
  */
 const WINDOW = 1;
+/** Republishes of a received batch in flight at once (under aedes's emitter concurrency, 100). */
+const PUBLISH_CHUNK = 50;
 /** A safety net: readings never wait longer than this for the window to open. */
 const MAX_HOLD_MS = 2000;
 
@@ -353,10 +355,13 @@ export function createRelay(
     // Sequences applied after stop() saved them would be forgotten by the restart, and the
     // sender's retry would then publish those readings a second time.
     if (applyStopped) throw new Error("the relay is stopping; deliver again later");
-    // Every publish is started before any is awaited: the broker keeps their order, and
-    // a subscriber's connection gets them in one write instead of one write each.
+    // Publishes are started PUBLISH_CHUNK at a time before any is awaited: the broker keeps
+    // their order, and a subscriber's connection gets a chunk in one write instead of one
+    // write each. (Not the whole batch: aedes's emitter queues what exceeds its concurrency
+    // of 100 and drains that queue recursively; thousands at once overflow the stack.)
     const started: Array<{ r: IncomingReading; a: ActiveOutput; done: Promise<void> }> = [];
     const before = new Map<ActiveOutput, number>();
+    const results: Array<PromiseSettledResult<void>> = [];
     for (const r of readings) {
       if (r.variable.origin !== senderOrigin) continue; // only the home instance speaks for its outputs
       const a = edges.active.get(r.variable.href);
@@ -364,8 +369,14 @@ export function createRelay(
       if (!before.has(a)) before.set(a, a.lastSequence);
       a.lastSequence = r.sequence; // a repeated sequence later in the batch is skipped too
       started.push({ r, a, done: core.deps.broker.publish(a.topic, r.payload) });
+      if (started.length - results.length >= PUBLISH_CHUNK) {
+        results.push(
+          ...(await Promise.allSettled(started.slice(results.length).map((x) => x.done))),
+        );
+        if (results.some((x) => x.status === "rejected")) break; // the rest waits for the retry
+      }
     }
-    const results = await Promise.allSettled(started.map((x) => x.done));
+    results.push(...(await Promise.allSettled(started.slice(results.length).map((x) => x.done))));
     const failedAt = results.findIndex((x) => x.status === "rejected");
     const applied = failedAt === -1 ? started : started.slice(0, failedAt);
     if (failedAt !== -1) {
