@@ -464,7 +464,10 @@ export async function federationSuite(
       let reordered = 0;
       let last = -1;
       listener.on("message", (_t: string, payload: Buffer) => {
-        const [, s, t] = payload.toString().split(":").map(Number);
+        // Only this case's values: a step before may still be delivering its stamped ones.
+        const text = payload.toString();
+        if (!/^0:\d+:[\d.]+$/.test(text)) return;
+        const [, s, t] = text.split(":").map(Number);
         got++;
         lat.push(performance.now() - (t ?? 0));
         if ((s ?? 0) <= last) reordered++;

@@ -211,6 +211,8 @@ export function createRelay(
           { inbox: p.inbox, err: errorText(err) },
           "federation: readings delivery failed; queued for retries",
         );
+        // Counted like a failed attempt of the queue (the admin's peer list shows it).
+        recordPeerError(core.db, domainOf(new URL(p.inbox)), errorText(err)).catch(() => {});
         break;
       }
       p.direct.shift();
