@@ -1549,6 +1549,760 @@ get readings(): (Reading)[] {
     const proxy = this._getCustomInspectProxy();
     return "ReadingBatch " + inspect(proxy, options);
   };
+  /** Readings format 2: the readings of one or more output variables of the sending instance as one node with columns, so a receiver expands JSON-LD once per batch rather than once per reading.  Carried, like a `ReadingBatch` (format 1), as the object of an `Add`; sent only to peers whose NodeInfo lists format 2 in `metadata.readingFormats`.  A receiver refuses a `formatVersion` it does not know (HTTP 422) instead of dropping the readings.
+ */
+export class ReadingTable {
+
+    readonly #documentLoader?: DocumentLoader;
+    readonly #contextLoader?: DocumentLoader;
+    readonly #tracerProvider?: TracerProvider;
+    readonly #warning?: {
+      category: string[];
+      message: string;
+      values?: Record<string, unknown>;
+    };
+    #cachedJsonLd?: unknown;
+    readonly #_baseUrl?: URL;
+    #shouldCacheJsonLd = true;
+    readonly id: URL | null;
+
+    protected get _documentLoader(): DocumentLoader | undefined {
+      return this.#documentLoader;
+    }
+
+    protected get _contextLoader(): DocumentLoader | undefined {
+      return this.#contextLoader;
+    }
+
+    protected get _tracerProvider(): TracerProvider | undefined {
+        return this.#tracerProvider;
+    }
+
+    protected get _warning(): {
+        category: string[];
+        message: string;
+        values?: Record<string, unknown>;
+      } | undefined {
+      return this.#warning;
+    }
+
+    protected get _cachedJsonLd(): unknown | undefined {
+      return this.#cachedJsonLd;
+    }
+
+    protected set _cachedJsonLd(value: unknown | undefined) {
+      this.#cachedJsonLd = value;
+    }
+
+    protected get _baseUrl(): URL | undefined {
+      return this.#_baseUrl;
+    }
+
+    protected get _shouldCacheJsonLd(): boolean {
+      return this.#shouldCacheJsonLd;
+    }
+
+    protected set _shouldCacheJsonLd(value: boolean) {
+      this.#shouldCacheJsonLd = value;
+    }
+
+    protected static _shouldCacheDecodedJsonLd(value: unknown): boolean {
+      if (value == null || typeof value !== "object") return true;
+      if (!("_shouldCacheJsonLd" in value)) return true;
+      return (value as { _shouldCacheJsonLd: boolean })._shouldCacheJsonLd;
+    }
+    
+    /**
+     * The type URI of {@link ReadingTable}: `https://pepeunit.dev/ns#ReadingTable`.
+     */
+    static  get typeId(): URL {
+      return new URL("https://pepeunit.dev/ns#ReadingTable");
+    }
+  #_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion: (number)[] = [];
+#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables: (URL)[] = [];
+#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns: (string)[] = [];
+
+  /**
+   * Constructs a new instance of ReadingTable with the given values.
+   * @param values The values to initialize the instance with.
+   * @param options The options to use for initialization.
+   */
+  constructor(
+    values:
+  {
+id?: URL | null;
+formatVersion?: number | null;variables?: (URL)[];readingColumns?: string | null;}
+,
+    options: {
+      documentLoader?: DocumentLoader,
+      contextLoader?: DocumentLoader,
+      tracerProvider?: TracerProvider,
+    } = {},
+  ) {
+  
+    this.#documentLoader = options.documentLoader;
+    this.#contextLoader = options.contextLoader;
+    this.#tracerProvider = options.tracerProvider;
+    const baseUrl = (options as { baseUrl?: URL }).baseUrl;
+    this.#_baseUrl = baseUrl == null ? undefined : new URL(baseUrl.href);
+    if ("$warning" in options) {
+      this.#warning = options.$warning as unknown as {
+        category: string[];
+        message: string;
+        values?: Record<string, unknown>;
+      };
+    }
+    if (values.id == null || values.id instanceof URL) {
+      this.id = values.id ?? null;
+    } else {
+      throw new TypeError("The id must be a URL.");
+    }
+    
+        if ("formatVersion" in values &&             values.formatVersion != null) {
+          if (typeof values.formatVersion === "number" && Number.isInteger(values.formatVersion) && values.formatVersion >= 0) {
+            // @ts-ignore: type is checked above.
+            this.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion = [values.formatVersion];
+      
+          } else {
+            throw new TypeError(
+              "The formatVersion must be of type " +
+              "number" + ".",
+            );
+          }
+        }
+      
+        if ("variables" in values &&             values.variables != null) {
+      
+          if (Array.isArray(values.variables) &&
+              values.variables.every(v => v instanceof URL)) {
+            // @ts-ignore: type is checked above.
+            this.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables = values.variables;
+      
+          } else {
+            throw new TypeError(
+              "The variables must be an array of type " +
+              "URL" + ".",
+            );
+          }
+        }
+      
+        if ("readingColumns" in values &&             values.readingColumns != null) {
+          if (typeof values.readingColumns === "string") {
+            // @ts-ignore: type is checked above.
+            this.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns = [values.readingColumns];
+      
+          } else {
+            throw new TypeError(
+              "The readingColumns must be of type " +
+              "string" + ".",
+            );
+          }
+        }
+      }
+
+  /**
+   * Clones this instance, optionally updating it with the given values.
+   * @param values The values to update the clone with.
+   * @param options The options to use for cloning.
+   * @returns The cloned instance.
+   */
+   clone(
+    values:
+  {
+id?: URL | null;
+formatVersion?: number | null;variables?: (URL)[];readingColumns?: string | null;}
+
+    = {},
+    options: {
+      documentLoader?: DocumentLoader,
+      contextLoader?: DocumentLoader,
+    } = {}
+  ): ReadingTable {
+    if (this._warning != null) {
+      getLogger(this._warning.category).warn(
+        this._warning.message,
+        this._warning.values
+      );
+      // @ts-ignore: $warning is not recognized as a property, but it is.
+      options = { ...options, $warning: this._warning };
+    }
+  
+    // @ts-ignore: this.constructor is not recognized as a constructor, but it is.
+    const clone: ReadingTable = new this.constructor(
+      { id: values.id ?? this.id },
+      options
+    );
+    clone.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion = this.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion;
+        if ("formatVersion" in values &&             values.formatVersion != null) {
+          if (typeof values.formatVersion === "number" && Number.isInteger(values.formatVersion) && values.formatVersion >= 0) {
+            // @ts-ignore: type is checked above.
+            clone.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion = [values.formatVersion];
+      
+          } else {
+            throw new TypeError(
+              "The formatVersion must be of type " +
+              "number" + ".",
+            );
+          }
+        }
+      clone.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables = this.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables;
+        if ("variables" in values &&             values.variables != null) {
+      
+          if (Array.isArray(values.variables) &&
+              values.variables.every(v => v instanceof URL)) {
+            // @ts-ignore: type is checked above.
+            clone.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables = values.variables;
+      
+          } else {
+            throw new TypeError(
+              "The variables must be an array of type " +
+              "URL" + ".",
+            );
+          }
+        }
+      clone.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns = this.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns;
+        if ("readingColumns" in values &&             values.readingColumns != null) {
+          if (typeof values.readingColumns === "string") {
+            // @ts-ignore: type is checked above.
+            clone.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns = [values.readingColumns];
+      
+          } else {
+            throw new TypeError(
+              "The readingColumns must be of type " +
+              "string" + ".",
+            );
+          }
+        }
+      
+    return clone;
+  }
+  
+/** The layout of `readingColumns`; 2 is the one described here.  A receiver that does not know the number refuses the activity.
+ */
+ get formatVersion(): (number | null) {
+        if (this._warning != null) {
+          getLogger(this._warning.category).warn(
+            this._warning.message,
+            this._warning.values
+          );
+        }
+        if (this.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion.length < 1) return null;
+        return this.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion[0];
+      }
+      
+/** The output variables' actors (their home instance's URLs) the readings refer to by position.
+ */
+get variables(): (URL)[] {
+        return this.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables;
+      }
+      
+/** The readings, oldest first, as JSON text (RFC 8259) of an object of equally long arrays, one entry per reading: `variable` (position in `variables`), `sequence` (sequence number, strictly increasing per variable on its home instance), `observed` (epoch milliseconds when the home broker received it), `value` (the payload: UTF-8 text, or base64 when the reading's position is listed in `base64`), and `base64` (the positions whose value is base64; may be absent when empty).
+ */
+ get readingColumns(): (string | null) {
+        if (this._warning != null) {
+          getLogger(this._warning.category).warn(
+            this._warning.message,
+            this._warning.values
+          );
+        }
+        if (this.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns.length < 1) return null;
+        return this.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns[0];
+      }
+      
+  /**
+   * Converts this object to a JSON-LD structure.
+   * @param options The options to use.
+   *                - `format`: The format of the output: `compact` or
+                      `expand`.
+   *                - `contextLoader`: The loader for remote JSON-LD contexts.
+   *                - `context`: The JSON-LD context to use.  Not applicable
+                      when `format` is set to `'expand'`.
+   * @returns The JSON-LD representation of this object.
+   */
+   async toJsonLd(options: {
+    format?: "compact" | "expand",
+    contextLoader?: DocumentLoader,
+    context?: string | Record<string, string> | (string | Record<string, string>)[],
+  } = {}): Promise<unknown> {
+    if (options.format == null && this._cachedJsonLd != null) {
+      return this._cachedJsonLd;
+    }
+    if (options.format !== "compact" && options.context != null) {
+      throw new TypeError(
+        "The context option can only be used when the format option is set " +
+        "to 'compact'."
+      );
+    }
+    options = {
+      ...options,
+      contextLoader: options.contextLoader ?? getDocumentLoader(),
+    };
+  
+    if (options.format == null && this.isCompactable()) {
+    const result: Record<string, unknown> = {};
+      // deno-lint-ignore no-unused-vars
+      let compactItems: unknown[];
+    
+      compactItems = [];
+      for (const v of this.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion) {
+        const item = (
+      v
+        );
+        compactItems.push(item);
+      }
+      if (compactItems.length > 0) {
+      
+        result["formatVersion"]
+          = compactItems.length > 1
+          ? compactItems
+          : compactItems[0];
+        
+      }
+      
+      compactItems = [];
+      for (const v of this.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables) {
+        const item = (
+      v.href
+        );
+        compactItems.push(item);
+      }
+      if (compactItems.length > 0) {
+      
+        result["variables"] = compactItems;
+        
+      }
+      
+      compactItems = [];
+      for (const v of this.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns) {
+        const item = (
+      v
+        );
+        compactItems.push(item);
+      }
+      if (compactItems.length > 0) {
+      
+        result["readingColumns"]
+          = compactItems.length > 1
+          ? compactItems
+          : compactItems[0];
+        
+      }
+      
+      result["type"] = "ReadingTable";
+      if (this.id != null) result["id"] = this.id.href;
+      result["@context"] = ["https://www.w3.org/ns/activitystreams",{"pu":"https://pepeunit.dev/ns#","ReadingTable":"pu:ReadingTable","formatVersion":{"@id":"pu:formatVersion","@type":"http://www.w3.org/2001/XMLSchema#nonNegativeInteger"},"variables":{"@id":"pu:variables","@type":"@id"},"readingColumns":"pu:readingColumns"}];
+      return result;
+    }
+    
+    // deno-lint-ignore no-unused-vars prefer-const
+    let array: unknown[];
+  const values: Record<string, unknown[] | string> = {};
+    array = [];
+    for (const v of this.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion) {
+      const element = (
+    {
+        "@type": "http://www.w3.org/2001/XMLSchema#nonNegativeInteger",
+        "@value": v,
+      }
+      );
+    array.push(element);;
+    }
+    if (array.length > 0) {
+      const propValue = (
+    array
+      );
+      values["https://pepeunit.dev/ns#formatVersion"] = propValue;
+    
+    }
+    
+    array = [];
+    for (const v of this.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables) {
+      const element = (
+    { "@id": v.href }
+      );
+    array.push(element);;
+    }
+    if (array.length > 0) {
+      const propValue = (
+    { "@list": array }
+      );
+      values["https://pepeunit.dev/ns#variables"] = propValue;
+    
+    }
+    
+    array = [];
+    for (const v of this.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns) {
+      const element = (
+    { "@value": v }
+      );
+    array.push(element);;
+    }
+    if (array.length > 0) {
+      const propValue = (
+    array
+      );
+      values["https://pepeunit.dev/ns#readingColumns"] = propValue;
+    
+    }
+    
+    values["@type"] = ["https://pepeunit.dev/ns#ReadingTable"];
+    if (this.id != null) values["@id"] = this.id.href;
+    if (options.format === "expand") {
+      return await jsonld.expand(
+        values,
+        { documentLoader: options.contextLoader },
+      );
+    }
+    const docContext = options.context ??
+      ["https://www.w3.org/ns/activitystreams",{"pu":"https://pepeunit.dev/ns#","ReadingTable":"pu:ReadingTable","formatVersion":{"@id":"pu:formatVersion","@type":"http://www.w3.org/2001/XMLSchema#nonNegativeInteger"},"variables":{"@id":"pu:variables","@type":"@id"},"readingColumns":"pu:readingColumns"}];
+    const compacted = await jsonld.compact(
+      values,
+      docContext,
+      { documentLoader: options.contextLoader },
+    );
+    if (docContext != null) {
+      // Embed context
+  
+    }
+    return compacted;
+  }
+
+  protected  isCompactable(): boolean {
+
+    return true;
+  }
+  
+  /**
+   * Converts a JSON-LD structure to an object of this type.
+   * @param json The JSON-LD structure to convert.
+   * @param options The options to use.
+   *                - `documentLoader`: The loader for remote JSON-LD documents.
+   *                - `contextLoader`: The loader for remote JSON-LD contexts.
+   *                - `tracerProvider`: The OpenTelemetry tracer provider to use.
+   *                  If omitted, the global tracer provider is used.
+   * @returns The object of this type.
+   * @throws {TypeError} If the given `json` is invalid.
+   */
+  static  async fromJsonLd(
+    json: unknown,
+    options: {
+      documentLoader?: DocumentLoader,
+      contextLoader?: DocumentLoader,
+      tracerProvider?: TracerProvider,
+      baseUrl?: URL,
+    } = {},
+  ): Promise<ReadingTable> {
+    const tracerProvider = options.tracerProvider ?? trace.getTracerProvider();
+    const tracer = tracerProvider.getTracer(
+      "@fedify/vocab-tools",
+      "2.3.6",
+    );
+    return await tracer.startActiveSpan(
+      "activitypub.parse_object",
+      async (span) => {
+        try {
+          const object = await this.__fromJsonLd__ReadingTable__(
+            json, span, options);
+          if (object.id != null) {
+            span.setAttribute("activitypub.object.id", object.id.href);
+          }
+          return object;
+        } catch (error) {
+          span.setStatus({
+            code: SpanStatusCode.ERROR,
+            message: String(error),
+          });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  protected static async __fromJsonLd__ReadingTable__(
+    json: unknown,
+    span: Span,
+    options: {
+      documentLoader?: DocumentLoader,
+      contextLoader?: DocumentLoader,
+      tracerProvider?: TracerProvider,
+      baseUrl?: URL,
+    } = {},
+  ): Promise<ReadingTable> {
+    if (typeof json === "undefined") {
+      throw new TypeError("Invalid JSON-LD: undefined.");
+    }
+    else if (json === null) throw new TypeError("Invalid JSON-LD: null.");
+    options = {
+      ...options,
+      documentLoader: options.documentLoader ?? getDocumentLoader(),
+      contextLoader: options.contextLoader ?? getDocumentLoader(),
+      tracerProvider: options.tracerProvider ?? trace.getTracerProvider(),
+    };
+    // deno-lint-ignore no-explicit-any
+    let values: Record<string, any[]> & { "@id"?: string };
+    if (globalThis.Object.keys(json).length == 0) {
+      values = {};
+    } else {
+      const expanded = await jsonld.expand(json, {
+        documentLoader: options.contextLoader,
+        keepFreeFloatingNodes: true,
+      });
+      values =
+        // deno-lint-ignore no-explicit-any
+        (expanded[0] ?? {}) as (Record<string, any[]> & { "@id"?: string });
+    }
+    if (values["@id"] != null && !values["@id"].startsWith("_:") && !URL.canParse(values["@id"], options.baseUrl)) {
+      throw new TypeError("Invalid @id: " + values["@id"]);
+    }
+    if (options.baseUrl == null && values["@id"] != null && !values["@id"].startsWith("_:") && URL.canParse(values["@id"])) {
+      options = { ...options, baseUrl: new URL(values["@id"]) };
+    }
+  
+  if ("@type" in values) {
+    span.setAttribute("activitypub.object.type", values["@type"]);
+  }
+  if ("@type" in values &&
+      !values["@type"].every(t => t.startsWith("_:"))) {
+  
+    if (!values["@type"].includes("https://pepeunit.dev/ns#ReadingTable")) {
+      throw new TypeError("Invalid type: " + values["@type"]);
+    }
+  }
+  
+    const instance = new this(
+      { id: values["@id"] != null && !values["@id"].startsWith("_:") && URL.canParse(values["@id"], options.baseUrl) ? new URL(values["@id"], options.baseUrl) : undefined },
+      options,
+    );
+    
+    let shouldCacheJsonLd = instance._shouldCacheJsonLd;
+  const _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion: (number)[] = [];
+
+    let _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion__array = values["https://pepeunit.dev/ns#formatVersion"];
+    
+    for (
+      const v of _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion__array == null
+        ? []
+        : _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion__array.length === 1 && "@list" in _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion__array[0]
+        ? _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion__array[0]["@list"]
+        : _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion__array
+    ) {
+      if (v == null) continue;
+    
+      const decoded =
+    v["@value"]
+      ;
+    
+      if (typeof decoded === "undefined") {
+        shouldCacheJsonLd = false;
+        continue;
+      }
+    
+      if (!this._shouldCacheDecodedJsonLd(decoded)) {
+        shouldCacheJsonLd = false;
+      }
+      _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion.push(decoded);
+    
+    }
+    instance.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion = _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion;
+    const _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables: (URL)[] = [];
+
+    let _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables__array = values["https://pepeunit.dev/ns#variables"];
+    
+    for (
+      const v of _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables__array == null
+        ? []
+        : _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables__array.length === 1 && "@list" in _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables__array[0]
+        ? _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables__array[0]["@list"]
+        : _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables__array
+    ) {
+      if (v == null) continue;
+    
+      const decoded =
+    v["@id"].startsWith("at://")
+        ? new URL("at://" +
+          encodeURIComponent(
+            v["@id"].includes("/", 5)
+              ? v["@id"].slice(5, v["@id"].indexOf("/", 5))
+              : v["@id"].slice(5)
+          ) +
+          (
+            v["@id"].includes("/", 5)
+              ? v["@id"].slice(v["@id"].indexOf("/", 5))
+              : ""
+          )
+        )
+        : URL.canParse(v["@id"]) && options.baseUrl
+          ? new URL(v["@id"])
+          : new URL(v["@id"], options.baseUrl)
+      ;
+    
+      if (typeof decoded === "undefined") {
+        shouldCacheJsonLd = false;
+        continue;
+      }
+    
+      if (!this._shouldCacheDecodedJsonLd(decoded)) {
+        shouldCacheJsonLd = false;
+      }
+      _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables.push(decoded);
+    
+    }
+    instance.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables = _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables;
+    const _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns: (string)[] = [];
+
+    let _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns__array = values["https://pepeunit.dev/ns#readingColumns"];
+    
+    for (
+      const v of _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns__array == null
+        ? []
+        : _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns__array.length === 1 && "@list" in _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns__array[0]
+        ? _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns__array[0]["@list"]
+        : _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns__array
+    ) {
+      if (v == null) continue;
+    
+      const decoded =
+    v["@value"]
+      ;
+    
+      if (typeof decoded === "undefined") {
+        shouldCacheJsonLd = false;
+        continue;
+      }
+    
+      if (!this._shouldCacheDecodedJsonLd(decoded)) {
+        shouldCacheJsonLd = false;
+      }
+      _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns.push(decoded);
+    
+    }
+    instance.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns = _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns;
+    
+    instance._shouldCacheJsonLd = shouldCacheJsonLd;
+    if (
+      shouldCacheJsonLd &&
+      (!("_fromSubclass" in options) || !options._fromSubclass)
+    ) {
+      try {
+        instance._cachedJsonLd = structuredClone(json);
+      } catch {
+        getLogger(["fedify", "vocab"]).warn(
+          "Failed to cache JSON-LD: {json}",
+          { json },
+        );
+      }
+    }
+    return instance;
+  }
+  
+  protected  _getCustomInspectProxy(): Record<string, unknown> {
+  
+    const proxy: Record<string, unknown> = {};
+    if (this.id != null) {
+      proxy.id = {
+        [Symbol.for("Deno.customInspect")]: (
+          inspect: typeof Deno.inspect,
+          options: Deno.InspectOptions,
+        ): string => "URL " + inspect(this.id!.href, options),
+        [Symbol.for("nodejs.util.inspect.custom")]: (
+          _depth: number,
+          options: unknown,
+          inspect: (value: unknown, options: unknown) => string,
+        ): string => "URL " + inspect(this.id!.href, options),
+      };
+    }
+    
+      const _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion = this.#_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion
+        // deno-lint-ignore no-explicit-any
+        .map((v: any) => v instanceof URL
+          ? {
+              [Symbol.for("Deno.customInspect")]: (
+                inspect: typeof Deno.inspect,
+                options: Deno.InspectOptions,
+              ): string => "URL " + inspect(v.href, options),
+              [Symbol.for("nodejs.util.inspect.custom")]: (
+                _depth: number,
+                options: unknown,
+                inspect: (value: unknown, options: unknown) => string,
+              ): string => "URL " + inspect(v.href, options),
+            }
+          : v);
+    
+      if (_3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion.length == 1) {
+        proxy.formatVersion = _3NryLyxcC2jh5LnA7qEj3GdrP2Pe_formatVersion[0];
+      }
+      
+      const _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables = this.#_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables
+        // deno-lint-ignore no-explicit-any
+        .map((v: any) => v instanceof URL
+          ? {
+              [Symbol.for("Deno.customInspect")]: (
+                inspect: typeof Deno.inspect,
+                options: Deno.InspectOptions,
+              ): string => "URL " + inspect(v.href, options),
+              [Symbol.for("nodejs.util.inspect.custom")]: (
+                _depth: number,
+                options: unknown,
+                inspect: (value: unknown, options: unknown) => string,
+              ): string => "URL " + inspect(v.href, options),
+            }
+          : v);
+    
+      if (_4ABunyD1vZXKSQrm3vQyzKAztkaR_variables.length > 1
+          || !("variableId" in proxy)
+          && _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables.length > 0) {
+        proxy.variables = _4ABunyD1vZXKSQrm3vQyzKAztkaR_variables;
+      }
+      
+      const _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns = this.#_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns
+        // deno-lint-ignore no-explicit-any
+        .map((v: any) => v instanceof URL
+          ? {
+              [Symbol.for("Deno.customInspect")]: (
+                inspect: typeof Deno.inspect,
+                options: Deno.InspectOptions,
+              ): string => "URL " + inspect(v.href, options),
+              [Symbol.for("nodejs.util.inspect.custom")]: (
+                _depth: number,
+                options: unknown,
+                inspect: (value: unknown, options: unknown) => string,
+              ): string => "URL " + inspect(v.href, options),
+            }
+          : v);
+    
+      if (_3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns.length == 1) {
+        proxy.readingColumns = _3jKUmJxDf3niYMduxhSFZK1n1rRk_readingColumns[0];
+      }
+      
+    return proxy;
+  }
+  }
+
+
+// deno-lint-ignore no-explicit-any
+(ReadingTable.prototype as any)[Symbol.for("Deno.customInspect")] =
+  function (
+    this: ReadingTable,
+    inspect: typeof Deno.inspect,
+    options: Deno.InspectOptions,
+  ): string {
+    const proxy = this._getCustomInspectProxy();
+    return "ReadingTable " + inspect(proxy, options);
+  };
+
+// deno-lint-ignore no-explicit-any
+(ReadingTable.prototype as any)[Symbol.for("nodejs.util.inspect.custom")] =
+  function (
+    this: ReadingTable,
+    _depth: number,
+    options: unknown,
+    inspect: (value: unknown, options: unknown) => string,
+  ): string {
+    const proxy = this._getCustomInspectProxy();
+    return "ReadingTable " + inspect(proxy, options);
+  };
   /**
  * Constructor types for all generated vocabulary entity classes.
  */

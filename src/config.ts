@@ -97,6 +97,7 @@ const envSchema = z.object({
   // Federation (src/federation/): peers on loopback/private addresses only when allowed (labs, tests).
   PEPEUNIT_FEDERATION_ALLOW_LOCAL: bool.default(false),
   PEPEUNIT_FEDERATION_BATCH_MS: z.coerce.number().min(0).max(10_000).default(5),
+  PEPEUNIT_FEDERATION_READING_FORMAT: z.coerce.number().int().min(1).max(2).default(2),
   PEPEUNIT_FEDERATION_RETRY_MAX_S: z.coerce.number().positive().default(300),
   PEPEUNIT_FEDERATION_MAX_INBOX_KB: z.coerce.number().int().min(1).max(65_536).default(1024),
   // Value history (src/history/): how often queued values are processed and written.
@@ -180,6 +181,8 @@ export type Config = {
   federationAllowLocal: boolean;
   /** Readings for one peer wait at most this long to travel together in one activity. */
   federationBatchMs: number;
+  /** Highest readings format announced and sent (1: as instances before format 2 did). */
+  federationReadingFormat: 1 | 2;
   /** Upper bound of the delivery retry back-off. */
   federationRetryMaxMs: number;
   /** Largest activity body the inboxes accept. */
@@ -336,6 +339,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     childPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     federationAllowLocal: e.PEPEUNIT_FEDERATION_ALLOW_LOCAL,
     federationBatchMs: e.PEPEUNIT_FEDERATION_BATCH_MS,
+    federationReadingFormat: e.PEPEUNIT_FEDERATION_READING_FORMAT as 1 | 2,
     federationRetryMaxMs: Math.round(e.PEPEUNIT_FEDERATION_RETRY_MAX_S * 1000),
     federationMaxInboxBytes: e.PEPEUNIT_FEDERATION_MAX_INBOX_KB * 1024,
     historyFlushMs: e.PEPEUNIT_HISTORY_FLUSH_MS,

@@ -1,22 +1,33 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectAsync, type MqttClient } from "mqtt";
 import { createFixtureRepo } from "../../test/helpers/git-fixtures.ts";
 import { freePort } from "../../test/helpers/ports.ts";
-import { processStats } from "../lib/process-stats.ts";
+import { monotonicUs, type ProfileWindow, printProfile } from "../lib/cpu-profile.ts";
+import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
+import type { PacedPublisher } from "../lib/paced-sender.ts";
+import { untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
+import { routedPairs } from "../lib/routed-pairs.ts";
+import { startBenchServer } from "../lib/server.ts";
+import { ms, ratio } from "../lib/stats.ts";
+import { MAX_LAG_MS, maxSustainedRate, stampedFlow } from "../lib/sustained-rate.ts";
 
 // Instance ↔ instance relay: a unit on B publishes, a unit on A receives the value
 // through B → (signed Add, delivery queue) → A → A's broker. Two real server
 // processes (B pinned to core 0, A to core 1; this load generator floats).
 //
-// Cases: one output at 1 000 values/s; 100 outputs at 10 000 values/s in total
-// (batched); one output while A is restarted mid-stream (loss/reordering).
-// Goals (issue): p99 < 100 ms at 1 000 values/s; ≥ 10 000 values/s aggregated;
-// zero loss across a follower restart.
+// Cases: the highest routed MQTT rate of one instance (suites/mqtt.ts's search, on a
+// server of its own, same database kind), the reference of this run; one output at
+// 1 000 values/s (p99); 100 outputs at stepped rates, the highest rate sustained
+// (no value lost, none out of order per output, backlog bounded: at the end of a
+// step the values still on their way are under MAX_LAG_MS worth) as a ratio of that
+// reference; one output while A is restarted mid-stream (loss/reordering).
+// Goals (issue 15): 100 outputs ≥ 0.8× the routed MQTT rate; 1 output @ 1 000/s p99 < 50 ms.
+// BENCH_CPU_PROF=1 profiles A and B and prints where their time went.
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 type Json = Record<string, unknown>;
@@ -25,6 +36,9 @@ type Server = {
   url: string;
   domain: string;
   mqttUrl: string;
+  mqttPort: number;
+  /** Where `node --cpu-prof` writes profiles when BENCH_CPU_PROF is set. */
+  cpuProfDir: string | null;
   pid(): number;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -56,10 +70,14 @@ async function startServer(core: number, databaseUrl: string | undefined): Promi
   };
   let child: ChildProcess | null = null;
   const url = `http://${domain}`;
+  const cpuProfDir = ["1", "true"].includes(process.env.BENCH_CPU_PROF ?? "")
+    ? path.join(dir, "cpu-prof")
+    : null;
+  const nodeArgs = cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [];
   const start = async () => {
     const c = spawn(
       "taskset",
-      ["-c", String(core), process.execPath, path.join(root, "src/main.ts")],
+      ["-c", String(core), process.execPath, ...nodeArgs, path.join(root, "src/main.ts")],
       {
         env,
         stdio: ["ignore", "inherit", "inherit"],
@@ -93,6 +111,8 @@ async function startServer(core: number, databaseUrl: string | undefined): Promi
     url,
     domain,
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    mqttPort,
+    cpuProfDir,
     pid: () => child?.pid ?? 0,
     stop,
     start,
@@ -225,84 +245,58 @@ const pct = (sorted: number[], p: number) =>
       )
     : null;
 
-type Flow = { topic: string; publisher: MqttClient };
+/** The oldest .cpuprofile of a directory (profiles are named by time). */
+function firstProfile(dir: string): string | null {
+  try {
+    const first = readdirSync(dir)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .sort()[0];
+    return first ? path.join(dir, first) : null;
+  } catch {
+    return null;
+  }
+}
 
-/**
- * Publishes `rate` values/s spread over the flows for `seconds`; payload = "<flow>:<seq>:<t>".
- * Receivers on A record latency (same clock), loss and order per flow.
- */
-async function drive(
-  flows: Flow[],
-  receivers: MqttClient[],
-  rate: number,
-  seconds: number,
-  during?: () => Promise<void>,
-) {
-  const lat: number[] = [];
-  const lastSeq = new Map<number, number>();
-  let received = 0;
-  let reordered = 0;
-  let lastArrival = 0;
-  for (const r of receivers) {
-    r.on("message", (_t, payload) => {
-      const [f, s, t] = payload.toString().split(":").map(Number);
-      if (f === undefined || s === undefined || t === undefined) return;
-      received++;
-      lastArrival = performance.now();
-      lat.push(lastArrival - t);
-      if (s <= (lastSeq.get(f) ?? -1)) reordered++;
-      lastSeq.set(f, s);
+/** Rates offered to the relay and to the routed reference, one step each. */
+const STEPS = [
+  2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000,
+];
+
+/** The highest routed MQTT rate of one instance (10 unit pairs), this run's reference. */
+async function routedReference(databaseUrl: string | undefined, stepSeconds: number) {
+  const server = await startBenchServer({
+    databaseUrl,
+    env: { PEPEUNIT_MQTT_MAX_MSG_PER_S: "10000000" },
+    cpuProfile: false,
+  });
+  try {
+    const fleet = await routedPairs(server, "bench-fedref", 10);
+    console.log("  reference: routed MQTT, one instance, 10 unit pairs");
+    // Warm-up, as the mqtt suite does.
+    await stampedFlow([server.pid], fleet.pairs, fleet.receivers, 1000, 3);
+    const r = await maxSustainedRate({
+      label: "routed",
+      steps: STEPS,
+      pids: [server.pid],
+      names: ["server"],
+      senders: fleet.pairs,
+      receivers: fleet.receivers,
+      stepSeconds,
     });
+    fleet.close();
+    return r;
+  } finally {
+    await server.stop();
   }
-  const total = Math.round(rate * seconds);
-  const started = performance.now();
-  const extra = during?.();
-  let sent = 0;
-  // Paced in 5 ms ticks: each tick sends what is due.
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
-    for (; sent < due; sent++) {
-      const f = sent % flows.length;
-      const flow = flows[f] as Flow;
-      flow.publisher.publish(
-        flow.topic,
-        `${f}:${Math.floor(sent / flows.length)}:${performance.now()}`,
-        { qos: 0 },
-      );
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  const sendSeconds = (performance.now() - started) / 1000;
-  await extra;
-  // Drain: until everything arrived, or nothing new for 8 s (max 120 s).
-  let last = -1;
-  const drainDeadline = Date.now() + 120_000;
-  while (received < total && received !== last && Date.now() < drainDeadline) {
-    last = received;
-    await new Promise((r) => setTimeout(r, 8000));
-  }
-  // Sustained rate: what arrived, over the time from the first send to the last arrival.
-  const elapsed = Math.max(sendSeconds, (lastArrival - started) / 1000);
-  lat.sort((x, y) => x - y);
-  return {
-    sent: total,
-    received,
-    lost: total - received,
-    reordered,
-    sendRate: Math.round(total / sendSeconds),
-    deliveredRate: Math.round(received / elapsed),
-    p50: pct(lat, 50),
-    p99: pct(lat, 99),
-  };
 }
 
 async function freshDatabases(
   url: string | undefined,
-): Promise<[string | undefined, string | undefined]> {
-  if (!url) return [undefined, undefined];
+): Promise<[string | undefined, string | undefined, string | undefined]> {
+  if (!url) return [undefined, undefined, undefined];
   const { default: postgres } = await import("postgres");
   const sql = postgres(url, { max: 1, onnotice: () => {} });
-  const names = ["pepeunit_bench_fed_a", "pepeunit_bench_fed_b"];
+  const names = ["pepeunit_bench_fed_a", "pepeunit_bench_fed_b", "pepeunit_bench_fed_ref"];
   for (const n of names) {
     await sql.unsafe(`drop database if exists ${n} with (force)`);
     await sql.unsafe(`create database ${n}`);
@@ -312,7 +306,7 @@ async function freshDatabases(
     const u = new URL(url);
     u.pathname = `/${n}`;
     return u.toString();
-  }) as [string, string];
+  }) as [string, string, string];
 }
 
 export async function federationSuite(
@@ -322,13 +316,18 @@ export async function federationSuite(
   only?: string,
 ): Promise<void> {
   console.log(`\n# federation (instance ↔ instance relay) on ${database.name}`);
-  const [urlA, urlB] = await freshDatabases(database.url);
+  const [urlA, urlB, urlRef] = await freshDatabases(database.url);
+  const stepSeconds = Math.max(3, Math.min(5, seconds / 2));
+  const reference =
+    !only || "100 outputs".includes(only) ? await routedReference(urlRef, stepSeconds) : null;
   const b = await startServer(0, urlB);
   const a = await startServer(1, urlA).catch(async (err: unknown) => {
     await b.close();
     throw err;
   });
   const clients: MqttClient[] = [];
+  const lean: LeanClient[] = [];
+  let relayWindow: ProfileWindow | null = null;
   try {
     const sb = await setUp(b, 50);
     const sa = await setUp(a, 50);
@@ -345,78 +344,108 @@ export async function federationSuite(
     );
     await link(a, sa.token, pairs);
 
-    const pubs = new Map<string, MqttClient>();
-    const subs = new Map<string, MqttClient>();
+    // Lean MQTT clients (bench/lib/lean-mqtt.ts), as suites/mqtt.ts drives its reference:
+    // one per unit, B's publishing both outputs, A's subscribed to both remote topics.
+    const leanB = new Map<string, LeanClient>();
+    const leanA = new Map<string, LeanClient>();
     for (const p of pairs) {
-      if (!pubs.has(p.bUnit.uuid)) pubs.set(p.bUnit.uuid, await mqtt(b.mqttUrl, p.bUnit.token));
-      if (!subs.has(p.aUnit.uuid)) subs.set(p.aUnit.uuid, await mqtt(a.mqttUrl, p.aUnit.token));
+      if (!leanB.has(p.bUnit.uuid)) {
+        leanB.set(
+          p.bUnit.uuid,
+          await LeanClient.connect({
+            port: b.mqttPort,
+            clientId: p.bUnit.uuid,
+            username: p.bUnit.token,
+          }),
+        );
+      }
+      let sub = leanA.get(p.aUnit.uuid);
+      if (!sub) {
+        sub = await LeanClient.connect({
+          port: a.mqttPort,
+          clientId: p.aUnit.uuid,
+          username: p.aUnit.token,
+        });
+        leanA.set(p.aUnit.uuid, sub);
+      }
+      if ((await sub.subscribe(p.topic)) === 0x80) throw new Error(`A refused ${p.topic}`);
     }
-    clients.push(...pubs.values(), ...subs.values());
-    const flowsOf = (ps: typeof pairs) =>
-      ps.map((p) => ({ topic: p.topic, publisher: pubs.get(p.bUnit.uuid) as MqttClient }));
-    const subscribe = async (ps: typeof pairs) => {
-      for (const p of ps)
-        await (subs.get(p.aUnit.uuid) as MqttClient).subscribeAsync(p.topic, { qos: 0 });
-      return [...new Set(ps.map((p) => subs.get(p.aUnit.uuid) as MqttClient))];
-    };
-    const unsubscribeAll = async () => {
-      for (const p of pairs) await (subs.get(p.aUnit.uuid) as MqttClient).unsubscribeAsync(p.topic);
-      for (const c of subs.values()) c.removeAllListeners("message");
+    lean.push(...leanB.values(), ...leanA.values());
+    const sendersOf = (ps: typeof pairs): PacedPublisher[] =>
+      ps.map((p) => ({
+        client: leanB.get(p.bUnit.uuid) as LeanClient,
+        encoder: new PublishEncoder(p.topic, 20),
+      }));
+    const receiversOf = (ps: typeof pairs) => [
+      ...new Set(ps.map((p) => leanA.get(p.aUnit.uuid) as LeanClient)),
+    ];
+    const pids = () => [b.pid(), a.pid()];
+    const deliveryErrors = async () => {
+      const peer = await peerOf(b, sb.token, a.domain);
+      return {
+        "B→A delivery errors": peer?.delivery_errors ?? null,
+        "last error": peer?.last_error ?? null,
+      };
     };
 
-    const measure = async (
-      name: string,
-      ps: typeof pairs,
-      rate: number,
-      goal: string,
-      met: (r: Awaited<ReturnType<typeof drive>>) => boolean,
-    ) => {
-      if (only && !name.includes(only)) return;
-      const receivers = await subscribe(ps);
-      const beforeA = processStats(a.pid());
-      const beforeB = processStats(b.pid());
-      const r = await drive(flowsOf(ps), receivers, rate, seconds);
-      const afterA = processStats(a.pid());
-      const afterB = processStats(b.pid());
-      await unsubscribeAll();
-      const peer = await peerOf(b, sb.token, a.domain);
+    if (!only || "1 output".includes(only)) {
+      const one = pairs.slice(0, 1);
+      // Three seconds first, so JIT warm-up and start-up garbage are not counted as latency.
+      await stampedFlow(pids(), sendersOf(one), receiversOf(one), 1000, 3);
+      const r = await stampedFlow(pids(), sendersOf(one), receiversOf(one), 1000, seconds);
       record({
         suite: "federation",
-        case: name,
+        case: "1 output @ 1000 values/s",
         database: database.name,
         metric: {
-          "sent/s": r.sendRate,
-          "delivered/s": r.deliveredRate,
-          "p50 ms": r.p50,
-          "p99 ms": r.p99,
+          sent: r.sent,
           lost: r.lost,
           reordered: r.reordered,
-          "B cpu s": Math.round((afterB.cpuSeconds - beforeB.cpuSeconds) * 10) / 10,
-          "A cpu s": Math.round((afterA.cpuSeconds - beforeA.cpuSeconds) * 10) / 10,
-          "B rss MB": Math.round(afterB.rssBytes / 2 ** 20),
-          "A rss MB": Math.round(afterA.rssBytes / 2 ** 20),
-          "B→A delivery errors": peer?.delivery_errors ?? null,
-          "last error": peer?.last_error ?? null,
+          "p50 ms": ms(r.p50),
+          "p99 ms": ms(r.p99),
+          "B cpu %": r.cpu[0] ?? null,
+          "A cpu %": r.cpu[1] ?? null,
+          ...(await deliveryErrors()),
         },
-        goal,
-        met: met(r),
+        goal: "p99 < 50 ms, no loss, in order",
+        met: r.p99 !== null && r.p99 < 50 && r.lost === 0 && r.reordered === 0,
       });
-    };
+    }
 
-    await measure(
-      "1 output @ 1000 values/s",
-      pairs.slice(0, 1),
-      1000,
-      "p99 < 100 ms, no loss",
-      (r) => r.p99 !== null && r.p99 < 100 && r.lost === 0,
-    );
-    await measure(
-      "100 outputs @ 10000 values/s",
-      pairs,
-      10_000,
-      ">= 10000 values/s delivered, no loss",
-      (r) => r.deliveredRate >= 10_000 && r.lost === 0,
-    );
+    if (!only || "100 outputs".includes(only)) {
+      await Promise.all([untilIdle(a.pid()), untilIdle(b.pid())]);
+      const fromUs = monotonicUs();
+      const s = await maxSustainedRate({
+        label: "relay",
+        steps: STEPS,
+        pids: pids(),
+        names: ["B", "A"],
+        senders: sendersOf(pairs),
+        receivers: receiversOf(pairs),
+        stepSeconds,
+      });
+      relayWindow = { fromUs, toUs: monotonicUs() };
+      const routed = reference?.rate ?? null;
+      const x = ratio(s.rate, routed);
+      record({
+        suite: "federation",
+        case: `100 outputs, max sustained relay rate (vs routed MQTT of one instance)`,
+        database: database.name,
+        metric: {
+          "values/s": s.rate,
+          "limited by": s.limitedBy,
+          "routed msg/s": routed,
+          "routed limited by": reference?.limitedBy ?? null,
+          "× routed": x,
+          "p99 ms at max": ms(s.last?.p99 ?? null),
+          "B cpu % at max": s.last?.cpu[0] ?? null,
+          "A cpu % at max": s.last?.cpu[1] ?? null,
+          ...(await deliveryErrors()),
+        },
+        goal: `>= 0.8x routed MQTT (no loss, in order, lag <= ${MAX_LAG_MS} ms)`,
+        met: x === null ? null : s.rate >= 0.8 * (routed ?? 0),
+      });
+    }
 
     // Follower restart: A is stopped mid-stream and started again on the same data.
     if (only && !"restart".includes(only)) return;
@@ -435,7 +464,10 @@ export async function federationSuite(
       let reordered = 0;
       let last = -1;
       listener.on("message", (_t: string, payload: Buffer) => {
-        const [, s, t] = payload.toString().split(":").map(Number);
+        // Only this case's values: a step before may still be delivering its stamped ones.
+        const text = payload.toString();
+        if (!/^0:\d+:[\d.]+$/.test(text)) return;
+        const [, s, t] = text.split(":").map(Number);
         got++;
         lat.push(performance.now() - (t ?? 0));
         if ((s ?? 0) <= last) reordered++;
@@ -443,7 +475,8 @@ export async function federationSuite(
       });
       const rate = 200;
       const total = rate * Math.max(6, seconds);
-      const pub = pubs.get(one[0]?.bUnit.uuid ?? "") as MqttClient;
+      const pub = await mqtt(b.mqttUrl, one[0]?.bUnit.token ?? "");
+      clients.push(pub);
       const started = performance.now();
       let sent = 0;
       let restarted: Promise<void> | null = null;
@@ -485,7 +518,18 @@ export async function federationSuite(
       met: r.total === r.got && r.reordered === 0,
     });
   } finally {
+    for (const c of lean) c.close();
     await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
+    await Promise.all([a.stop(), b.stop()]);
+    for (const [name, s] of [
+      ["B (home, sending)", b],
+      ["A (follower, receiving)", a],
+    ] as const) {
+      // The first process's profile: A's restart (the last case) leaves a second one.
+      const file = s.cpuProfDir ? firstProfile(s.cpuProfDir) : null;
+      if (file && relayWindow)
+        printProfile(`${name}, 100-output rate steps`, file, 20, relayWindow);
+    }
     await Promise.all([a.close(), b.close()]);
   }
 }

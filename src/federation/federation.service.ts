@@ -24,7 +24,7 @@ import { type Follower, recheckFollowers, revokeFollowers } from "./followers.ts
 import { linkRemote, type RemoteEdge, sendUndo, unlinkRemote } from "./links.ts";
 import type { DeliveryStats } from "./message-queue.ts";
 import { domainOf, normalizeDomain, type PeerPolicy } from "./policy.ts";
-import { parseBatch } from "./readings.ts";
+import { parseBatch, readingsTypeOf, UnsupportedReadingFormat } from "./readings.ts";
 
 // The federation bridge as the rest of the instance sees it: built once by the
 // composition root, reacting to domain events (values, deletions, visibility
@@ -238,7 +238,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
   };
 
   /**
-   * Readings (an Add of a ReadingBatch to an inbox) are the bulk of the traffic: they
+   * Readings (an Add of a ReadingBatch or ReadingTable to an inbox) are the bulk of the traffic: they
    * are verified here with Fedify's HTTP Signatures check and parsed once by the
    * generated vocabulary classes, instead of going through Fedify's generic inbox
    * (which expands the whole JSON-LD document twice). Same rules: signed by the
@@ -255,9 +255,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
       return null;
     }
     if (!json || typeof json !== "object" || Array.isArray(json)) return null; // e.g. `null`
-    const object = json.object as { type?: unknown } | undefined;
-    const types = Array.isArray(object?.type) ? object.type : [object?.type];
-    if (json.type !== "Add" || !types.includes("ReadingBatch")) return null;
+    if (json.type !== "Add" || !readingsTypeOf(json)) return null;
     const ctx = core.ctx();
     const key = await verifyRequest(request, {
       documentLoader: ctx.documentLoader,
@@ -279,7 +277,15 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
     if (id.origin !== actor.origin) return new Response("", { status: 202 }); // ignored
     const d = policy.decide(domainOf(actor));
     if (!d.ok) return new Response(d.reason, { status: 403 });
-    const readings = await parseBatch(json);
+    let readings: Awaited<ReturnType<typeof parseBatch>>;
+    try {
+      readings = await parseBatch(json);
+    } catch (err) {
+      // Not acknowledged: the sender keeps the readings (and may send them in format 1).
+      if (err instanceof UnsupportedReadingFormat)
+        return new Response(err.message, { status: 422 });
+      throw err;
+    }
     if (readings) await relay.apply(readings, actor.origin);
     return new Response("", { status: 202 });
   }

@@ -169,16 +169,20 @@ export async function deleteRemoteEdges(db: DbLike, uuids: string[]): Promise<Re
     .returning();
 }
 
-export async function saveLastSequence(db: DbLike, remoteActor: string, seq: number) {
-  await db
-    .update(federationRemoteEdges)
-    .set({ lastSequence: seq })
-    .where(
-      and(
-        eq(federationRemoteEdges.remoteActor, remoteActor),
-        sql`${federationRemoteEdges.lastSequence} < ${seq}`,
-      ),
-    );
+/** The last relayed sequence of several remote outputs, in one statement (never lowered). */
+export async function saveLastSequences(
+  db: DbLike,
+  rows: Array<[remoteActor: string, seq: number]>,
+) {
+  if (!rows.length) return;
+  const values = sql.join(
+    rows.map(([actor, seq]) => sql`(${actor}::text, ${seq}::bigint)`),
+    sql`, `,
+  );
+  await db.execute(sql`
+    update federation_remote_edges e set last_sequence = v.seq
+    from (values ${values}) as v(actor, seq)
+    where e.remote_actor = v.actor and e.last_sequence < v.seq`);
 }
 
 /** Active remote edges into the given unit's inputs, oldest first (for schema.json). */

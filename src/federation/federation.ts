@@ -48,7 +48,7 @@ import { activateRemote, isHomeTopic, RemoteEdgeRegistry, rejectRemote } from ".
 import { DrizzleMessageQueue } from "./message-queue.ts";
 import { createOutbox } from "./outbox.ts";
 import { domainOf, PeerPolicy } from "./policy.ts";
-import { parseBatch } from "./readings.ts";
+import { parseBatch, READING_FORMATS, UnsupportedReadingFormat } from "./readings.ts";
 import { createRelay, READINGS_MESSAGE, type Relay } from "./relay.ts";
 
 // The Fedify federation object of this instance: actors (the instance as an
@@ -126,6 +126,8 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       else touch(domain);
     },
     onDone: (message) => relay.done(message),
+    onEnqueue: (orderingKey) => relay.enqueued(orderingKey),
+    storePlain: (message) => (message as { type?: string } | null)?.type === READINGS_MESSAGE,
     handlers: { [READINGS_MESSAGE]: (message) => relay.deliver(message) },
   });
 
@@ -239,7 +241,12 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       protocols: ["activitypub"],
       openRegistrations: false,
       usage: { users: {}, localPosts: units, localComments: 0 },
-      metadata: { units, federation: policy.settings.mode },
+      metadata: {
+        units,
+        federation: policy.settings.mode,
+        // The readings formats this instance reads (readings.ts); senders pick from them.
+        readingFormats: READING_FORMATS.filter((f) => f <= config.federationReadingFormat),
+      },
     };
   });
 
@@ -441,7 +448,13 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
         "Add",
         async (_ctx, add) => {
           // Readings: parsed from the activity's JSON by the generated vocabulary classes.
-          const readings = await parseBatch(await add.toJsonLd());
+          // (Readings in the compact form our serializers write take the fast path of
+          // federation.service.ts; this is for the same activities written otherwise.)
+          const readings = await parseBatch(await add.toJsonLd()).catch((err: unknown) => {
+            if (!(err instanceof UnsupportedReadingFormat)) throw err;
+            log.warn({ err: err.message, activity: add.id?.href }, "federation: readings refused");
+            return null;
+          });
           if (!readings) return;
           await relay.apply(readings, (add.actorId as URL).origin);
         },

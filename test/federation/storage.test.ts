@@ -181,4 +181,19 @@ describe("DrizzleMessageQueue", () => {
     expect(JSON.stringify(rows)).not.toContain("private-key-material");
     await collect(q, 1);
   });
+
+  it("stores the messages storePlain picks as JSON, and reads both kinds back", async () => {
+    const q = newQueue({ storePlain: (m) => (m as { plain?: boolean }).plain === true });
+    await q.enqueue({ plain: true, value: "21.5" }, { orderingKey: "p" });
+    await q.enqueue({ secret: "private-key-material" }, { orderingKey: "p" });
+    const rows = await database.db.execute(
+      (await import("drizzle-orm")).sql`select message from federation_queue order by id`,
+    );
+    expect(JSON.stringify(rows)).toContain("21.5");
+    expect(JSON.stringify(rows)).not.toContain("private-key-material");
+    expect(await collect(q, 2)).toEqual([
+      { plain: true, value: "21.5" },
+      { secret: "private-key-material" },
+    ]);
+  });
 });

@@ -1,10 +1,9 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { generateCryptoKeyPair, signRequest } from "@fedify/fedify";
+import { signRequest } from "@fedify/fedify";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serializeBatch } from "../../src/federation/readings.ts";
 import { type Side, startSide } from "../federation/fed-world.ts";
+import { type FakePeer, startFakePeer } from "../helpers/fake-peer.ts";
 import { freePort } from "../helpers/ports.ts";
 import { hostileBodyText, hostileString, hostileValue } from "./hostile.ts";
 
@@ -16,46 +15,6 @@ import { hostileBodyText, hostileString, hostileValue } from "./hostile.ts";
 const SEED = 20261130;
 const BODY_MUTATIONS = 160;
 const HEADER_MUTATIONS = 80;
-
-type FakePeer = { origin: string; actor: string; privateKey: CryptoKey; close(): Promise<void> };
-
-/** An ActivityPub actor on loopback whose key we hold; it accepts whatever is delivered to it. */
-async function startFakePeer(): Promise<FakePeer> {
-  const { privateKey, publicKey } = await generateCryptoKeyPair("RSASSA-PKCS1-v1_5");
-  const spki = Buffer.from(await crypto.subtle.exportKey("spki", publicKey)).toString("base64");
-  const pem = `-----BEGIN PUBLIC KEY-----\n${spki.match(/.{1,64}/g)?.join("\n")}\n-----END PUBLIC KEY-----\n`;
-  let origin = "";
-  const server = http.createServer((req, res) => {
-    req.resume();
-    if (req.method === "GET" && req.url === "/actor") {
-      res.writeHead(200, { "content-type": "application/activity+json" });
-      res.end(
-        JSON.stringify({
-          "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
-          id: `${origin}/actor`,
-          type: "Service",
-          preferredUsername: "fuzzer",
-          inbox: `${origin}/inbox`,
-          publicKey: {
-            id: `${origin}/actor#main-key`,
-            owner: `${origin}/actor`,
-            publicKeyPem: pem,
-          },
-        }),
-      );
-      return;
-    }
-    res.writeHead(req.method === "POST" ? 202 : 404).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    origin,
-    actor: `${origin}/actor`,
-    privateKey,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 type Json = Record<string, unknown>;
 
