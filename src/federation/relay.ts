@@ -171,6 +171,8 @@ export function createRelay(
       inbox: p.inbox,
       activity: await add.toJsonLd(),
     };
+    // Built once per activity, direct or queued: the actors' outbox lists it.
+    core.outbox.readingsSent(add.id, p.followerActor, readings);
     return message;
   }
 
@@ -198,7 +200,6 @@ export function createRelay(
       p.sending = null;
       kick(p); // one pushed while this pump was finishing
     });
-    core.outbox.readingsSent(add.id, followerActor, readings);
   }
 
   /** POSTs the peer's direct activities in order; on a failure the rest go to the queue. */
