@@ -360,6 +360,9 @@ describe("live values", { timeout: 120_000 }, () => {
         .update(units)
         .set({ name: "live-renamed" })
         .where(eq(units.uuid, seeded.relay.uuid));
+      // The server's read model missed that write as well: the same reset a cluster process
+      // makes after missing events (no event reaches the live channel about the unit).
+      ctx.inst.deps.events.emit("cluster.events-missed", {});
       ctx.inst.deps.events.emit("user.revoked", { userUuid: watcher.uuid });
       await expect
         .poll(() => flowNode(b.page, seeded.relay.uuid).innerText())
