@@ -10,8 +10,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-# The graph UI is built here, so `npm start` (its prestart) finds web/dist and skips the build.
-RUN npm run web:build && npm prune --omit=dev --no-audit --no-fund
+# The graph UI (web/dist) and the server's JavaScript (build/) are built here, so `npm start`
+# (its prestart) finds both up to date and skips the build; TypeScript is pruned after.
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 # git: the instance clones and fetches unit repositories with it.

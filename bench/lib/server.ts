@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import { freePort } from "../../test/helpers/ports.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
+/** What `npm start` runs: the server's build (bench/run.ts brings it up to date first). */
+export const SERVER_ENTRY = path.join(root, "build/src/main.js");
 
 export type BenchServer = {
   url: string;
@@ -21,7 +23,7 @@ export type BenchServer = {
 };
 
 /**
- * Starts `node src/main.ts` as its own process, pinned to one core with taskset
+ * Starts the instance as `npm start` runs it (SERVER_ENTRY) as its own process, pinned to one core with taskset
  * (the load generator runs on the other), so figures are "per core".
  * `cpuProfile: true` (or BENCH_CPU_PROF=1 for every server) runs it under
  * `node --cpu-prof`; the profile is written into `cpuProfDir` when it stops.
@@ -61,7 +63,7 @@ export async function startBenchServer(opts: {
   };
   const child: ChildProcess = spawn(
     "taskset",
-    ["-c", opts.cpus ?? "0", process.execPath, ...nodeArgs, path.join(root, "src/main.ts")],
+    ["-c", opts.cpus ?? "0", process.execPath, ...nodeArgs, SERVER_ENTRY],
     {
       env,
       stdio: ["ignore", "inherit", "inherit"],

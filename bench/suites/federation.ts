@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { connectAsync, type MqttClient } from "mqtt";
 import { createFixtureRepo } from "../../test/helpers/git-fixtures.ts";
 import { freePort } from "../../test/helpers/ports.ts";
@@ -12,7 +11,7 @@ import type { PacedPublisher } from "../lib/paced-sender.ts";
 import { untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { routedPairs } from "../lib/routed-pairs.ts";
-import { startBenchServer } from "../lib/server.ts";
+import { SERVER_ENTRY, startBenchServer } from "../lib/server.ts";
 import { ms, ratio } from "../lib/stats.ts";
 import { MAX_LAG_MS, maxSustainedRate, stampedFlow } from "../lib/sustained-rate.ts";
 
@@ -29,7 +28,6 @@ import { MAX_LAG_MS, maxSustainedRate, stampedFlow } from "../lib/sustained-rate
 // Goals (issue 15): 100 outputs ≥ 0.8× the routed MQTT rate; 1 output @ 1 000/s p99 < 50 ms.
 // BENCH_CPU_PROF=1 profiles A and B and prints where their time went.
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
 type Json = Record<string, unknown>;
 
 type Server = {
@@ -75,14 +73,10 @@ async function startServer(core: number, databaseUrl: string | undefined): Promi
     : null;
   const nodeArgs = cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [];
   const start = async () => {
-    const c = spawn(
-      "taskset",
-      ["-c", String(core), process.execPath, ...nodeArgs, path.join(root, "src/main.ts")],
-      {
-        env,
-        stdio: ["ignore", "inherit", "inherit"],
-      },
-    );
+    const c = spawn("taskset", ["-c", String(core), process.execPath, ...nodeArgs, SERVER_ENTRY], {
+      env,
+      stdio: ["ignore", "inherit", "inherit"],
+    });
     child = c;
     const deadline = Date.now() + 180_000;
     for (;;) {

@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { packageVersion } from "../project-root.ts";
 
 // What a backup archive holds (one .tar.gz, entries in this order):
 //   db/<NNN>-<table>.<MMMM>.jsonl   rows as JSON lines, tables in foreign-key order
@@ -31,10 +31,7 @@ export const ManifestSchema = z.object({
 export type Manifest = z.infer<typeof ManifestSchema>;
 
 export function instanceVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  return pkg.version;
+  return packageVersion();
 }
 
 /** A refusal of backup or restore with a message for the person running it (exit 2). */

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { type SQL, sql } from "drizzle-orm";
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { tightenPrivateDirs } from "../private-dirs.ts";
+import { projectPath } from "../project-root.ts";
 import * as schema from "./schema.ts";
 
 /** The drizzle handle every feature uses; PGlite and postgres.js both satisfy it. */
@@ -28,7 +29,7 @@ export type Database = {
   close(): Promise<void>;
 };
 
-export const migrationsFolder = fileURLToPath(new URL("../../migrations", import.meta.url));
+export const migrationsFolder = projectPath("migrations");
 
 export type DatabaseOptions = {
   /** postgres:// URL; absent → embedded PGlite. */
@@ -108,7 +109,10 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
   return openPglite(opts);
 }
 
-const clusterScript = fileURLToPath(new URL("./pglite-cluster.ts", import.meta.url));
+// .ts when the server runs from src/ (type stripping), .js when from its build.
+const clusterScript = fileURLToPath(
+  new URL(`./pglite-cluster${path.extname(import.meta.url)}`, import.meta.url),
+);
 
 function createPgliteCluster(dir: string, sharedBuffersMb: number | undefined): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import {
   type Context,
   createFederation,
@@ -22,6 +21,7 @@ import {
   Undo,
 } from "@fedify/vocab";
 import { getDocumentLoader, preloadedContexts } from "@fedify/vocab-runtime";
+import { packageVersion } from "../project-root.ts";
 import { variableTopic } from "../units/unit-schema.ts";
 import { disclosedActor, UUID_RE } from "./actors.ts";
 import { setCollectionDispatchers } from "./collections.ts";
@@ -58,11 +58,7 @@ import { createRelay, READINGS_MESSAGE, type Relay } from "./relay.ts";
 // server-to-server is signed by the instance actor (units and variables that are
 // not Public have no disclosed actor document, so they could not be verified).
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  }
-).version;
+const VERSION = packageVersion();
 
 export type FederationParts = {
   core: Core;

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
@@ -11,6 +10,7 @@ import type { DomainEvents, EventBus } from "../events.ts";
 import { rowsOf } from "../federation/kv-store.ts";
 import type { DeliveryStats } from "../federation/message-queue.ts";
 import type { HistoryWriter } from "../history/history-writer.ts";
+import { packageVersion } from "../project-root.ts";
 import type { SyncStats } from "../repos/sync-worker.ts";
 
 // Prometheus metrics of one instance, on a registry of its own (tests run several
@@ -151,11 +151,6 @@ function peerOfKey(key: string | null): string | null {
   } catch {
     return null;
   }
-}
-
-function packageVersion(): string {
-  const pkg = new URL("../../package.json", import.meta.url);
-  return (JSON.parse(readFileSync(pkg, "utf8")) as { version: string }).version;
 }
 
 export function createMetrics(opts: MetricsOptions): InstanceMetrics {

@@ -1,8 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import type { Config } from "../config.ts";
 import { createGitStore, type GitStore } from "../git/git-store.ts";
+import { projectPath } from "../project-root.ts";
 
 // The standard unit repositories bundled with the instance (examples/units/<name>/).
 // The instance turns each into a local git repository under its data dir and clones
@@ -11,7 +12,7 @@ import { createGitStore, type GitStore } from "../git/git-store.ts";
 // a directory the instance itself made for a bundled example — so it opens nothing
 // a user could point at.
 
-export const BUNDLED_DIR = fileURLToPath(new URL("../../examples/units/", import.meta.url));
+export const BUNDLED_DIR = projectPath("examples/units/");
 
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 

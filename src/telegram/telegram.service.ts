@@ -1,10 +1,10 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { Bot, BotError, GrammyError } from "grammy";
 import type { Update } from "grammy/types";
 import type { Config, TelegramConfig } from "../config.ts";
 import { loggableError } from "../http/errors.ts";
 import type { AppDeps } from "../http/types.ts";
+import { packageVersion } from "../project-root.ts";
 import type { AlertsPort } from "./alerts-port.ts";
 import { installHandlers } from "./bot.ts";
 import {
@@ -22,11 +22,7 @@ import { chatOfUser } from "./telegram.store.ts";
 // with back-off, so a wrong token or an unreachable API only ever logs warnings.
 
 export const WEBHOOK_PATH = "/pepeunit/api/v1/telegram/webhook";
-const VERSION = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  }
-).version;
+const VERSION = packageVersion();
 const POLL_TIMEOUT_S = 25;
 const ALLOWED_UPDATES = ["message", "callback_query"] as const;
 

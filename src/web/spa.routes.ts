@@ -1,11 +1,11 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Hono } from "hono";
 import type { AppEnv } from "../http/types.ts";
+import { projectPath } from "../project-root.ts";
 
 /** Where `vite build` (web/vite.config.ts) writes the SPA. */
-export const WEB_DIST_DIR = fileURLToPath(new URL("../../web/dist", import.meta.url));
+export const WEB_DIST_DIR = projectPath("web/dist");
 
 // Paths the SPA must never answer: the API, its docs, the health check, the
 // MQTT WebSocket endpoint and federation discovery. Unknown paths under them

@@ -115,7 +115,10 @@ describe("Dockerfile", () => {
     expect(readme).toMatch(/^npm install && npm start\b/m);
     const cmd = ins.filter((i) => i.op === "CMD").at(-1)?.args ?? "";
     expect(JSON.parse(cmd)).toEqual(["npm", "start"]);
-    expect(JSON.parse(await read("package.json")).scripts.start).toBe("node src/main.ts");
+    const scripts = JSON.parse(await read("package.json")).scripts as Record<string, string>;
+    expect(scripts.start).toBe("node build/src/main.js");
+    // The image builds what `npm start` runs before TypeScript is pruned away.
+    expect(runs.some((r) => /^npm run build && npm prune --omit=dev\b/.test(r))).toBe(true);
   });
 
   it("runs as a non-root user with one volume holding the data and the repositories", async () => {
@@ -183,6 +186,8 @@ describe("Dockerfile", () => {
       "examples",
       "federation-vocab",
       "package.json",
+      "tsconfig.build.json",
+      "deploy",
     ]) {
       expect(lines.filter((l) => l === needed || l === `${needed}/`)).toEqual([]);
     }
