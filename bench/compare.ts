@@ -242,6 +242,10 @@ writeFileSync(
 console.log(
   `\n${worse.length} cases worse (of ${compared} compared; ${cases.length - compared} n/a: no ${CPU_PER_UNIT} on one side)${worse.length ? `: ${worse.map((c) => `${c.suite} / ${c.case}${c.database ? ` (${c.database})` : ""}`).join("; ")}` : ""}`,
 );
+if (passes < 3)
+  console.log(
+    `only ${passes} pass(es) per side: the spread is barely known, so WORSE rests on the 10 % floor (an A/A run with one 3 s pass each on this shared machine flagged 2 of 10 cases); trust BENCH_RUNS >= 3`,
+  );
 console.log(
   `load ${loadBefore.map((l) => l.toFixed(2)).join(" ")} → ${loadAfter.map((l) => l.toFixed(2)).join(" ")}; results in bench/results/compare.json`,
 );
