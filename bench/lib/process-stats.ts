@@ -21,3 +21,13 @@ export async function untilIdle(pid: number): Promise<void> {
     if (processStats(pid).cpuSeconds - before < 0.025) return;
   }
 }
+
+/**
+ * CPU seconds of this process's children that have exited and been waited for
+ * (/proc/self/stat cutime + cstime): what a short-lived child such as the backup CLI cost.
+ */
+export function exitedChildrenCpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}

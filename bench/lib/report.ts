@@ -38,7 +38,8 @@ export function record(row: Row): void {
   console.log(`  ${row.case}${row.database ? ` (${row.database})` : ""}: ${metric}${status}`);
 }
 
-function median(values: number[]): number {
+/** The median, rounded to 3 decimals. */
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   const m =
@@ -112,6 +113,11 @@ export function printTable(): void {
       ? ""
       : `${r.met ? "yes" : "NO"}${r.runs > 1 ? ` (${r.metIn}/${r.runs})` : ""}`,
   ]);
+  printGrid(header, body);
+}
+
+/** A Markdown-style table of text cells on stdout. */
+export function printGrid(header: string[], body: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => String(b[i]).length)));
   const line = (cells: string[]) =>
     `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;

@@ -28,6 +28,8 @@ export type StepResult = {
   p99: number | null;
   /** Busy share of one core of each measured process, in %, until the last arrival. */
   cpu: number[];
+  /** CPU-seconds of each measured process over the same window. */
+  cpuSeconds: number[];
 };
 
 /**
@@ -79,9 +81,8 @@ export async function stampedFlow(
   const drainUntil = performance.now() + DRAIN_MS;
   while (received < sent && performance.now() < drainUntil) await sleep(10);
   const wallS = (Math.max(lastArrival, start + durationMs) - start) / 1000;
-  const cpu = pids.map((pid, i) =>
-    Math.round(((processStats(pid).cpuSeconds - (before[i] ?? 0)) / wallS) * 100),
-  );
+  const cpuSeconds = pids.map((pid, i) => processStats(pid).cpuSeconds - (before[i] ?? 0));
+  const cpu = cpuSeconds.map((s) => Math.round((s / wallS) * 100));
   for (const r of receivers) r.onMessage = () => {};
   const samples = latencies.subarray(0, Math.min(received, capacity));
   return {
@@ -93,6 +94,7 @@ export async function stampedFlow(
     p50: percentile(samples, 50),
     p99: percentile(samples, 99),
     cpu,
+    cpuSeconds,
   };
 }
 

@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { sql } from "drizzle-orm";
 import { createDatabase } from "../../src/db/database.ts";
+import { CPU_PER_UNIT, usPerUnit, WORK_UNIT } from "../lib/cpu-per-unit.ts";
+import { exitedChildrenCpuSeconds } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 
 // Backup and restore of 1 000 units with 1 M history records, on each database: the
@@ -53,14 +55,20 @@ async function seed(opts: { url?: string; pgliteDir?: string }): Promise<void> {
 async function cli(
   args: string[],
   env: Record<string, string | undefined>,
-): Promise<{ seconds: number; stdout: string }> {
+): Promise<{ seconds: number; cpuSeconds: number; stdout: string }> {
   const start = performance.now();
+  // The CLI is the only child that exits meanwhile (suites run one at a time).
+  const cpuBefore = exitedChildrenCpuSeconds();
   const { stdout } = await run(process.execPath, ["src/backup/cli.ts", ...args], {
     cwd: root,
     env: { PATH: process.env.PATH, ...env },
     maxBuffer: 16 * 1024 * 1024,
   });
-  return { seconds: (performance.now() - start) / 1000, stdout };
+  return {
+    seconds: (performance.now() - start) / 1000,
+    cpuSeconds: exitedChildrenCpuSeconds() - cpuBefore,
+    stdout,
+  };
 }
 
 async function recreate(adminUrl: string, name: string): Promise<string> {
@@ -100,7 +108,8 @@ export async function backupSuite(kind: "pglite" | "postgres", adminUrl: string)
     );
     const seedS = (performance.now() - seedStart) / 1000;
     const file = path.join(work, "bench.tar.gz");
-    const backupS = (await cli(["backup", "--out", file], source)).seconds;
+    const backup = await cli(["backup", "--out", file], source);
+    const backupS = backup.seconds;
     const sizeMB = statSync(file).size / 2 ** 20;
     const restored = await cli(["restore", file], target);
     const restoreS = restored.seconds;
@@ -117,6 +126,9 @@ export async function backupSuite(kind: "pglite" | "postgres", adminUrl: string)
         restoreS: Number(restoreS.toFixed(1)),
         sizeMB: Number(sizeMB.toFixed(1)),
         rows,
+        // The CLI process's CPU (PostgreSQL's own work is not counted), backup and restore.
+        [CPU_PER_UNIT]: usPerUnit(backup.cpuSeconds + restored.cpuSeconds, rows),
+        [WORK_UNIT]: "row backed up and restored (the CLI's CPU)",
       },
     });
   } finally {

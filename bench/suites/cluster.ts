@@ -6,6 +6,7 @@ import { performance } from "node:perf_hooks";
 import autocannon from "autocannon";
 import type { Redis } from "ioredis";
 import { type BenchUnit, createBenchWorld, pool } from "../lib/bench-world.ts";
+import { CPU_PER_UNIT, usPerUnit, WORK_UNIT } from "../lib/cpu-per-unit.ts";
 import {
   monotonicUs,
   newestProfile,
@@ -90,6 +91,8 @@ type Measured = {
   redisCommandsPerMsg: number | null;
   sustained: { rate: number; limitedBy: string };
   rest: { rps: number; perProcess: number[]; p50: number; p99: number; errors: number };
+  /** The processes' CPU in µs per REST request answered. */
+  restCpuUs: number | null;
 };
 
 const diff2 = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);
@@ -273,6 +276,7 @@ async function restReads(procs: BenchServer[], unitUuid: string, token: string) 
     p50: Math.max(...results.map((r) => r.latency.p50)),
     p99: Math.max(...results.map((r) => r.latency.p99)),
     errors: results.reduce((a, r) => a + r.errors + r.non2xx + r.timeouts, 0),
+    requests: results.reduce((a, r) => a + r.requests.total, 0),
   };
 }
 
@@ -542,14 +546,17 @@ export async function clusterSuite(
       for (const pid of pids) await untilIdle(pid);
       const before = pids.map((pid) => processStats(pid).cpuSeconds);
       const rest = await restReads(procs, latSender.uuid, world.token);
-      const restCpu = pids.map((pid, i) =>
-        Math.round(((processStats(pid).cpuSeconds - (before[i] ?? 0)) / REST_SECONDS) * 100),
+      const restCpuS = pids.map((pid, i) => processStats(pid).cpuSeconds - (before[i] ?? 0));
+      const restCpu = restCpuS.map((s) => Math.round((s / REST_SECONDS) * 100));
+      const restCpuUs = usPerUnit(
+        restCpuS.reduce((a, b) => a + b, 0),
+        rest.requests,
       );
       console.log(
         `    GET /units/{uuid} x${REST_CONNECTIONS}: ${rest.rps} req/s (${rest.perProcess.join(" + ")}) p99 ${rest.p99} ms errors ${rest.errors}, server cpu ${restCpu.map((c) => `${c}%`).join(" + ")}`,
       );
       await closeClients();
-      return { latency, cpu, redisCommandsPerMsg, sustained, rest };
+      return { latency, cpu, redisCommandsPerMsg, sustained, rest, restCpuUs };
     };
 
     results.single = await measure("single");
@@ -606,6 +613,9 @@ function report(
       "cluster/single p50": ratio2(one.latency.p50, single.latency.p50),
       "cluster/single p99": ratio2(one.latency.p99, single.latency.p99),
       undelivered: single.latency.lost + one.latency.lost + two.latency.lost,
+      // ×2, the layout the suite is about; the processes' CPU added up.
+      [CPU_PER_UNIT]: usPerUnit(two.latency.serverCpuS, two.latency.received),
+      [WORK_UNIT]: "message delivered (×2, both processes)",
     },
     goal: "reported (docs/cluster.md: cross-process p50/p99)",
     met: null,
@@ -641,6 +651,9 @@ function report(
       "p99 ms single/×1/×2": `${single.rest.p99}/${one.rest.p99}/${two.rest.p99}`,
       errors: single.rest.errors + one.rest.errors + two.rest.errors,
       cores: coresNote,
+      [CPU_PER_UNIT]: two.restCpuUs,
+      [WORK_UNIT]: "request answered (×2, both processes)",
+      "single cpu_us_per_unit": single.restCpuUs,
     },
     goal: "reported (docs/cluster.md: REST reads per process, ×2/×1)",
     met: null,
@@ -684,6 +697,9 @@ function report(
         reference?.cost.clientCpuPer1k ?? null,
       ),
       undelivered: single.cpu.lost + one.cpu.lost + two.cpu.lost,
+      [CPU_PER_UNIT]: usPerUnit(two.cpu.serverCpuS, two.cpu.received),
+      [WORK_UNIT]: `message routed @ ${CPU_RATE}/s (×2, both processes)`,
+      "single cpu_us_per_unit": usPerUnit(single.cpu.serverCpuS, single.cpu.received),
     },
     goal: "reported (docs/cluster.md: Redis PUBLISH → message p50)",
     met: null,

@@ -5,6 +5,7 @@ import path from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import { createFixtureRepo } from "../../test/helpers/git-fixtures.ts";
 import { freePort } from "../../test/helpers/ports.ts";
+import { cpuPerUnit, usPerUnit } from "../lib/cpu-per-unit.ts";
 import { monotonicUs, type ProfileWindow, printProfile } from "../lib/cpu-profile.ts";
 import { LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
 import type { PacedPublisher } from "../lib/paced-sender.ts";
@@ -13,7 +14,12 @@ import { record } from "../lib/report.ts";
 import { routedPairs } from "../lib/routed-pairs.ts";
 import { SERVER_ENTRY, startBenchServer } from "../lib/server.ts";
 import { ms, ratio } from "../lib/stats.ts";
-import { MAX_LAG_MS, maxSustainedRate, stampedFlow } from "../lib/sustained-rate.ts";
+import {
+  MAX_LAG_MS,
+  maxSustainedRate,
+  type StepResult,
+  stampedFlow,
+} from "../lib/sustained-rate.ts";
 
 // Instance ↔ instance relay: a unit on B publishes, a unit on A receives the value
 // through B → (signed Add, delivery queue) → A → A's broker. Two real server
@@ -251,6 +257,14 @@ function firstProfile(dir: string): string | null {
   }
 }
 
+/** Both instances' CPU (B sends, A receives) per value relayed. */
+const relayCost = (r: StepResult | null) =>
+  cpuPerUnit(
+    r ? (r.cpuSeconds[0] ?? 0) + (r.cpuSeconds[1] ?? 0) : null,
+    r?.received ?? 0,
+    "value relayed (B's + A's CPU)",
+  );
+
 /** Rates offered to the relay and to the routed reference, one step each. */
 const STEPS = [
   2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000,
@@ -399,6 +413,7 @@ export async function federationSuite(
           "p99 ms": ms(r.p99),
           "B cpu %": r.cpu[0] ?? null,
           "A cpu %": r.cpu[1] ?? null,
+          ...relayCost(r),
           ...(await deliveryErrors()),
         },
         goal: "p99 < 50 ms, no loss, in order",
@@ -434,6 +449,10 @@ export async function federationSuite(
           "p99 ms at max": ms(s.last?.p99 ?? null),
           "B cpu % at max": s.last?.cpu[0] ?? null,
           "A cpu % at max": s.last?.cpu[1] ?? null,
+          ...relayCost(s.last),
+          "routed cpu_us_per_unit": reference?.last
+            ? usPerUnit(reference.last.cpuSeconds[0], reference.last.received)
+            : null,
           ...(await deliveryErrors()),
         },
         goal: `>= 0.8x routed MQTT (no loss, in order, lag <= ${MAX_LAG_MS} ms)`,

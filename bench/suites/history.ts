@@ -6,6 +6,7 @@ import {
   createBenchWorld,
   pool,
 } from "../lib/bench-world.ts";
+import { CPU_PER_UNIT, cpuMeter, usPerUnit, WORK_UNIT } from "../lib/cpu-per-unit.ts";
 import { newestProfile, printProfile } from "../lib/cpu-profile.ts";
 import { connectInspector, type Inspector } from "../lib/inspector.ts";
 import { connectUnit, type LeanClient, PublishEncoder } from "../lib/lean-mqtt.ts";
@@ -154,7 +155,7 @@ async function throughputRun(
   await untilIdle(server.pid);
   const wallS = (performance.now() - start) / 1000;
   const cpu = processStats(server.pid).cpuSeconds - cpuBefore;
-  return { sent, sendS, wallS, serverCpu: Math.round((cpu / wallS) * 100) };
+  return { sent, sendS, wallS, cpu, serverCpu: Math.round((cpu / wallS) * 100) };
 }
 
 /** Rows stored per variable (records and open-window values), read after the server stopped. */
@@ -236,7 +237,9 @@ export async function historySuite(
       `  ${targets.length + 1} pipes set in ${Math.round((performance.now() - t0) / 1000)} s`,
     );
     await latencyRun(sender, pairTopic, receiver, 1000, 2);
+    const onCpu = cpuMeter([server.pid]);
     const on = await latencyRun(sender, pairTopic, receiver, 1000, latencySeconds);
+    const onCpuUs = usPerUnit(onCpu(), on.received);
     console.log(
       `  latency, pipes on: p50 ${ms(on.p50)} ms p99 ${ms(on.p99)} ms (${on.received}/${on.sent})`,
     );
@@ -299,6 +302,7 @@ export async function historySuite(
       let rows = 0;
       // Steady state: the first reads after the import warm the caches and the JIT.
       for (let i = 0; i < 3; i++) await read();
+      const cpu = cpuMeter([server.pid]);
       for (let i = 0; i < READS; i++) {
         // The bench's own garbage (each read parses ~850 kB into 10 000 objects) is
         // collected between reads, so a client pause is not timed as the server's.
@@ -315,6 +319,7 @@ export async function historySuite(
         p50: percentile(times, 50),
         p99: percentile(times, 99),
         parseP50: percentile(parses, 50),
+        cpuUs: usPerUnit(cpu(), READS),
       };
     };
     const full = await timeReads(`limit=${HISTORY_ROWS}`);
@@ -348,6 +353,9 @@ export async function historySuite(
         "vars short": short,
         "drain s": Math.round((run.wallS - run.sendS) * 10) / 10,
         "server cpu": `${run.serverCpu}%`,
+        // Until the writer is idle again: routing, the pipes and the writes.
+        [CPU_PER_UNIT]: usPerUnit(run.cpu, run.sent),
+        [WORK_UNIT]: "value sent and stored",
       },
       goal: `>= ${rate} values/s, no loss`,
       met: written === run.sent && run.wallS - run.sendS < 5,
@@ -364,6 +372,8 @@ export async function historySuite(
         "off p99 ms": ms(off.p99),
         "on p99 ms": ms(on.p99),
         undelivered: [off, on, offAgain].reduce((n, r) => n + r.sent - r.received, 0),
+        [CPU_PER_UNIT]: onCpuUs,
+        [WORK_UNIT]: "message routed (pipes on)",
       },
       goal: "p50 with pipes ≤ 1.5× without",
       met: on.p50 !== null && offBest.p50 !== null && on.p50 <= 1.5 * offBest.p50,
@@ -379,6 +389,8 @@ export async function historySuite(
         "client JSON.parse p50 ms": ms(full.parseP50),
         "max_points=500 p50 ms": ms(points.p50),
         "max_points=500 p99 ms": ms(points.p99),
+        [CPU_PER_UNIT]: full.cpuUs,
+        [WORK_UNIT]: `read of ${HISTORY_ROWS} records`,
       },
       goal: "p99 < 50 ms",
       met: full.rows === HISTORY_ROWS && full.p99 !== null && full.p99 < 50,

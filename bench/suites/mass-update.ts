@@ -4,6 +4,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { createSimulatedUnit, type SimulatedUnit } from "../../src/simulator/simulated-unit.ts";
 import { type BenchUnit, call, createBenchWorld, pool } from "../lib/bench-world.ts";
+import { CPU_PER_UNIT, usPerUnit, WORK_UNIT } from "../lib/cpu-per-unit.ts";
 import {
   monotonicUs,
   newestProfile,
@@ -56,6 +57,8 @@ type IdleCost = {
   /** RSS grown from no unit at all to the whole fleet, scaled to 1 000 units. */
   totalRssMbPer1k: number;
   cpuSecPerMinPer1k: number;
+  /** The broker's CPU in µs per connected unit and idle minute. */
+  cpuUsPerUnitMin: number | null;
   connectS: number;
   rssMb: number;
 };
@@ -120,6 +123,7 @@ async function idleFleet(
     cpuSecPerMinPer1k:
       Math.round(((b.cpuSeconds - a.cpuSeconds) / idleSeconds) * 60 * (1000 / sims.length) * 100) /
       100,
+    cpuUsPerUnitMin: usPerUnit(b.cpuSeconds - a.cpuSeconds, (sims.length * idleSeconds) / 60),
     connectS: Math.round(connectMs / 100) / 10,
     rssMb: Math.round(b.rssBytes / MB),
   };
@@ -280,6 +284,8 @@ export async function massUpdateSuite(
         "server Success": confirmed,
         "server cpu-s": Math.round(updateCpu * 10) / 10,
         "peak rss MB": Math.round(peakRss / MB),
+        [CPU_PER_UNIT]: usPerUnit(updateCpu, updatedAt.size),
+        [WORK_UNIT]: "unit updated",
       },
       goal: "100 % < 60 s",
       met: t100 !== null && t100 < 60,
@@ -316,6 +322,9 @@ export async function massUpdateSuite(
         "mosquitto rss MB/1k": mosIdle?.rssMbPer1k ?? null,
         "mosquitto cpu-s/min per 1k": mosIdle?.cpuSecPerMinPer1k ?? null,
         "× rss": ratio(pepIdle.rssMbPer1k, mosIdle?.rssMbPer1k ?? null),
+        [CPU_PER_UNIT]: pepIdle.cpuUsPerUnitMin,
+        [WORK_UNIT]: "connected unit and idle minute",
+        "mosquitto cpu_us_per_unit": mosIdle?.cpuUsPerUnitMin ?? null,
       },
       goal: "< 20 MB RSS per 1000 idle units",
       met: pepIdle.rssMbPer1k < 20,

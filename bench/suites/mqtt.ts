@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { type BenchUnit, call, createBenchWorld, pool } from "../lib/bench-world.ts";
+import { CPU_PER_UNIT, cpuMeter, usPerUnit, WORK_UNIT } from "../lib/cpu-per-unit.ts";
 import {
   monotonicUs,
   newestProfile,
@@ -61,6 +62,8 @@ type FlowResult = {
   p99: number | null;
   /** Busy share of one core, in %, from the step's start until the last message arrived. */
   serverCpu: number;
+  /** The broker's CPU-seconds over the same window. */
+  cpuSeconds: number;
   generatorCpu: number;
 };
 
@@ -121,6 +124,7 @@ export async function flow(
     p50: percentile(samples, 50),
     p99: percentile(samples, 99),
     serverCpu: Math.round((cpu / wallS) * 100),
+    cpuSeconds: cpu,
     generatorCpu: Math.round(((gen.user + gen.system) / 1e6 / wallS) * 100),
   };
 }
@@ -155,13 +159,21 @@ async function maxSustained(
   return { rate: best, limitedBy: "highest step", last };
 }
 
-type FanResult = { rounds: number; complete: number; p50: number | null; p99: number | null };
+type FanResult = {
+  rounds: number;
+  complete: number;
+  p50: number | null;
+  p99: number | null;
+  /** The broker's CPU in µs per message delivered to a subscriber. */
+  cpuUs: number | null;
+};
 
 /**
  * Rounds of "one message to each of `receivers`": `send(tag)` starts a round, the round
  * ends when every receiver got a payload with that tag. Time to the last subscriber.
  */
 async function fanout(
+  pid: number,
   receivers: LeanClient[],
   rounds: number,
   send: (tag: string) => Promise<void> | void,
@@ -170,16 +182,19 @@ async function fanout(
   let counts = new Map<string, number>();
   let done: ((t: number) => void) | null = null;
   let current = "";
+  let delivered = 0;
   for (const r of receivers) {
     r.onMessage = (_topic, payload) => {
       const tag = payload.toString("latin1");
       if (tag !== current) return;
+      delivered++;
       const n = (counts.get(tag) ?? 0) + 1;
       counts.set(tag, n);
       if (n === receivers.length) done?.(performance.now());
     };
   }
   const times: number[] = [];
+  const cpu = cpuMeter([pid]);
   for (let i = 0; i < rounds; i++) {
     current = `fan:${runId}:${i}`;
     counts = new Map();
@@ -193,8 +208,15 @@ async function fanout(
     if (t1 !== null) times.push(t1 - t0);
     await sleep(5);
   }
+  const cpuUs = usPerUnit(cpu(), delivered);
   for (const r of receivers) r.onMessage = () => {};
-  return { rounds, complete: times.length, p50: percentile(times, 50), p99: percentile(times, 99) };
+  return {
+    rounds,
+    complete: times.length,
+    p50: percentile(times, 50),
+    p99: percentile(times, 99),
+    cpuUs,
+  };
 }
 
 type Measured = {
@@ -280,6 +302,7 @@ export async function mqttSuite(
 
       const fanTopic = fanSender.topic("Output", OUT);
       const unitFan = await fanout(
+        target.pid,
         fanRecvClients,
         Math.max(50, Math.min(300, seconds * 20)),
         (tag) => fanSendClient.publish(fanTopic, tag),
@@ -306,7 +329,7 @@ export async function mqttSuite(
       clients.push(publisher);
       const inputEncoders = inputs.map((i) => i.topic);
       const instanceFan = await phase(target, "user client → 100 unit inputs", () =>
-        fanout(fanRecvClients, instanceRounds, (tag) => {
+        fanout(target.pid, fanRecvClients, instanceRounds, (tag) => {
           for (const topic of inputEncoders) publisher.publish(topic, tag);
         }),
       );
@@ -316,19 +339,24 @@ export async function mqttSuite(
       let restFan: FanResult | null = null;
       if (target.name === "pepeunit") {
         restFan = await phase(target, "instance → 100 units via set_state_input", () =>
-          fanout(fanRecvClients, Math.max(10, Math.min(40, seconds * 2)), async (tag) => {
-            await Promise.all(
-              inputs.map((i) =>
-                call(
-                  server.url,
-                  "PATCH",
-                  `/unit_nodes/set_state_input/${i.node}`,
-                  { state: tag },
-                  world.token,
+          fanout(
+            target.pid,
+            fanRecvClients,
+            Math.max(10, Math.min(40, seconds * 2)),
+            async (tag) => {
+              await Promise.all(
+                inputs.map((i) =>
+                  call(
+                    server.url,
+                    "PATCH",
+                    `/unit_nodes/set_state_input/${i.node}`,
+                    { state: tag },
+                    world.token,
+                  ),
                 ),
-              ),
-            );
-          }),
+              );
+            },
+          ),
         );
         console.log(
           `    instance (REST set_state_input x${FANOUT}) -> ${FANOUT} units: p50 ${ms(restFan.p50)} ms p99 ${ms(restFan.p99)} ms (${restFan.complete}/${restFan.rounds} complete)`,
@@ -345,6 +373,7 @@ export async function mqttSuite(
     const stats = processStats(server.pid);
     const within3 = (a: number | null, b: number | null | undefined) =>
       b === undefined ? null : a !== null && b !== null && a <= 3 * b;
+    const perDelivery = (r: FlowResult | null) => (r ? usPerUnit(r.cpuSeconds, r.received) : null);
     const bothWithin = (
       p: { p50: number | null; p99: number | null },
       m?: { p50: number | null; p99: number | null } | null,
@@ -362,6 +391,11 @@ export async function mqttSuite(
         "× p50": ratio(pep.latency.p50, mos?.latency.p50 ?? null),
         "× p99": ratio(pep.latency.p99, mos?.latency.p99 ?? null),
         undelivered: pep.latency.lost,
+        [CPU_PER_UNIT]: usPerUnit(pep.latency.cpuSeconds, pep.latency.received),
+        [WORK_UNIT]: "message delivered",
+        "mosquitto cpu_us_per_unit": mos
+          ? usPerUnit(mos.latency.cpuSeconds, mos.latency.received)
+          : null,
       },
       goal: "p50 and p99 ≤ 3× Mosquitto",
       met: bothWithin(pep.latency, mos?.latency),
@@ -377,6 +411,9 @@ export async function mqttSuite(
         "mosquitto limited by": mos?.sustained.limitedBy ?? null,
         "× mosquitto": ratio(pep.sustained.rate, mos?.sustained.rate ?? null),
         "server cpu": pep.sustained.last ? `${pep.sustained.last.serverCpu}%` : null,
+        [CPU_PER_UNIT]: perDelivery(pep.sustained.last),
+        [WORK_UNIT]: "message delivered (at the highest sustained step)",
+        "mosquitto cpu_us_per_unit": perDelivery(mos?.sustained.last ?? null),
       },
       goal: ">= 30000 msg/s, no loss",
       met: pep.sustained.rate >= 30_000,
@@ -393,6 +430,9 @@ export async function mqttSuite(
         "× p50": ratio(pep.unitFan.p50, mos?.unitFan.p50 ?? null),
         "× p99": ratio(pep.unitFan.p99, mos?.unitFan.p99 ?? null),
         incomplete: pep.unitFan.rounds - pep.unitFan.complete,
+        [CPU_PER_UNIT]: pep.unitFan.cpuUs,
+        [WORK_UNIT]: "message delivered to a subscriber",
+        "mosquitto cpu_us_per_unit": mos?.unitFan.cpuUs ?? null,
       },
       goal: "p50 and p99 ≤ 3× Mosquitto",
       met: bothWithin(pep.unitFan, mos?.unitFan),
@@ -409,6 +449,9 @@ export async function mqttSuite(
         "× p50": ratio(pep.instanceFan.p50, mos?.instanceFan.p50 ?? null),
         "× p99": ratio(pep.instanceFan.p99, mos?.instanceFan.p99 ?? null),
         incomplete: pep.instanceFan.rounds - pep.instanceFan.complete,
+        [CPU_PER_UNIT]: pep.instanceFan.cpuUs,
+        [WORK_UNIT]: "message delivered to a subscriber",
+        "mosquitto cpu_us_per_unit": mos?.instanceFan.cpuUs ?? null,
       },
       goal: "p50 and p99 ≤ 3× Mosquitto",
       met: bothWithin(pep.instanceFan, mos?.instanceFan),
@@ -423,6 +466,8 @@ export async function mqttSuite(
           "p99 ms": ms(pep.restFan.p99),
           incomplete: pep.restFan.rounds - pep.restFan.complete,
           "server rss MB": Math.round(stats.rssBytes / 2 ** 20),
+          [CPU_PER_UNIT]: pep.restFan.cpuUs,
+          [WORK_UNIT]: "input set over REST and delivered",
         },
         goal: "reported (100 HTTP requests; no Mosquitto equivalent)",
         met: null,

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { createFixtureRepo } from "../../test/helpers/git-fixtures.ts";
 import { freePort } from "../../test/helpers/ports.ts";
+import { CPU_PER_UNIT, cpuMeter, medianOf, usPerUnit, WORK_UNIT } from "../lib/cpu-per-unit.ts";
 import { processStats } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { startBenchServer } from "../lib/server.ts";
@@ -16,7 +17,17 @@ import { startBenchServer } from "../lib/server.ts";
 const RUNS = 3;
 const LIST_UNITS = 50;
 type ReadCase = { name: string; path: string; token: string; fraction: number };
-type Load = { rps: number; p50: number; p99: number; errors: number; cpu?: number };
+type Load = {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  requests: number;
+  /** The measured process's CPU share of one core. */
+  cpu?: number;
+  /** Its CPU in µs per request answered. */
+  cpuUs?: number | null;
+};
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -27,7 +38,7 @@ function spread(xs: number[], digits: number): string {
 }
 
 /** The ceiling app in its own process on the server's core. */
-async function startCeiling(body: string): Promise<{ url: string; stop(): void }> {
+async function startCeiling(body: string): Promise<{ url: string; pid: number; stop(): void }> {
   const port = await freePort();
   const child = spawn(
     "taskset",
@@ -50,7 +61,7 @@ async function startCeiling(body: string): Promise<{ url: string; stop(): void }
     if (i > 100 || child.exitCode !== null) throw new Error("the ceiling app did not start");
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, stop: () => child.kill() };
+  return { url, pid: child.pid ?? 0, stop: () => child.kill() };
 }
 
 type Json = Record<string, unknown>;
@@ -89,6 +100,7 @@ async function load(opts: {
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx,
+    requests: result.requests.total,
   };
 }
 
@@ -156,7 +168,9 @@ export async function restSuite(
       const runs: Array<{ ceiling: Load; reads: Load[] }> = [];
       for (let run = 0; run < RUNS; run++) {
         // Ceiling and reads back to back in each run: their ratio is what noise spares.
-        const top = await load({ url: ceiling.url, headers: {}, connections: 10, seconds });
+        const ceilingCpu = cpuMeter([ceiling.pid]);
+        const top_ = await load({ url: ceiling.url, headers: {}, connections: 10, seconds });
+        const top = { ...top_, cpuUs: usPerUnit(ceilingCpu(), top_.requests) };
         const reads_: Load[] = [];
         for (const c of reads) {
           const before = processStats(server.pid);
@@ -167,7 +181,8 @@ export async function restSuite(
             seconds,
           });
           const after = processStats(server.pid);
-          reads_.push({ ...r, cpu: (after.cpuSeconds - before.cpuSeconds) / seconds });
+          const cpuS = after.cpuSeconds - before.cpuSeconds;
+          reads_.push({ ...r, cpu: cpuS / seconds, cpuUs: usPerUnit(cpuS, r.requests) });
         }
         runs.push({ ceiling: top, reads: reads_ });
       }
@@ -183,6 +198,8 @@ export async function restSuite(
             1,
           ),
           errors: sum(runs.map((r) => r.ceiling.errors)),
+          [CPU_PER_UNIT]: medianOf(runs.map((r) => r.ceiling.cpuUs ?? null)),
+          [WORK_UNIT]: "request answered (the ceiling app's process)",
         },
       });
       reads.forEach((c, i) => {
@@ -203,6 +220,8 @@ export async function restSuite(
             "p99 ms": spread(p99, 1),
             errors,
             "server cpu": `${Math.round(median(of((l) => l.cpu ?? 0)) * 100)}%`,
+            [CPU_PER_UNIT]: medianOf(runs.map((r) => (r.reads[i] as Load).cpuUs ?? null)),
+            [WORK_UNIT]: "request answered",
           },
           goal: `>= 1/${Math.round(1 / c.fraction)} of the ceiling${c.fraction > 0.2 ? ", p99 < 10 ms" : ""} (medians of ${RUNS})`,
           met:
@@ -233,6 +252,8 @@ export async function restSuite(
         errors: r.errors,
         "server cpu": `${Math.round(((after.cpuSeconds - before.cpuSeconds) / seconds) * 100)}%`,
         "rss MB": Math.round(after.rssBytes / 1024 / 1024),
+        [CPU_PER_UNIT]: usPerUnit(after.cpuSeconds - before.cpuSeconds, r.requests),
+        [WORK_UNIT]: "archive answered",
       },
     });
   } finally {
