@@ -6,6 +6,8 @@ import { type SQL, sql } from "drizzle-orm";
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { tightenPrivateDirs } from "../private-dirs.ts";
 import { projectPath } from "../project-root.ts";
+import { paramText } from "./param-text.ts";
+import { pgliteRawRows } from "./pglite-raw-rows.ts";
 import * as schema from "./schema.ts";
 
 /** The drizzle handle every feature uses; PGlite and postgres.js both satisfy it. */
@@ -20,11 +22,11 @@ export type Database = {
   db: Db;
   kind: "pglite" | "postgres";
   /**
-   * The rows of a query as each column's bytes, undecoded (postgres.js raw mode), for
+   * The rows of a query as each column's bytes (null for SQL NULL), undecoded, for
    * answers that go to the client as they are: a large text column decoded to a string
-   * and encoded back is two copies on the JS heap per read. PostgreSQL only.
+   * and encoded back is two copies on the JS heap per read. Outside any transaction.
    */
-  rawRows?: (query: SQL) => Promise<Buffer[][]>;
+  rawRows: (query: SQL) => Promise<(Buffer | null)[][]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 };
@@ -83,10 +85,8 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
       kind: "postgres",
       rawRows: async (query) => {
         const q = dialect.sqlToQuery(query);
-        // drizzle has serialised the parameters already; postgres.js's own type for them
-        // names its type map, which this module does not import.
-        const rows = await client.unsafe(q.sql, q.params as never[]).raw();
-        return rows as unknown as Buffer[][];
+        const rows = await client.unsafe(q.sql, q.params.map(paramText)).raw();
+        return rows as unknown as (Buffer | null)[][];
       },
       ping: async () => {
         await db.execute(sql`select 1`);
@@ -132,7 +132,7 @@ function createPgliteCluster(dir: string, sharedBuffersMb: number | undefined): 
 
 /** Opens (and migrates) PGlite in this process: in memory, or the cluster in `pgliteDir`. */
 export async function openPglite(opts: DatabaseOptions): Promise<Database> {
-  const { PGlite } = await import("@electric-sql/pglite");
+  const { PGlite, protocol } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const { migrate } = await import("drizzle-orm/pglite/migrator");
   const pgliteOptions = {
@@ -146,9 +146,11 @@ export async function openPglite(opts: DatabaseOptions): Promise<Database> {
   // PGlite unpacks its initial cluster with explicit modes (0644/0755), whatever the
   // umask: take group/other off once it is there. Files it creates later get 0600.
   if (opts.pgliteDir) tightenPrivateDirs([opts.pgliteDir]);
+  const dialect = new PgDialect();
   return {
     db: db as unknown as Db,
     kind: "pglite",
+    rawRows: (query) => pgliteRawRows(client, protocol.serialize, dialect.sqlToQuery(query)),
     ping: async () => {
       await db.execute(sql`select 1`);
     },

@@ -274,8 +274,8 @@ const isoText = (column: SQL) =>
  * with the records (see insertRecords), so Node holds one buffer and no row objects per
  * read: 10 000 row objects alive while a read was in flight were copied and promoted by
  * each young-generation GC (20 ms scavenges, then full mark-compacts: the reads' tail
- * latency). On PostgreSQL the piece stays the bytes the driver received (see
- * Database.rawRows): no string of it is ever on the JS heap.
+ * latency). The piece stays the bytes the database answered (see Database.rawRows): no
+ * string of it is ever on the JS heap.
  */
 export async function* pageRecordsText(
   database: Pick<Database, "db" | "rawRows">,
@@ -315,17 +315,9 @@ async function pageInDatabase(
       from history_records where ${recordWhere(f)}
       order by created_at ${dir}, id ${dir}
       limit ${p.limit + 1} offset ${p.offset}) page`;
-  let fetched = 0;
-  let json: Buffer | null = null;
-  if (database.rawRows) {
-    const [row] = await database.rawRows(query);
-    fetched = Number(row?.[0]?.toString("latin1") ?? 0);
-    json = row?.[1] ?? null;
-  } else {
-    const [row] = rowsOf<{ rows: number; json: string | null }>(await database.db.execute(query));
-    fetched = row?.rows ?? 0;
-    json = row?.json ? Buffer.from(row.json) : null;
-  }
+  const [row] = await database.rawRows(query);
+  const fetched = Number(row?.[0]?.toString("latin1") ?? 0);
+  let json = row?.[1] ?? null;
   if (!json || fetched === 0) return { fetched, pieces: [] };
   // `,{"state":` cannot occur inside an element, where JSON escapes every quote.
   if (fetched > p.limit) {
