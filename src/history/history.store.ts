@@ -266,7 +266,6 @@ const aggregateColumns = {
 const isoText = (column: SQL) =>
   sql`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-/** Records per piece of a page's JSON: ~85 kB of text, below V8's large-object size. */
 /**
  * One page of records as the JSON text of the answer's `pipe_data` elements joined with
  * "," (the array's inside), yielded as one piece, or none for an empty page; the
