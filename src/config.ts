@@ -76,6 +76,8 @@ const envSchema = z.object({
     .or(z.literal("").transform(() => undefined)),
   // The embedded database's page cache (PostgreSQL's shared_buffers), held in memory for good.
   PEPEUNIT_PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(16),
+  // PGlite in a worker thread: its statements do not block the event loop (MQTT, HTTP).
+  PEPEUNIT_PGLITE_THREAD: bool.default(true),
   PEPEUNIT_MAX_REPO_SIZE_MB: z.coerce.number().positive().default(10),
   PEPEUNIT_GIT_ALLOW_LOCAL: bool.default(false),
   // Comma-separated directories; when set, file:// sources must lie inside one of them.
@@ -156,6 +158,8 @@ export type Config = {
   databaseUrl: string | undefined;
   /** PGlite's shared_buffers (MB): its page cache, the part of its memory that is sized. */
   pgliteSharedBuffersMb: number;
+  /** PGlite runs in a worker thread (true) or on the main thread. */
+  pgliteThread: boolean;
   maxRepoSizeBytes: number;
   gitAllowLocal: boolean;
   /** With local sources allowed: the only directories file:// may name (undefined: any but ours). */
@@ -320,6 +324,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     repositoriesDir: path.resolve(e.PEPEUNIT_REPOSITORIES_DIR),
     databaseUrl: e.DATABASE_URL,
     pgliteSharedBuffersMb: e.PEPEUNIT_PGLITE_SHARED_BUFFERS_MB,
+    pgliteThread: e.PEPEUNIT_PGLITE_THREAD,
     maxRepoSizeBytes: Math.round(e.PEPEUNIT_MAX_REPO_SIZE_MB * 1024 * 1024),
     gitAllowLocal: e.PEPEUNIT_GIT_ALLOW_LOCAL,
     gitLocalRoots: e.PEPEUNIT_GIT_LOCAL_ROOTS?.split(",")

@@ -53,6 +53,7 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       url: config.databaseUrl,
       pgliteDir: `${config.dataDir}/pglite`,
       pgliteSharedBuffersMb: config.pgliteSharedBuffersMb,
+      pgliteThread: config.pgliteThread,
     }));
   try {
     await verifyEncryptKey(database.db, config.encryptKey);

@@ -54,6 +54,7 @@ async function backup(args: string[]): Promise<void> {
     const database = await createDatabase({
       url: config.databaseUrl,
       pgliteDir: `${config.dataDir}/pglite`,
+      pgliteThread: config.pgliteThread,
     });
     // Ctrl-C or a stop: the temporary file goes, nothing that looks like a backup stays.
     const abort = new AbortController();

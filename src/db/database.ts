@@ -2,7 +2,8 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type SQL, sql } from "drizzle-orm";
+import type { PGlite } from "@electric-sql/pglite";
+import { type Query, type SQL, sql } from "drizzle-orm";
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { tightenPrivateDirs } from "../private-dirs.ts";
 import { projectPath } from "../project-root.ts";
@@ -43,7 +44,13 @@ export type DatabaseOptions = {
   /** false: open as is (a restore applies the migrations inside its own transaction). */
   migrate?: boolean;
   /** PGlite's shared_buffers in MB (its page cache inside the WebAssembly heap); default 16. */
-  pgliteSharedBuffersMb?: number;
+  pgliteSharedBuffersMb?: number | undefined;
+  /**
+   * PGlite runs in a worker thread (default): its WebAssembly executes each statement
+   * synchronously, and on the main thread that is milliseconds of a blocked event loop
+   * per query (MQTT, HTTP and timers wait). false: in this thread, as before.
+   */
+  pgliteThread?: boolean | undefined;
 };
 
 /**
@@ -79,20 +86,15 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
         lockConnection.release();
       }
     }
-    const dialect = new PgDialect();
-    return {
+    return databaseOf({
       db: db as unknown as Db,
       kind: "postgres",
-      rawRows: async (query) => {
-        const q = dialect.sqlToQuery(query);
+      rawRows: async (q) => {
         const rows = await client.unsafe(q.sql, q.params.map(paramText)).raw();
         return rows as unknown as (Buffer | null)[][];
       },
-      ping: async () => {
-        await db.execute(sql`select 1`);
-      },
       close: () => client.end({ timeout: 5 }),
-    };
+    });
   }
   // The database files are the instance's alone (see src/private-dirs.ts).
   if (opts.pgliteDir) mkdirSync(path.dirname(opts.pgliteDir), { recursive: true, mode: 0o700 });
@@ -106,7 +108,9 @@ export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
   ) {
     await createPgliteCluster(opts.pgliteDir, opts.pgliteSharedBuffersMb);
   }
-  return openPglite(opts);
+  if (opts.pgliteThread === false) return openPglite(opts);
+  const { openPgliteWorker } = await import("./pglite-worker.ts");
+  return openPgliteWorker(opts);
 }
 
 // .ts when the server runs from src/ (type stripping), .js when from its build.
@@ -130,9 +134,13 @@ function createPgliteCluster(dir: string, sharedBuffersMb: number | undefined): 
   });
 }
 
-/** Opens (and migrates) PGlite in this process: in memory, or the cluster in `pgliteDir`. */
-export async function openPglite(opts: DatabaseOptions): Promise<Database> {
-  const { PGlite, protocol } = await import("@electric-sql/pglite");
+/**
+ * Opens PGlite in this thread with the instance's settings (in memory, or the cluster in
+ * `pgliteDir`) and applies pending migrations unless told not to. The PGlite thread
+ * (src/db/pglite-thread.ts) opens it through here too.
+ */
+export async function openPgliteClient(opts: DatabaseOptions): Promise<PGlite> {
+  const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const { migrate } = await import("drizzle-orm/pglite/migrator");
   const pgliteOptions = {
@@ -141,19 +149,47 @@ export async function openPglite(opts: DatabaseOptions): Promise<Database> {
   const client = opts.pgliteDir
     ? new PGlite(opts.pgliteDir, pgliteOptions)
     : new PGlite(pgliteOptions);
-  const db = drizzle(client, { schema });
-  if (opts.migrate !== false) await migrate(db, { migrationsFolder });
+  if (opts.migrate !== false) await migrate(drizzle({ client }), { migrationsFolder });
   // PGlite unpacks its initial cluster with explicit modes (0644/0755), whatever the
   // umask: take group/other off once it is there. Files it creates later get 0600.
   if (opts.pgliteDir) tightenPrivateDirs([opts.pgliteDir]);
+  return client;
+}
+
+/**
+ * Opens (and migrates) PGlite in this process, its queries run on this thread: for the
+ * short-lived cluster-creating process, and with `pgliteThread: false`.
+ */
+export async function openPglite(opts: DatabaseOptions): Promise<Database> {
+  const { protocol } = await import("@electric-sql/pglite");
+  const { drizzle } = await import("drizzle-orm/pglite");
+  const client = await openPgliteClient(opts);
+  return databaseOf({
+    db: drizzle({ client, schema }) as unknown as Db,
+    kind: "pglite",
+    rawRows: (q) => pgliteRawRows(client, protocol.serialize, q),
+    close: () => client.close(),
+  });
+}
+
+/**
+ * A Database around its drizzle handle; `rawRows` is given the query as SQL text and
+ * parameters, as each driver sends it.
+ */
+export function databaseOf(parts: {
+  db: Db;
+  kind: Database["kind"];
+  rawRows: (query: Query) => Promise<(Buffer | null)[][]>;
+  close: () => Promise<void>;
+}): Database {
   const dialect = new PgDialect();
   return {
-    db: db as unknown as Db,
-    kind: "pglite",
-    rawRows: (query) => pgliteRawRows(client, protocol.serialize, dialect.sqlToQuery(query)),
+    db: parts.db,
+    kind: parts.kind,
+    rawRows: (query) => parts.rawRows(dialect.sqlToQuery(query)),
     ping: async () => {
-      await db.execute(sql`select 1`);
+      await parts.db.execute(sql`select 1`);
     },
-    close: () => client.close(),
+    close: parts.close,
   };
 }
