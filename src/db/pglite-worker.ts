@@ -33,6 +33,9 @@ class ThreadConnection {
   #lastId = 0;
   /** Why requests fail from now on: the thread closed or died. */
   #gone: Error | null = null;
+  #closing = false;
+  /** The thread opened PGlite: an exit before that is a failed start, reported by `ready`. */
+  #opened = false;
 
   constructor(worker: Worker) {
     this.#worker = worker;
@@ -42,6 +45,7 @@ class ThreadConnection {
     });
     this.ready = ready.then((r) => {
       if (r.type === "failed") throw threadError(r.error);
+      this.#opened = true;
       this.#idle();
     });
     worker.on("message", (msg: Response | Ready) => {
@@ -57,6 +61,15 @@ class ThreadConnection {
         opened({ type: "failed", error: { message: err.message, name: "Error", fields: {} } });
         this.#fail(err);
         resolve();
+        // The database is gone while the instance runs: every later write would fail.
+        // Stop the process (as a lost database connection would) so its supervisor
+        // restarts it on the files PGlite synced, rather than serve errors for ever.
+        if (this.#opened && !this.#closing) {
+          const why = this.#gone ?? err;
+          queueMicrotask(() => {
+            throw why;
+          });
+        }
       });
     });
   }
@@ -85,6 +98,7 @@ class ThreadConnection {
 
   /** Closes PGlite and waits for the thread to end. */
   async close(): Promise<void> {
+    this.#closing = true;
     if (!this.#gone) {
       await this.request({ type: "close", id: this.nextId() });
       this.#worker.ref(); // until the thread has exited
