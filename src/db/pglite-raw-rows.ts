@@ -29,15 +29,19 @@ export async function pgliteRawRows(
     serialize.sync(),
   ]);
   const chunks: Buffer[] = [];
-  // PGlite's query mutex, as its own query() takes: no other statement interleaves.
-  await client.runExclusive(() =>
-    client.execProtocolRawStream(message, {
-      syncToFs: false,
-      // The chunk is a view of the WebAssembly memory, reused after this call: copy it.
-      onRawData: (chunk) => {
-        chunks.push(Buffer.from(chunk));
-      },
-    }),
+  // PGlite's transaction lock, then its query lock (runExclusive holds only the latter):
+  // the read waits for an open transaction to end instead of running inside it, and no
+  // other statement interleaves with its messages.
+  await client._runExclusiveTransaction(() =>
+    client.runExclusive(() =>
+      client.execProtocolRawStream(message, {
+        syncToFs: false,
+        // The chunk is a view of the WebAssembly memory, reused after this call: copy it.
+        onRawData: (chunk) => {
+          chunks.push(Buffer.from(chunk));
+        },
+      }),
+    ),
   );
   return dataRows(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
 }

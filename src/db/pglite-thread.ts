@@ -124,11 +124,10 @@ async function answer(req: Request): Promise<void> {
         reply({ id: req.id, ok: true, value: await txOf(req.tx).exec(req.sql) });
         return;
       case "rawRows": {
-        // PGlite's runExclusive (inside pgliteRawRows) holds only its query lock: the
-        // transaction lock too keeps these reads out of an open transaction, as query() does.
-        const rows = await pg._runExclusiveTransaction(() =>
-          pgliteRawRows(pg, protocol.serialize, { sql: req.sql, params: req.params }),
-        );
+        const rows = await pgliteRawRows(pg, protocol.serialize, {
+          sql: req.sql,
+          params: req.params,
+        });
         const raw = packRawRows(rows);
         reply({ id: req.id, ok: true, raw }, [raw.buffer, raw.layout.buffer as ArrayBuffer]);
         return;
