@@ -214,9 +214,12 @@ describe("data links on the graph", { timeout: 150_000 }, () => {
       const panel = page.getByTestId("panel-repo");
       await panel.waitFor();
       const repoUuid = /#\/repo\/([0-9a-f-]{36})/.exec(page.url())?.[1] as string;
+      // The first sync re-reads the branch list; pick only once it has settled.
+      await expect.poll(() => panel.getByTestId("panel-sync-status").innerText()).toBe("Synced");
       await expect.poll(() => panel.locator("#repo-default-branch option").count()).toBe(2);
       await tabTo(page, "#repo-default-branch");
       await page.keyboard.press("ArrowDown");
+      await expect.poll(() => page.locator("#repo-default-branch").inputValue()).toBe("main");
       await tabTo(page, '[data-testid="default-branch-form"] button[type=submit]');
       await page.keyboard.press("Enter");
       await expect

@@ -109,8 +109,10 @@ describe("units on the graph", { timeout: 150_000 }, () => {
       await form.waitFor();
       await form.getByLabel("Unit name").fill("pinned-unit");
       await form.getByTestId("follow-repo").uncheck();
-      const branches = await form.getByTestId("branch-select").locator("option").allInnerTexts();
-      expect(branches).toEqual(expect.arrayContaining(["main", "dev"]));
+      // The branch list arrives after the form opens.
+      await expect
+        .poll(() => form.getByTestId("branch-select").locator("option").allInnerTexts())
+        .toEqual(expect.arrayContaining(["main", "dev"]));
       await form.getByTestId("branch-select").selectOption("main");
       await form.getByLabel("Tag", { exact: true }).check();
       await form.getByTestId("tag-select").selectOption("v1");
