@@ -1,7 +1,7 @@
 import v8 from "node:v8";
-import { runInNewContext } from "node:vm";
 import { ConfigError, loadConfig } from "./config.ts";
 import { restrictNewFiles, tightenPrivateDirs } from "./private-dirs.ts";
+import { fullGc, startIdleTrim } from "./process-memory.ts";
 
 // `npm start`: one process, the whole instance. Stops cleanly on SIGINT/SIGTERM.
 // Startup (compiling ~1 500 modules, opening the database) keeps most of what it
@@ -28,7 +28,13 @@ try {
   // mark-compact every ~8 reads of 10 000 history records: half of a read's CPU, and its
   // p99 (70 → 30–48 ms, bench history suite). An idle instance keeps its idle size.
   v8.setFlagsFromString("--heap-growing-percent=100");
-  collectStartupGarbage();
+  // Startup's short-lived objects reached the old generation (the young one was kept
+  // small), and V8 would not collect it before the heap doubled, which an idle instance
+  // never does: ~30 MB of pages held for nothing. One full collection now.
+  const gc = fullGc();
+  gc();
+  // And the young generation a later burst grows is given back once idle again.
+  startIdleTrim(gc);
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
@@ -53,16 +59,4 @@ try {
     process.exit(2);
   }
   throw err;
-}
-
-/**
- * One full collection once the instance is up. With a small young generation, startup's
- * short-lived objects reach the old one, and V8 would not collect it before the heap
- * doubled, which an idle instance never does: ~30 MB of pages held for nothing. `gc` is
- * exposed in a throwaway context only, not on this process's global object.
- */
-function collectStartupGarbage(): void {
-  v8.setFlagsFromString("--expose-gc");
-  const gc = runInNewContext("gc") as (options: { type: "major"; execution: "sync" }) => void;
-  gc({ type: "major", execution: "sync" });
 }
