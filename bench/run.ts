@@ -8,6 +8,7 @@ import { federationSuite } from "./suites/federation.ts";
 import { footprintSuite } from "./suites/footprint.ts";
 import { historySuite } from "./suites/history.ts";
 import { liveSuite } from "./suites/live.ts";
+import { loopSuite } from "./suites/loop.ts";
 import { massUpdateSuite } from "./suites/mass-update.ts";
 import { metricsSuite } from "./suites/metrics.ts";
 import { mqttSuite } from "./suites/mqtt.ts";
@@ -16,7 +17,7 @@ import { uiSuite } from "./suites/ui.ts";
 
 // `npm run bench`: every suite, BENCH_RUNS times (3 unless set); a table of medians with
 // min–max on stdout and bench/results/latest.json.
-// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster,footprint
+// BENCH_SECONDS shortens or lengthens each load run; BENCH_SUITES=rest,mqtt,loop,mass-update,federation,ui,history,alerts,live,metrics,backup,cluster,footprint
 // (or the names as arguments: `npm run bench -- history`) runs only those; BENCH_CPU_PROF=1 profiles every bench server (node --cpu-prof);
 // BENCH_SERVER_NODE_ARGS adds node flags to every bench server (e.g. --trace-gc).
 
@@ -65,6 +66,8 @@ for (let run = 1; run <= runs; run++) {
   // The device plane on PostgreSQL only: routing does not touch the database, and the
   // 1 000-unit fleet would double the run time on PGlite for little information.
   if (wanted("mqtt")) await mqttSuite(await freshPostgres(), seconds);
+  // Unit→instance→unit and the main thread's event-loop delay, PGlite against PostgreSQL.
+  if (wanted("loop")) await loopSuite(freshPostgres, seconds);
   if (wanted("mass-update")) await massUpdateSuite(await freshPostgres(), seconds);
   if (wanted("federation")) {
     await federationSuite(pglite, seconds);
