@@ -1,5 +1,6 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import type { PGlite, Transaction } from "@electric-sql/pglite";
+import { fullGc } from "../process-memory.ts";
 import { openPgliteClient } from "./database.ts";
 import type {
   ErrorData,
@@ -154,6 +155,9 @@ const { protocol } = await import("@electric-sql/pglite");
 let pg: PGlite;
 try {
   pg = await openPgliteClient(opts);
+  // Opening (the WebAssembly module, its file-system image, the migrations) leaves tens
+  // of MB of this thread's heap garbage that an idle instance would keep.
+  fullGc()();
   port.on("message", (req: Request) => {
     void answer(req);
   });

@@ -184,7 +184,7 @@ class ThreadClient {
   }
 }
 
-const YOUNG_GENERATION_MB = 8;
+const YOUNG_GENERATION_MB = 4;
 
 /** Opens (and migrates) PGlite in a worker thread of its own and drives it from here. */
 export async function openPgliteWorker(opts: DatabaseOptions): Promise<Database> {
