@@ -221,7 +221,13 @@ describe("data links on the graph", { timeout: 150_000 }, () => {
       await page.keyboard.press("ArrowDown");
       await expect.poll(() => page.locator("#repo-default-branch").inputValue()).toBe("main");
       await tabTo(page, '[data-testid="default-branch-form"] button[type=submit]');
+      const patched = page.waitForResponse(
+        (r) => r.request().method() === "PATCH" && r.url().endsWith(`/repos/${repoUuid}`),
+        { timeout: 10_000 },
+      );
       await page.keyboard.press("Enter");
+      const res = await patched;
+      expect(res.status(), await res.text()).toBe(200);
       await expect
         .poll(async () => (await ctx.inst.api.get(`/repos/${repoUuid}`, maker.token)).body)
         .toMatchObject({ default_branch: "main" });
