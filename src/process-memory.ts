@@ -40,17 +40,17 @@ export type IdleTrimOptions = {
   gc: FullGc;
   /** Young generation size that counts as not grown (its size right after startup). */
   baselineBytes: number;
-  /** Busy share under which a tick counts as idle. */
-  idleBelow?: number;
 };
+
+/** Busy share of a tick under which the tick counts as idle. */
+const IDLE_BELOW = 0.02;
 
 /** The decision, one call per tick; true when it collected. */
 export function createIdleTrim(opts: IdleTrimOptions): () => boolean {
-  const idleBelow = opts.idleBelow ?? 0.02;
   return () => {
     const s = opts.sample();
     // Twice the baseline: one scavenge's worth of growth is not worth a full collection.
-    if (s.busy >= idleBelow || s.youngBytes <= 2 * opts.baselineBytes) return false;
+    if (s.busy >= IDLE_BELOW || s.youngBytes <= 2 * opts.baselineBytes) return false;
     opts.gc();
     return true;
   };
@@ -67,7 +67,7 @@ export function youngGenerationBytes(): number {
 }
 
 /** Samples the real process: event-loop utilization since the last tick, young generation. */
-export function processSampler(): () => MemorySample {
+function processSampler(): () => MemorySample {
   let last = performance.eventLoopUtilization();
   return () => {
     const now = performance.eventLoopUtilization();
@@ -77,14 +77,12 @@ export function processSampler(): () => MemorySample {
   };
 }
 
-/** Ticks every `intervalMs` (a tick idle that long counts as idle); stop() ends it. */
-export function startIdleTrim(gc: FullGc, intervalMs = 5_000): { stop(): void } {
+/** Ticks every `intervalMs` (a tick idle that long counts as idle) for the process's life. */
+export function startIdleTrim(gc: FullGc, intervalMs = 5_000): void {
   const tick = createIdleTrim({
     sample: processSampler(),
     gc,
     baselineBytes: youngGenerationBytes(),
   });
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+  setInterval(tick, intervalMs).unref();
 }
