@@ -75,7 +75,7 @@ const envSchema = z.object({
     .optional()
     .or(z.literal("").transform(() => undefined)),
   // The embedded database's page cache (PostgreSQL's shared_buffers), held in memory for good.
-  PEPEUNIT_PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(16),
+  PEPEUNIT_PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(8),
   // PGlite in a worker thread: its statements do not block the event loop (MQTT, HTTP).
   PEPEUNIT_PGLITE_THREAD: bool.default(true),
   PEPEUNIT_MAX_REPO_SIZE_MB: z.coerce.number().positive().default(10),

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,6 +8,13 @@ import { freePort } from "../../test/helpers/ports.ts";
 const root = fileURLToPath(new URL("../..", import.meta.url));
 /** What `npm start` runs: the server's build (bench/run.ts brings it up to date first). */
 export const SERVER_ENTRY = path.join(root, "build/src/main.js");
+
+/** The node flags `npm start` gives the server (package.json), so benches run it alike. */
+export function startNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
+  const words = String(pkg.scripts.start).split(/\s+/);
+  return words.slice(1).filter((w) => w.startsWith("--"));
+}
 
 export type BenchServer = {
   url: string;
@@ -42,7 +49,8 @@ export async function startBenchServer(opts: {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), "pepeunit-bench-"));
   const profile = opts.cpuProfile ?? ["1", "true"].includes(process.env.BENCH_CPU_PROF ?? "");
   const cpuProfDir = profile ? path.join(dir, "cpu-prof") : null;
-  const nodeArgs = cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [];
+  const nodeArgs = startNodeFlags();
+  if (cpuProfDir) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`);
   // BENCH_SERVER_NODE_ARGS: extra node flags for every bench server (e.g. --trace-gc).
   nodeArgs.push(...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean));
   const port = await freePort();

@@ -2,12 +2,11 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { PGlite } from "@electric-sql/pglite";
 import { type Query, type SQL, sql } from "drizzle-orm";
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { tightenPrivateDirs } from "../private-dirs.ts";
 import { projectPath } from "../project-root.ts";
 import { paramText } from "./param-text.ts";
+import { openPgliteInstance } from "./pglite-open.ts";
 import { pgliteRawRows } from "./pglite-raw-rows.ts";
 import * as schema from "./schema.ts";
 
@@ -43,7 +42,7 @@ export type DatabaseOptions = {
   maxConnections?: number;
   /** false: open as is (a restore applies the migrations inside its own transaction). */
   migrate?: boolean;
-  /** PGlite's shared_buffers in MB (its page cache inside the WebAssembly heap); default 16. */
+  /** PGlite's shared_buffers in MB (its page cache inside the WebAssembly heap); default 8. */
   pgliteSharedBuffersMb?: number | undefined;
   /**
    * PGlite runs in a worker thread (default): its WebAssembly executes each statement
@@ -52,16 +51,6 @@ export type DatabaseOptions = {
    */
   pgliteThread?: boolean | undefined;
 };
-
-/**
- * PGlite's startup settings for a small instance. PostgreSQL's default shared_buffers
- * (128 MB) is written through in PGlite's WebAssembly heap, which never shrinks: 16 MB
- * holds the hot pages of an instance with a few hundred units, and a page outside it
- * costs a read from the OS's file cache, not the disk. The other defaults are PGlite's.
- */
-export function pgliteStartParams(defaults: readonly string[], sharedBuffersMb = 16): string[] {
-  return [...defaults, "-c", `shared_buffers=${sharedBuffersMb}MB`];
-}
 
 /** Opens the database and applies pending migrations before anything else uses it. */
 export async function createDatabase(opts: DatabaseOptions): Promise<Database> {
@@ -135,35 +124,15 @@ function createPgliteCluster(dir: string, sharedBuffersMb: number | undefined): 
 }
 
 /**
- * Opens PGlite in this thread with the instance's settings (in memory, or the cluster in
- * `pgliteDir`) and applies pending migrations unless told not to. The PGlite thread
- * (src/db/pglite-thread.ts) opens it through here too.
- */
-export async function openPgliteClient(opts: DatabaseOptions): Promise<PGlite> {
-  const { PGlite } = await import("@electric-sql/pglite");
-  const { drizzle } = await import("drizzle-orm/pglite");
-  const { migrate } = await import("drizzle-orm/pglite/migrator");
-  const pgliteOptions = {
-    startParams: pgliteStartParams(PGlite.defaultStartParams, opts.pgliteSharedBuffersMb),
-  };
-  const client = opts.pgliteDir
-    ? new PGlite(opts.pgliteDir, pgliteOptions)
-    : new PGlite(pgliteOptions);
-  if (opts.migrate !== false) await migrate(drizzle({ client }), { migrationsFolder });
-  // PGlite unpacks its initial cluster with explicit modes (0644/0755), whatever the
-  // umask: take group/other off once it is there. Files it creates later get 0600.
-  if (opts.pgliteDir) tightenPrivateDirs([opts.pgliteDir]);
-  return client;
-}
-
-/**
  * Opens (and migrates) PGlite in this process, its queries run on this thread: for the
  * short-lived cluster-creating process, and with `pgliteThread: false`.
  */
 export async function openPglite(opts: DatabaseOptions): Promise<Database> {
   const { protocol } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
-  const client = await openPgliteClient(opts);
+  const { migrate } = await import("drizzle-orm/pglite/migrator");
+  const client = await openPgliteInstance(opts);
+  if (opts.migrate !== false) await migrate(drizzle({ client }), { migrationsFolder });
   return databaseOf({
     db: drizzle({ client, schema }) as unknown as Db,
     kind: "pglite",

@@ -5,7 +5,6 @@
 /** What the thread opens, as createDatabase was given it (workerData). */
 export type ThreadOptions = {
   pgliteDir: string | undefined;
-  migrate: boolean;
   pgliteSharedBuffersMb: number | undefined;
 };
 

@@ -1,7 +1,7 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import type { PGlite, Transaction } from "@electric-sql/pglite";
 import { fullGc } from "../process-memory.ts";
-import { openPgliteClient } from "./database.ts";
+import { openPgliteInstance } from "./pglite-open.ts";
 import type {
   ErrorData,
   QueryRequest,
@@ -154,8 +154,8 @@ async function answer(req: Request): Promise<void> {
 const { protocol } = await import("@electric-sql/pglite");
 let pg: PGlite;
 try {
-  pg = await openPgliteClient(opts);
-  // Opening (the WebAssembly module, its file-system image, the migrations) leaves tens
+  pg = await openPgliteInstance(opts);
+  // Opening (the WebAssembly module, its file-system image) leaves tens
   // of MB of this thread's heap garbage that an idle instance would keep.
   fullGc()();
   port.on("message", (req: Request) => {

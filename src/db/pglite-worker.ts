@@ -2,7 +2,13 @@ import path from "node:path";
 import { Worker } from "node:worker_threads";
 import type { PGlite } from "@electric-sql/pglite";
 import { drizzle } from "drizzle-orm/pglite";
-import { type Database, type DatabaseOptions, type Db, databaseOf } from "./database.ts";
+import {
+  type Database,
+  type DatabaseOptions,
+  type Db,
+  databaseOf,
+  migrationsFolder,
+} from "./database.ts";
 import { paramText } from "./param-text.ts";
 import type { ErrorData, Ready, Request, Response, ThreadOptions } from "./pglite-protocol.ts";
 import { unpackRawRows } from "./raw-rows-transfer.ts";
@@ -186,11 +192,10 @@ class ThreadClient {
 
 const YOUNG_GENERATION_MB = 4;
 
-/** Opens (and migrates) PGlite in a worker thread of its own and drives it from here. */
+/** Opens PGlite in a worker thread of its own, drives it from here, and migrates it. */
 export async function openPgliteWorker(opts: DatabaseOptions): Promise<Database> {
   const workerData: ThreadOptions = {
     pgliteDir: opts.pgliteDir,
-    migrate: opts.migrate !== false,
     pgliteSharedBuffersMb: opts.pgliteSharedBuffersMb,
   };
   const conn = new ThreadConnection(
@@ -206,6 +211,12 @@ export async function openPgliteWorker(opts: DatabaseOptions): Promise<Database>
   await conn.ready;
   // drizzle types its client as PGlite; ThreadClient has the members it uses.
   const client = new ThreadClient(conn, undefined) as unknown as PGlite;
+  // Here, not in the thread: the thread then never loads drizzle, the schema or the
+  // migrator (src/db/pglite-open.ts), and the statements are the same either way.
+  if (opts.migrate !== false) {
+    const { migrate } = await import("drizzle-orm/pglite/migrator");
+    await migrate(drizzle({ client }), { migrationsFolder });
+  }
   return databaseOf({
     db: drizzle({ client, schema }) as unknown as Db,
     kind: "pglite",
