@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { DEFAULT_SHARED_BUFFERS_MB } from "./db/pglite-open.ts";
 
 // The only module that reads process.env: everything else receives a Config.
 
@@ -75,7 +76,12 @@ const envSchema = z.object({
     .optional()
     .or(z.literal("").transform(() => undefined)),
   // The embedded database's page cache (PostgreSQL's shared_buffers), held in memory for good.
-  PEPEUNIT_PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(8),
+  PEPEUNIT_PGLITE_SHARED_BUFFERS_MB: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(4096)
+    .default(DEFAULT_SHARED_BUFFERS_MB),
   // PGlite in a worker thread: its statements do not block the event loop (MQTT, HTTP).
   PEPEUNIT_PGLITE_THREAD: bool.default(true),
   PEPEUNIT_MAX_REPO_SIZE_MB: z.coerce.number().positive().default(10),

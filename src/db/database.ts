@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { PGlite } from "@electric-sql/pglite";
 import { type Query, type SQL, sql } from "drizzle-orm";
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { projectPath } from "../project-root.ts";
@@ -123,6 +124,13 @@ function createPgliteCluster(dir: string, sharedBuffersMb: number | undefined): 
   });
 }
 
+/** Applies pending migrations through a PGlite client (in this thread or the thread's). */
+export async function migratePglite(client: PGlite): Promise<void> {
+  const { drizzle } = await import("drizzle-orm/pglite");
+  const { migrate } = await import("drizzle-orm/pglite/migrator");
+  await migrate(drizzle({ client }), { migrationsFolder });
+}
+
 /**
  * Opens (and migrates) PGlite in this process, its queries run on this thread: for the
  * short-lived cluster-creating process, and with `pgliteThread: false`.
@@ -130,9 +138,8 @@ function createPgliteCluster(dir: string, sharedBuffersMb: number | undefined): 
 export async function openPglite(opts: DatabaseOptions): Promise<Database> {
   const { protocol } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
-  const { migrate } = await import("drizzle-orm/pglite/migrator");
   const client = await openPgliteInstance(opts);
-  if (opts.migrate !== false) await migrate(drizzle({ client }), { migrationsFolder });
+  if (opts.migrate !== false) await migratePglite(client);
   return databaseOf({
     db: drizzle({ client, schema }) as unknown as Db,
     kind: "pglite",

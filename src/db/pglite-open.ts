@@ -5,6 +5,9 @@ import { tightenPrivateDirs } from "../private-dirs.ts";
 // (src/db/pglite-thread.ts) loads only this, and its heap holds no ORM, schema or
 // migrator (~3 MB); migrations reach the thread as statements from the main thread.
 
+/** shared_buffers (MB) unless configured (PEPEUNIT_PGLITE_SHARED_BUFFERS_MB). */
+export const DEFAULT_SHARED_BUFFERS_MB = 8;
+
 /**
  * PGlite's startup settings for a small instance. Its shared memory lives in a
  * WebAssembly heap that never shrinks and is written through when it is set up, so every
@@ -14,7 +17,10 @@ import { tightenPrivateDirs } from "../private-dirs.ts";
  * process tables, 8 MB) serve PGlite's single backend as well at 16, 0 and 1: 4 MB less,
  * and 16 × 64 lock slots still hold the migrations' one transaction. The rest is PGlite's.
  */
-export function pgliteStartParams(defaults: readonly string[], sharedBuffersMb = 8): string[] {
+export function pgliteStartParams(
+  defaults: readonly string[],
+  sharedBuffersMb = DEFAULT_SHARED_BUFFERS_MB,
+): string[] {
   return [
     ...defaults,
     ...["-c", `shared_buffers=${sharedBuffersMb}MB`],

@@ -155,8 +155,8 @@ const { protocol } = await import("@electric-sql/pglite");
 let pg: PGlite;
 try {
   pg = await openPgliteInstance(opts);
-  // Opening (the WebAssembly module, its file-system image) leaves tens
-  // of MB of this thread's heap garbage that an idle instance would keep.
+  // Opening (the WebAssembly module, its file-system image) leaves tens of MB of this
+  // thread's heap garbage that an idle instance would keep.
   fullGc()();
   port.on("message", (req: Request) => {
     void answer(req);

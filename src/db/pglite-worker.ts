@@ -7,7 +7,7 @@ import {
   type DatabaseOptions,
   type Db,
   databaseOf,
-  migrationsFolder,
+  migratePglite,
 } from "./database.ts";
 import { paramText } from "./param-text.ts";
 import type { ErrorData, Ready, Request, Response, ThreadOptions } from "./pglite-protocol.ts";
@@ -213,10 +213,7 @@ export async function openPgliteWorker(opts: DatabaseOptions): Promise<Database>
   const client = new ThreadClient(conn, undefined) as unknown as PGlite;
   // Here, not in the thread: the thread then never loads drizzle, the schema or the
   // migrator (src/db/pglite-open.ts), and the statements are the same either way.
-  if (opts.migrate !== false) {
-    const { migrate } = await import("drizzle-orm/pglite/migrator");
-    await migrate(drizzle({ client }), { migrationsFolder });
-  }
+  if (opts.migrate !== false) await migratePglite(client);
   return databaseOf({
     db: drizzle({ client, schema }) as unknown as Db,
     kind: "pglite",
