@@ -336,6 +336,7 @@ export async function federationSuite(
   const clients: MqttClient[] = [];
   const lean: LeanClient[] = [];
   let relayWindow: ProfileWindow | null = null;
+  let oneWindow: ProfileWindow | null = null;
   try {
     const sb = await setUp(b, 50);
     const sa = await setUp(a, 50);
@@ -400,7 +401,9 @@ export async function federationSuite(
       const one = pairs.slice(0, 1);
       // Three seconds first, so JIT warm-up and start-up garbage are not counted as latency.
       await stampedFlow(pids(), sendersOf(one), receiversOf(one), 1000, 3);
+      const fromUs = monotonicUs();
       const r = await stampedFlow(pids(), sendersOf(one), receiversOf(one), 1000, seconds);
+      oneWindow = { fromUs, toUs: monotonicUs() };
       record({
         suite: "federation",
         case: "1 output @ 1000 values/s",
@@ -540,6 +543,7 @@ export async function federationSuite(
     ] as const) {
       // The first process's profile: A's restart (the last case) leaves a second one.
       const file = s.cpuProfDir ? firstProfile(s.cpuProfDir) : null;
+      if (file && oneWindow) printProfile(`${name}, 1 output @ 1000/s`, file, 20, oneWindow);
       if (file && relayWindow)
         printProfile(`${name}, 100-output rate steps`, file, 20, relayWindow);
     }

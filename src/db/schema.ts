@@ -306,7 +306,10 @@ export const federationKeys = pgTable(
   "federation_keys",
   {
     actor: text("actor").notNull(),
-    algorithm: text("algorithm").$type<"RSASSA-PKCS1-v1_5" | "Ed25519">().notNull(),
+    // src/federation/keys.ts's KeyAlgorithm.
+    algorithm: text("algorithm")
+      .$type<"RSASSA-PKCS1-v1_5" | "Ed25519" | "RSASSA-PKCS1-v1_5/2048">()
+      .notNull(),
     publicJwk: jsonb("public_jwk").notNull(),
     privateJwkEnc: text("private_jwk_enc").notNull(),
     createdAt: createdAt(),

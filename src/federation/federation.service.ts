@@ -375,7 +375,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
 
     remoteTopicAllowed(unitUuid, topic) {
       if (!policy.settings.enabled) return false;
-      return links.activeInto(unitUuid, usable).some((e) => e.remoteTopic === topic);
+      return links.hasActiveTopic(unitUuid, topic, usable);
     },
 
     settings: () => ({ ...policy.settings }),

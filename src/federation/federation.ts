@@ -169,8 +169,11 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
     instanceRsaSender() {
       instanceRsa ??= (async () => {
         const pairs = await core.ctx().getActorKeyPairs(INSTANCE_ACTOR);
-        const rsa = pairs.find((p) => p.privateKey.algorithm.name === "RSASSA-PKCS1-v1_5");
-        if (!rsa) throw new Error("the instance actor has no RSA key");
+        // The readings key (keys.ts): the 2 048-bit one.
+        const rsa = pairs.find(
+          (p) => (p.privateKey.algorithm as RsaHashedKeyAlgorithm).modulusLength === 2048,
+        );
+        if (!rsa) throw new Error("the instance actor has no readings key");
         return { keyId: rsa.keyId, privateKey: rsa.privateKey };
       })();
       return instanceRsa;
@@ -190,7 +193,10 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
           followers: ctx.getFollowersUri(identifier),
           following: ctx.getFollowingUri(identifier),
           endpoints: new Endpoints({ sharedInbox: ctx.getInboxUri() }),
-          publicKey: pairs[0]?.cryptographicKey ?? null,
+          // Every RSA key: the instance's readings key is verified by its id among them.
+          publicKeys: pairs
+            .filter((p) => p.privateKey.algorithm.name === "RSASSA-PKCS1-v1_5")
+            .map((p) => p.cryptographicKey),
           assertionMethods: pairs.map((p) => p.multikey),
         };
       };

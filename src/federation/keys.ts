@@ -3,29 +3,51 @@ import { and, eq } from "drizzle-orm";
 import { decryptJson, encryptJson } from "../crypto/aes-gcm.ts";
 import type { DbLike } from "../db/database.ts";
 import { federationKeys } from "../db/schema.ts";
+import { INSTANCE_ACTOR } from "./core.ts";
 
 // Key pairs of local actors, made on first use and kept in the database (private
 // halves encrypted with the instance key), so signatures stay verifiable across
-// restarts. RSA for HTTP and Linked Data signatures, Ed25519 for proofs.
+// restarts. RSA for HTTP and Linked Data signatures, Ed25519 for proofs. The instance
+// actor has a third, RSA of 2 048 bits, that signs readings (relay.ts): a delivery
+// every few milliseconds, where a signature with the 4 096-bit key Fedify makes costs
+// ~2 ms of CPU and one with this key ~0.3 ms. Peers verify it as any other key of the
+// actor (its `publicKey` list; Fedify's verifier picks the key by id).
 
-type Algorithm = "RSASSA-PKCS1-v1_5" | "Ed25519";
-const ALGORITHMS: Algorithm[] = ["RSASSA-PKCS1-v1_5", "Ed25519"];
+export type KeyAlgorithm = "RSASSA-PKCS1-v1_5" | "Ed25519" | typeof READINGS_KEY;
+/** The stored `algorithm` of the instance's readings key. */
+export const READINGS_KEY = "RSASSA-PKCS1-v1_5/2048";
+const ALGORITHMS: KeyAlgorithm[] = ["RSASSA-PKCS1-v1_5", "Ed25519"];
+const INSTANCE_ALGORITHMS: KeyAlgorithm[] = [...ALGORITHMS, READINGS_KEY];
 
 export type KeyStore = {
-  /** Both key pairs of an actor, RSA first. */
+  /** The key pairs of an actor: RSA (4 096 bits), Ed25519, and for the instance its readings key. */
   pairsOf(actor: string): Promise<CryptoKeyPair[]>;
 };
+
+function generate(algorithm: KeyAlgorithm): Promise<CryptoKeyPair> {
+  if (algorithm !== READINGS_KEY) return generateCryptoKeyPair(algorithm);
+  return crypto.subtle.generateKey(
+    {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-256",
+    },
+    true,
+    ["sign", "verify"],
+  );
+}
 
 export function createKeyStore(db: DbLike, encryptKey: Uint8Array): KeyStore {
   const cache = new Map<string, Promise<CryptoKeyPair[]>>();
 
   async function load(actor: string): Promise<CryptoKeyPair[]> {
     const out: CryptoKeyPair[] = [];
-    for (const algorithm of ALGORITHMS) {
+    for (const algorithm of actor === INSTANCE_ACTOR ? INSTANCE_ALGORITHMS : ALGORITHMS) {
       const where = and(eq(federationKeys.actor, actor), eq(federationKeys.algorithm, algorithm));
       let [row] = await db.select().from(federationKeys).where(where);
       if (!row) {
-        const pair = await generateCryptoKeyPair(algorithm);
+        const pair = await generate(algorithm);
         await db
           .insert(federationKeys)
           .values({

@@ -29,6 +29,8 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export class RemoteEdgeRegistry {
   readonly #byUuid = new Map<string, RemoteEdge>();
+  /** Edges by the unit of their input: the broker asks per forwarded message (activeInto). */
+  readonly #byInputUnit = new Map<string, Set<RemoteEdge>>();
   /** Active remote outputs: actor URL → home topic and the highest sequence relayed. */
   readonly active = new Map<string, { topic: string; lastSequence: number; edges: Set<string> }>();
 
@@ -38,6 +40,7 @@ export class RemoteEdgeRegistry {
       .from(federationRemoteEdges)
       .innerJoin(unitNodes, eq(unitNodes.uuid, federationRemoteEdges.inputUuid));
     this.#byUuid.clear();
+    this.#byInputUnit.clear();
     this.active.clear();
     for (const r of rows) this.put({ ...r.e, inputUnitUuid: r.unitUuid });
   }
@@ -45,6 +48,12 @@ export class RemoteEdgeRegistry {
   put(e: RemoteEdge): void {
     this.remove(e.uuid);
     this.#byUuid.set(e.uuid, e);
+    let ofUnit = this.#byInputUnit.get(e.inputUnitUuid);
+    if (!ofUnit) {
+      ofUnit = new Set();
+      this.#byInputUnit.set(e.inputUnitUuid, ofUnit);
+    }
+    ofUnit.add(e);
     if (e.status === "Active" && e.remoteTopic) {
       let a = this.active.get(e.remoteActor);
       if (!a) {
@@ -60,6 +69,9 @@ export class RemoteEdgeRegistry {
     const e = this.#byUuid.get(uuid);
     if (!e) return undefined;
     this.#byUuid.delete(uuid);
+    const ofUnit = this.#byInputUnit.get(e.inputUnitUuid);
+    ofUnit?.delete(e);
+    if (ofUnit?.size === 0) this.#byInputUnit.delete(e.inputUnitUuid);
     const a = this.active.get(e.remoteActor);
     if (a) {
       a.edges.delete(uuid);
@@ -70,6 +82,14 @@ export class RemoteEdgeRegistry {
 
   get(uuid: string): RemoteEdge | undefined {
     return this.#byUuid.get(uuid);
+  }
+
+  /** Whether an active edge into the unit's inputs has this remote topic (its peer usable). */
+  hasActiveTopic(unitUuid: string, topic: string, usable: (domain: string) => boolean): boolean {
+    for (const e of this.#byInputUnit.get(unitUuid) ?? []) {
+      if (e.status === "Active" && e.remoteTopic === topic && usable(e.domain)) return true;
+    }
+    return false;
   }
 
   byFollow(followId: string): RemoteEdge | undefined {
@@ -83,9 +103,8 @@ export class RemoteEdgeRegistry {
 
   /** Active edges into a unit's inputs whose peer is currently usable. */
   activeInto(unitUuid: string, usable: (domain: string) => boolean): RemoteEdge[] {
-    return this.all()
-      .filter((e) => e.inputUnitUuid === unitUuid && e.status === "Active" && e.remoteTopic)
-      .filter((e) => usable(e.domain))
+    return [...(this.#byInputUnit.get(unitUuid) ?? [])]
+      .filter((e) => e.status === "Active" && e.remoteTopic && usable(e.domain))
       .sort(
         (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.uuid.localeCompare(b.uuid),
       );

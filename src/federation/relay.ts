@@ -25,7 +25,9 @@ import {
 // together in one Add activity, signed (HTTP Signatures) with the instance key:
 // while WINDOW activities to that inbox are still queued or in flight, new
 // readings wait and join the next one, so batches grow with the rate (and with a
-// peer's round-trip time) instead of the queue growing. The activities go through
+// peer's round-trip time) instead of the queue growing; and a batch leaves once its
+// oldest reading has waited batchMs, so even a peer that answers at once gets at most
+// one activity per batchMs, not one per reading. The activities go through
 // the persistent queue with the peer's ordering key: after the Accept, in order,
 // retried while the peer is down.
 //
@@ -255,7 +257,16 @@ export function createRelay(
       if (!p.readings.length || p.outstanding >= WINDOW) return;
       if (p.timer) clearTimeout(p.timer);
       p.timer = null;
-      flush(p.inbox);
+      // Not before the oldest waiting reading is batchMs old: a fast peer would otherwise get
+      // an activity (a signature to make and check) for every reading or two.
+      const wait = batchMs - (Date.now() - (p.readings[0] as OutgoingReading).observedAt);
+      if (wait <= 0 || p.readings.length >= MAX_BATCH[formatOf(p.inbox)]) flush(p.inbox);
+      else {
+        p.timer = setTimeout(() => {
+          p.timer = null;
+          flush(p.inbox);
+        }, wait);
+      }
     };
     // Nothing of ours left in the queue: maybe nothing at all, then the next goes direct.
     if (p.mode === "queued" && p.outstanding === 0) void checkQueue(p).then(open);

@@ -165,9 +165,11 @@ async function walk(baseUrl: string, w: World, nodes: string[]): Promise<Walk> {
     headers: { accept: "application/activity+json" },
   });
   expect(actor.status).toBe(200);
-  const key = ((await actor.json()) as { publicKey?: { publicKeyPem?: string } }).publicKey
-    ?.publicKeyPem;
-  expect(key).toMatch(/BEGIN PUBLIC KEY/);
+  // Its RSA keys: the main one and the one readings are signed with (src/federation/keys.ts).
+  const keys = ((await actor.json()) as { publicKey?: Array<{ publicKeyPem?: string }> }).publicKey;
+  expect(keys).toHaveLength(2);
+  const key = (keys ?? []).map((k) => k.publicKeyPem).join("\n");
+  expect(key.match(/BEGIN PUBLIC KEY/g)).toHaveLength(2);
   return { users, repos, versions, units, edges, alerts, events, boards, history, key };
 }
 

@@ -1,3 +1,4 @@
+import { createPublicKey } from "node:crypto";
 import { signRequest } from "@fedify/fedify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serializeTable } from "../../src/federation/readings.ts";
@@ -20,7 +21,7 @@ import {
 // knows refused with a 422 that says why. Values keep their order per output and
 // none is lost in a burst.
 
-type Sent = { from: string; to: string; objectType: unknown };
+type Sent = { from: string; to: string; objectType: unknown; keyId: string | undefined };
 
 describe("federation readings formats", () => {
   let a: Side; // new
@@ -49,6 +50,7 @@ describe("federation readings formats", () => {
             from: new URL(String(json.actor)).host,
             to: new URL(req.url).host,
             objectType: json.object.type,
+            keyId: /keyId="([^"]+)"/.exec(req.headers.get("signature") ?? "")?.[1],
           });
         }
       }
@@ -112,6 +114,47 @@ describe("federation readings formats", () => {
     expect(batches.length).toBeGreaterThan(0);
     expect(batches.length).toBeLessThan(3000); // batched
     for (const s of batches) expect(s.objectType).toEqual(["Object", "ReadingTable"]);
+    // Signed with the instance's readings key (src/federation/keys.ts): RSA of 2 048 bits,
+    // one of the keys its actor lists, so any peer verifies it.
+    const keyId = `${b.fi.baseUrl}/ap/actors/instance#key-3`;
+    for (const s of batches) expect(s.keyId).toBe(keyId);
+    const actor = (await (
+      await realFetch(`${b.fi.baseUrl}/ap/actors/instance`, {
+        headers: { accept: "application/activity+json" },
+      })
+    ).json()) as { publicKey: Array<{ id: string; publicKeyPem: string }> };
+    const listed = actor.publicKey.find((k) => k.id === keyId);
+    expect(listed).toBeDefined();
+    const details = createPublicKey(listed?.publicKeyPem ?? "").asymmetricKeyDetails;
+    expect(details?.modulusLength).toBe(2048);
+  });
+
+  it("a batch leaves once its oldest reading has waited PEPEUNIT_FEDERATION_BATCH_MS, however fast the peer answers", async () => {
+    const paced = await startSide({ ...env, PEPEUNIT_FEDERATION_BATCH_MS: "100" });
+    try {
+      const link = await follow(a, paced);
+      await burst(link, 1, "warmPaced");
+      const before = sent.length;
+      // A value every 10 ms for a second: a peer that answers within 10 ms would otherwise
+      // get an activity (a signature to make and check) for nearly every value.
+      for (let i = 0; i < 100; i++) {
+        link.devOut.publish(link.topic, `paced:${i}`, { qos: 0 });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const got = await eventually(() => {
+        const values = link.devIn.received
+          .filter((m) => m.topic === link.topic && m.payload.toString().startsWith("paced:"))
+          .map((m) => Number(m.payload.toString().slice("paced:".length)));
+        return values.length >= 100 && values;
+      }, 30_000);
+      expect(got).toEqual(sequence(100));
+      const activities = sent.slice(before).filter((s) => s.from === paced.fi.domain).length;
+      // About 1 s of values at one activity per 100 ms (and a little slack for a slow machine).
+      expect(activities).toBeGreaterThan(0);
+      expect(activities).toBeLessThanOrEqual(15);
+    } finally {
+      await paced.fi.close();
+    }
   });
 
   it("an instance that does not announce format 2 gets format 1 (ReadingBatch)", async () => {
