@@ -24,6 +24,9 @@ import { createOtaService } from "./ota/ota.service.ts";
 import { createReadModel } from "./read-model/read-model.ts";
 import { createRepoSyncWorker } from "./repos/sync-worker.ts";
 
+/** Longer than the idle timeout of the clients and proxies in front (see serve below). */
+const HTTP_KEEP_ALIVE_MS = 65_000;
+
 export type Instance = {
   deps: AppDeps;
   broker: Broker;
@@ -179,6 +182,11 @@ export async function startInstance(config: Config, opts: InstanceOptions = {}):
       resolve(s),
     );
   });
+  // Node closes an idle keep-alive socket after 5 s; a client (a reverse proxy, undici,
+  // a device library) that reuses it in the same moment gets ECONNRESET. Idle sockets
+  // live longer here than in the clients and proxies in front (nginx keeps them 60 s),
+  // so the client is always the side that closes.
+  if ("keepAliveTimeout" in server) server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   broker.attachWebSocket(server);
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;

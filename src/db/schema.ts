@@ -301,15 +301,15 @@ export const federationPeers = pgTable("federation_peers", {
   createdAt: createdAt(),
 });
 
+/** How src/federation/keys.ts names a key pair: the "/2048" one is the instance's readings key. */
+export type FederationKeyAlgorithm = "RSASSA-PKCS1-v1_5" | "Ed25519" | "RSASSA-PKCS1-v1_5/2048";
+
 /** Key pairs of local actors (instance, units, variables); the private half AES-GCM encrypted. */
 export const federationKeys = pgTable(
   "federation_keys",
   {
     actor: text("actor").notNull(),
-    // src/federation/keys.ts's KeyAlgorithm.
-    algorithm: text("algorithm")
-      .$type<"RSASSA-PKCS1-v1_5" | "Ed25519" | "RSASSA-PKCS1-v1_5/2048">()
-      .notNull(),
+    algorithm: text("algorithm").$type<FederationKeyAlgorithm>().notNull(),
     publicJwk: jsonb("public_jwk").notNull(),
     privateJwkEnc: text("private_jwk_enc").notNull(),
     createdAt: createdAt(),

@@ -168,11 +168,10 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
       fed.createContext(new URL(config.baseUrl), undefined).getActorUri(INSTANCE_ACTOR),
     instanceRsaSender() {
       instanceRsa ??= (async () => {
+        // Fedify's view of the pairs carries the key ids; the readings pair is one of them.
+        const readings = await keys.readingsPair();
         const pairs = await core.ctx().getActorKeyPairs(INSTANCE_ACTOR);
-        // The readings key (keys.ts): the 2 048-bit one.
-        const rsa = pairs.find(
-          (p) => (p.privateKey.algorithm as RsaHashedKeyAlgorithm).modulusLength === 2048,
-        );
+        const rsa = pairs.find((p) => p.privateKey === readings.privateKey);
         if (!rsa) throw new Error("the instance actor has no readings key");
         return { keyId: rsa.keyId, privateKey: rsa.privateKey };
       })();

@@ -1,7 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { Principal } from "../access/principal.ts";
 import { canManage, canSee } from "../access/visibility.ts";
-import { storedValue } from "../broker/ingest-parse.ts";
 import { unitNodes } from "../db/schema.ts";
 import { forbidden, HttpError, notFound, unprocessable } from "../http/errors.ts";
 import type { AppDeps } from "../http/types.ts";
@@ -48,14 +47,11 @@ export async function setStateInput(
   } catch (err) {
     throw new HttpError(503, `publish failed: ${err instanceof Error ? err.message : String(err)}`);
   }
-  // The broker's ingest records it too, batched; written here so the answer already has it.
-  const [updated] = await db
-    .update(unitNodes)
-    .set({ lastValue: storedValue(Buffer.from(state)), lastValueAt: new Date() })
-    .where(eq(unitNodes.uuid, node.uuid))
-    .returning();
-  // The ingest records the same publish and may flush it around this write: the read
-  // model reads the row back rather than trusting the order the two announcements arrive in.
-  deps.events.emit("device-data.written", { seen: [], values: [], reload: [found.unit.uuid] });
-  return updated ?? node;
+  // The broker's ingest recorded the publish with its own stamp (broker.publish hands it
+  // over before sending); flushing now puts it in the database, and through the ingest's
+  // announcement in the read model, before the answer. One writer for the row: a second
+  // write here with its own stamp raced the ingest's and left memory and database apart.
+  await deps.broker.flush();
+  const [stored] = await db.select().from(unitNodes).where(eq(unitNodes.uuid, node.uuid));
+  return stored ?? node;
 }
