@@ -11,7 +11,6 @@ import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupService } from "../../src/backup/backup.service.ts";
 import { MANIFEST, type Manifest } from "../../src/backup/backup-format.ts";
-import { loadConfig } from "../../src/config.ts";
 import { INSTANCE_ACTOR } from "../../src/federation/core.ts";
 import { rowsOf } from "../../src/federation/kv-store.ts";
 import { writeGateFor } from "../../src/git/write-gate.ts";
@@ -28,6 +27,7 @@ import { createPostgresDatabase, testDbKind } from "../helpers/database.ts";
 import {
   type ApiClient,
   createApiClient,
+  startOnFreePorts,
   startTestInstance,
   type TestInstance,
   testInstanceEnv,
@@ -98,8 +98,10 @@ async function freshTarget(k: "pglite" | "postgres"): Promise<Target> {
 
 /** An instance on a restored target, as `npm start` would open it (its .env, its database). */
 async function startOn(t: Target): Promise<Instance & { api: ApiClient }> {
-  const config = loadConfig({ ...(await testInstanceEnv()), ...t.env });
-  const inst = await startInstance(config, { logger: pino({ level: "silent" }) });
+  const inst = await startOnFreePorts(
+    async () => ({ ...(await testInstanceEnv()), ...t.env }),
+    (config) => startInstance(config, { logger: pino({ level: "silent" }) }),
+  );
   return { ...inst, api: createApiClient(inst.httpUrl) };
 }
 

@@ -55,6 +55,23 @@ export async function testInstanceEnv(): Promise<Record<string, string | undefin
  * The MQTT port is chosen before start (env.json must carry the real one, so binding
  * port 0 will not do); a port taken in between is retried with another.
  */
+/**
+ * Starts an instance on ports testInstanceEnv() found free; another test worker may take
+ * one between the check and the listen, so EADDRINUSE means new ports and another try.
+ */
+export async function startOnFreePorts(
+  env: () => Promise<Record<string, string | undefined>>,
+  start: (config: ReturnType<typeof loadConfig>) => Promise<Instance>,
+): Promise<Instance> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(loadConfig(await env()));
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EADDRINUSE" || attempt >= 5) throw err;
+    }
+  }
+}
+
 export async function startTestInstance(
   env: Record<string, string | undefined> = {},
   opts: {
@@ -77,30 +94,25 @@ export async function startTestInstance(
         PEPEUNIT_ENCRYPT_KEY: Buffer.from(shared.encryptKey).toString("base64"),
       }
     : {};
-  let instance: Instance | undefined;
-  for (let attempt = 1; !instance; attempt++) {
-    const config = loadConfig({
+  const started = await startOnFreePorts(
+    async () => ({
       ...(await testInstanceEnv()),
       PEPEUNIT_DATA_DIR: path.join(dir, "data"),
       PEPEUNIT_REPOSITORIES_DIR: path.join(dir, "repositories"),
       ...secrets,
       ...env,
-    });
-    try {
-      instance = await startInstance(config, {
+    }),
+    (config) =>
+      startInstance(config, {
         database,
         logger: opts.logStream
           ? pino({ level: config.logLevel }, opts.logStream)
           : pino({ level: config.logLevel }),
-      });
-    } catch (err) {
-      if ((err as { code?: string }).code !== "EADDRINUSE" || attempt >= 5) {
-        if (ownsDatabase) await database.close();
-        throw err;
-      }
-    }
-  }
-  const started = instance;
+      }),
+  ).catch(async (err: unknown) => {
+    if (ownsDatabase) await database.close();
+    throw err;
+  });
   return {
     ...started,
     dir,
