@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { type DestinationStream, pino } from "pino";
-import { loadConfig } from "../../src/config.ts";
+import { type Config, loadConfig } from "../../src/config.ts";
 import { API_PREFIX } from "../../src/http/app.ts";
 import { type Instance, startInstance } from "../../src/instance.ts";
 import { createTestDatabase } from "./database.ts";
@@ -51,17 +51,12 @@ export async function testInstanceEnv(): Promise<Record<string, string | undefin
 }
 
 /**
- * A real instance on a random loopback port with its own data dir, clones and database.
- * The MQTT port is chosen before start (env.json must carry the real one, so binding
- * port 0 will not do); a port taken in between is retried with another.
- */
-/**
  * Starts an instance on ports testInstanceEnv() found free; another test worker may take
  * one between the check and the listen, so EADDRINUSE means new ports and another try.
  */
 export async function startOnFreePorts(
   env: () => Promise<Record<string, string | undefined>>,
-  start: (config: ReturnType<typeof loadConfig>) => Promise<Instance>,
+  start: (config: Config) => Promise<Instance>,
 ): Promise<Instance> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -72,6 +67,11 @@ export async function startOnFreePorts(
   }
 }
 
+/**
+ * A real instance on a random loopback port with its own data dir, clones and database.
+ * The MQTT port is chosen before start (env.json must carry the real one, so binding
+ * port 0 will not do); a port taken in between is retried with another.
+ */
 export async function startTestInstance(
   env: Record<string, string | undefined> = {},
   opts: {
