@@ -12,7 +12,7 @@ import type { PacedPublisher } from "../lib/paced-sender.ts";
 import { untilIdle } from "../lib/process-stats.ts";
 import { record } from "../lib/report.ts";
 import { routedPairs } from "../lib/routed-pairs.ts";
-import { SERVER_ENTRY, startBenchServer } from "../lib/server.ts";
+import { SERVER_ENTRY, startBenchServer, startNodeFlags } from "../lib/server.ts";
 import { ms, ratio } from "../lib/stats.ts";
 import {
   MAX_LAG_MS,
@@ -23,7 +23,7 @@ import {
 
 // Instance ↔ instance relay: a unit on B publishes, a unit on A receives the value
 // through B → (signed Add, delivery queue) → A → A's broker. Two real server
-// processes (B pinned to core 0, A to core 1; this load generator floats).
+// processes (B pinned to core 0, A to core 1, where bench/run.ts pins this load generator too).
 //
 // Cases: the highest routed MQTT rate of one instance (suites/mqtt.ts's search, on a
 // server of its own, same database kind), the reference of this run; one output at
@@ -77,7 +77,13 @@ async function startServer(core: number, databaseUrl: string | undefined): Promi
   const cpuProfDir = ["1", "true"].includes(process.env.BENCH_CPU_PROF ?? "")
     ? path.join(dir, "cpu-prof")
     : null;
-  const nodeArgs = cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [];
+  // The flags `npm start` gives the server: without --v8-pool-size=1, four V8 helper
+  // threads share the pinned core with the main thread, and a scavenge they run in
+  // parallel stalls it 10–30 ms (one output at 1 000/s read p99 80 ms instead of 25).
+  const nodeArgs = startNodeFlags();
+  if (cpuProfDir) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`);
+  // BENCH_SERVER_NODE_ARGS: extra node flags, as for every bench server (lib/server.ts).
+  nodeArgs.push(...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean));
   const start = async () => {
     const c = spawn("taskset", ["-c", String(core), process.execPath, ...nodeArgs, SERVER_ENTRY], {
       env,
@@ -267,7 +273,8 @@ const relayCost = (r: StepResult | null) =>
 
 /** Rates offered to the relay and to the routed reference, one step each. */
 const STEPS = [
-  2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000,
+  2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 35_000, 40_000, 45_000, 50_000, 60_000,
+  80_000, 100_000,
 ];
 
 /** The highest routed MQTT rate of one instance (10 unit pairs), this run's reference. */
