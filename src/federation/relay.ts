@@ -23,11 +23,13 @@ import {
 // with a sequence number. Readings bound for one follower inbox (its shared inbox:
 // each instance gets a value once, whatever number of its units follow it) leave
 // together in one Add activity, signed (HTTP Signatures) with the instance key:
-// while WINDOW activities to that inbox are still queued or in flight, new
-// readings wait and join the next one, so batches grow with the rate (and with a
-// peer's round-trip time) instead of the queue growing; and a batch leaves once its
-// oldest reading has waited batchMs, so even a peer that answers at once gets at most
-// one activity per batchMs, not one per reading. The activities go through
+// while an activity to that inbox is still queued or in flight, new readings wait
+// and join the next one, so batches grow with the rate (and with a peer's round-trip
+// time) instead of the queue growing; once BUILD_AHEAD of them wait, that next one
+// is built meanwhile (WINDOW), so a peer that is busy with one batch finds the next
+// ready when it answers instead of waiting for us to build it. A batch
+// leaves once its oldest reading has waited batchMs, so even a peer that answers at
+// once gets at most one activity per batchMs, not one per reading. The activities go through
 // the persistent queue with the peer's ordering key: after the Accept, in order,
 // retried while the peer is down.
 //
@@ -55,11 +57,15 @@ const MAX_BATCH: Record<ReadingFormat, number> = { 1: 500, 2: 2000 };
 /** Payload bytes per activity, well under the inboxes' default limit (1 MB). */
 const MAX_BATCH_BYTES = 256 * 1024;
 /**
- * Activities per inbox queued or in flight before readings wait for one to finish:
- * one, since they are delivered one at a time anyway (in order); readings that
- * arrive meanwhile make the next activity larger instead of waiting in another one.
+ * Activities per inbox queued or in flight before readings wait for one to finish.
+ * They are delivered one at a time anyway (in order), so readings that arrive while
+ * one is on its way normally make the next activity larger instead of waiting in
+ * another one; but once BUILD_AHEAD readings wait, the next activity is built (and
+ * queued behind the one in flight) meanwhile, so the peer never waits for us to build it.
  */
-const WINDOW = 1;
+const WINDOW = 2;
+/** Waiting readings from which the second activity of the window is built ahead. */
+const BUILD_AHEAD = 500;
 /** Republishes of a received batch in flight at once (under aedes's emitter concurrency, 100). */
 const PUBLISH_CHUNK = 50;
 /** A safety net: readings never wait longer than this for the window to open. */
@@ -252,9 +258,9 @@ export function createRelay(
   /** An activity of the peer left (delivered, dropped or given up): the window opens. */
   function sent(p: Peer): void {
     p.outstanding = Math.max(0, p.outstanding - 1);
-    if (p.outstanding >= WINDOW) return;
+    if (!windowOpen(p)) return;
     const open = () => {
-      if (!p.readings.length || p.outstanding >= WINDOW) return;
+      if (!p.readings.length || !windowOpen(p)) return;
       if (p.timer) clearTimeout(p.timer);
       p.timer = null;
       // Not before the oldest waiting reading is batchMs old: a fast peer would otherwise get
@@ -292,13 +298,20 @@ export function createRelay(
     }
   }
 
+  /** Whether another activity may leave now: none on its way, or a backlog worth building ahead. */
+  function windowOpen(p: Peer): boolean {
+    return p.outstanding === 0 || (p.outstanding < WINDOW && p.readings.length >= BUILD_AHEAD);
+  }
+
   function schedule(inbox: string, p: Peer): void {
-    if (p.timer) return;
-    if (p.readings.length >= MAX_BATCH[formatOf(inbox)]) {
+    const now =
+      p.outstanding === 0 ? p.readings.length >= MAX_BATCH[formatOf(inbox)] : windowOpen(p);
+    if (now) {
       flush(inbox);
       return;
     }
-    const delay = p.outstanding < WINDOW ? batchMs : MAX_HOLD_MS;
+    if (p.timer) return;
+    const delay = p.outstanding === 0 ? batchMs : MAX_HOLD_MS;
     p.timer = setTimeout(() => {
       p.timer = null;
       flush(inbox);

@@ -21,7 +21,14 @@ import {
 // knows refused with a 422 that says why. Values keep their order per output and
 // none is lost in a burst.
 
-type Sent = { from: string; to: string; objectType: unknown; keyId: string | undefined };
+type Sent = {
+  from: string;
+  to: string;
+  objectType: unknown;
+  keyId: string | undefined;
+  /** Readings in a ReadingTable (format 2). */
+  readings: number | null;
+};
 
 describe("federation readings formats", () => {
   let a: Side; // new
@@ -31,6 +38,8 @@ describe("federation readings formats", () => {
   const open: TestClient[] = [];
   const sent: Sent[] = [];
   const realFetch = globalThis.fetch;
+  /** While set, readings activities from this host wait here before they are POSTed. */
+  let hold: { from: string; until: Promise<void> } | null = null;
   const env = { PEPEUNIT_MQTT_MAX_MSG_PER_S: "100000" };
 
   beforeAll(async () => {
@@ -44,14 +53,24 @@ describe("federation readings formats", () => {
     globalThis.fetch = async (input, init) => {
       const req = input instanceof Request ? input : null;
       if (req?.method === "POST" && req.url.endsWith("/inbox")) {
-        const json = (await req.clone().json()) as { actor?: string; object?: { type?: unknown } };
+        const json = (await req.clone().json()) as {
+          actor?: string;
+          object?: { type?: unknown; readingColumns?: unknown };
+        };
         if (json.object?.type) {
+          const from = new URL(String(json.actor)).host;
+          const columns = json.object.readingColumns;
           sent.push({
-            from: new URL(String(json.actor)).host,
+            from,
             to: new URL(req.url).host,
             objectType: json.object.type,
             keyId: /keyId="([^"]+)"/.exec(req.headers.get("signature") ?? "")?.[1],
+            readings:
+              typeof columns === "string"
+                ? (JSON.parse(columns) as { sequence: unknown[] }).sequence.length
+                : null,
           });
+          if (hold?.from === from) await hold.until;
         }
       }
       return realFetch(input, init);
@@ -155,6 +174,44 @@ describe("federation readings formats", () => {
     } finally {
       await paced.fi.close();
     }
+  });
+
+  it("while the peer holds an activity, a backlog is built into the next one meanwhile; none lost, in order", async () => {
+    const link = await follow(a, b);
+    await burst(link, 1, "warmAhead");
+    let release = () => {};
+    hold = { from: b.fi.domain, until: new Promise<void>((r) => (release = r)) };
+    const before = sent.length;
+    try {
+      link.devOut.publish(link.topic, "ahead:first", { qos: 0 });
+      // The first activity is on its way (held): what follows waits for the window.
+      await eventually(() => sent.length > before, 10_000);
+      for (let i = 0; i < 1500; i++) link.devOut.publish(link.topic, `ahead:${i}`, { qos: 0 });
+      // Everything reached B's relay (a ping round trip after the publishes), well before
+      // its 2 s safety net would send a batch whatever the window.
+      await link.devOut.publishAsync(link.topic, "ahead:last", { qos: 1 });
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      hold = null;
+      release();
+    }
+    const got = await eventually(() => {
+      const values = link.devIn.received
+        .map((m) => m.payload.toString())
+        .filter((v) => /^ahead:\d+$/.test(v))
+        .map((v) => Number(v.slice("ahead:".length)));
+      return values.length >= 1500 && values;
+    }, 30_000);
+    expect(got).toEqual(sequence(1500));
+    const batches = sent.slice(before).filter((s) => s.from === b.fi.domain);
+    const counts = batches.map((s) => s.readings ?? 0);
+    expect(counts.reduce((x, y) => x + y, 0)).toBe(1502);
+    // Held: one reading. Built meanwhile: the backlog as it stood once it was worth an
+    // activity, not the whole backlog (under one activity's maximum), which followed once
+    // the held one was answered.
+    expect(counts[0]).toBe(1);
+    expect(counts.length).toBeGreaterThanOrEqual(3);
+    expect(counts[1]).toBeLessThan(1501);
   });
 
   it("an instance that does not announce format 2 gets format 1 (ReadingBatch)", async () => {
