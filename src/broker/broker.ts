@@ -12,6 +12,7 @@ import { createHooks, INTERNAL_USERNAME } from "./broker-hooks.ts";
 import { createClientIdClaims } from "./cluster-client-ids.ts";
 import { createClusterPresence } from "./cluster-presence.ts";
 import { Connections, registeredClients } from "./connections.ts";
+import { EMITTER_CONCURRENCY } from "./emitter-concurrency.ts";
 import { GuardedConnection } from "./frame-guard.ts";
 import { createIngest, type IngestStats } from "./ingest.ts";
 import { attachWebSocket, type Listener, listenTcp, listenTls } from "./listeners.ts";
@@ -342,6 +343,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
       // Unit uuids are 36 characters; the 23 of MQTT 3.1 would refuse them.
       maxClientsIdLength: 128,
       connectTimeout: 10_000,
+      concurrency: EMITTER_CONCURRENCY,
     });
     aedes.on("clientReady", (client) => {
       // Closed while its session was being set up (a takeover from another process during

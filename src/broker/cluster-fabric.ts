@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ClusterConfig } from "../config.ts";
+import { EMITTER_CONCURRENCY } from "./emitter-concurrency.ts";
 
 // Cluster mode: what Aedes needs to behave as one broker across processes. Its message
 // fabric (mqemitter-redis: every publish goes through Redis pub/sub and each process
@@ -69,7 +70,7 @@ export function createClusterFabric(cluster: ClusterConfig, log: Logger): Cluste
     connectionString: cluster.redisUrl,
     // What Aedes' default in-memory emitter does ([MQTT-4.7.1-3]: `a/#` matches `a`).
     matchEmptyLevels: true,
-    concurrency: 100,
+    concurrency: EMITTER_CONCURRENCY,
   });
   mq.state.on("error", (err) => log.error({ reason: err.message }, "mqtt: cluster fabric error"));
 

@@ -286,7 +286,8 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
         return new Response(err.message, { status: 422 });
       throw err;
     }
-    if (readings) await relay.apply(readings, actor.origin);
+    // Answered once the batch before it is republished (relay.ts, "In"), not this one.
+    if (readings) await relay.apply(readings, actor.origin).accepted;
     return new Response("", { status: 202 });
   }
 

@@ -457,7 +457,7 @@ export async function buildFederation(deps: FederationDeps): Promise<FederationP
             return null;
           });
           if (!readings) return;
-          await relay.apply(readings, (add.actorId as URL).origin);
+          await relay.apply(readings, (add.actorId as URL).origin).applied;
         },
         { retryOnError: true },
       ),

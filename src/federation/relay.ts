@@ -1,4 +1,5 @@
 import { signRequest } from "@fedify/fedify";
+import { EMITTER_CONCURRENCY } from "../broker/emitter-concurrency.ts";
 import { type Core, errorText, newActivityId, PEER_ORDERING_KEY } from "./core.ts";
 import { recordPeerError, saveLastSequences } from "./federation.store.ts";
 import type { FollowerRegistry } from "./followers.ts";
@@ -49,7 +50,17 @@ import {
 //
 // In (following side): readings of an active remote output are republished on the
 // local broker under the output's home topic, unless their sequence number is not
-// above the last one relayed (stale or duplicate).
+// above the last one relayed (stale or duplicate). Batches are republished one after
+// the other, in the order they arrived. The inbox answers a large batch once the batch
+// before it and its own first PUBLISH_CHUNK readings are republished, not all of it:
+// the sender's next batch then travels and is verified while the rest is published
+// (the sender posts one at a time, so arrival order stays its order). A broker that
+// cannot publish (closed, its cluster fabric down) fails that first chunk, so the
+// failure is the answer and the sender retries. At most one answered batch is still
+// being published: a stop finishes it (and refuses later batches: the sender retries
+// them after the restart), a crash loses the rest of it, as the sending side's direct
+// mode may lose WINDOW activities. After a failed batch, and in cluster mode, a batch
+// is answered only once it is wholly republished.
 
 export const READINGS_MESSAGE = "pepeunit-readings";
 /** Readings per activity, by format: format 1 costs the receiver a JSON-LD node per reading. */
@@ -66,8 +77,8 @@ const MAX_BATCH_BYTES = 256 * 1024;
 const WINDOW = 2;
 /** Waiting readings from which the second activity of the window is built ahead. */
 const BUILD_AHEAD = 500;
-/** Republishes of a received batch in flight at once (under aedes's emitter concurrency, 100). */
-const PUBLISH_CHUNK = 50;
+/** Republishes of a received batch in flight at once (under the broker emitter's concurrency). */
+export const PUBLISH_CHUNK = EMITTER_CONCURRENCY / 2;
 /** A safety net: readings never wait longer than this for the window to open. */
 const MAX_HOLD_MS = 2000;
 
@@ -79,7 +90,14 @@ type ReadingsMessage = {
 
 export type Relay = {
   push(nodeUuid: string, payload: Buffer): void;
-  apply(readings: IncomingReading[], senderOrigin: string): Promise<number>;
+  /**
+   * Queues a received batch behind the ones before it. `applied`: its readings are
+   * republished (how many). `accepted`: when the inbox may answer (see "In" above).
+   */
+  apply(
+    readings: IncomingReading[],
+    senderOrigin: string,
+  ): { accepted: Promise<void>; applied: Promise<number> };
   /** Queue handler of READINGS_MESSAGE: the signed POST to the follower's inbox. */
   deliver(message: unknown): Promise<void>;
   /** Queue callback: a message left the queue for good. */
@@ -376,17 +394,20 @@ export function createRelay(
     throw new Error(`HTTP ${res.status} from ${m.inbox}: ${text.slice(0, 200)}`);
   }
 
-  let applying: Promise<unknown> = Promise.resolve();
+  /** The last batch queued for republishing: whether it was republished. */
+  let applying: Promise<boolean> = Promise.resolve(true);
   /** Set by stop(): readings arriving later are refused (the sender retries after the restart). */
   let applyStopped = false;
-  async function applyNow(readings: IncomingReading[], senderOrigin: string): Promise<number> {
-    // Sequences applied after stop() saved them would be forgotten by the restart, and the
-    // sender's retry would then publish those readings a second time.
-    if (applyStopped) throw new Error("the relay is stopping; deliver again later");
+  /** Republishes a batch; `firstChunkDone` once its first PUBLISH_CHUNK readings are out. */
+  async function applyNow(
+    readings: IncomingReading[],
+    senderOrigin: string,
+    firstChunkDone: () => void,
+  ): Promise<number> {
     // Publishes are started PUBLISH_CHUNK at a time before any is awaited: the broker keeps
     // their order, and a subscriber's connection gets a chunk in one write instead of one
-    // write each. (Not the whole batch: aedes's emitter queues what exceeds its concurrency
-    // of 100 and drains that queue recursively; thousands at once overflow the stack.)
+    // write each. (Not the whole batch: the broker's emitter queues what exceeds its
+    // concurrency and drains that queue recursively; thousands at once overflow the stack.)
     const started: Array<{ r: IncomingReading; a: ActiveOutput; done: Promise<void> }> = [];
     const before = new Map<ActiveOutput, number>();
     const results: Array<PromiseSettledResult<void>> = [];
@@ -402,6 +423,7 @@ export function createRelay(
           ...(await Promise.allSettled(started.slice(results.length).map((x) => x.done))),
         );
         if (results.some((x) => x.status === "rejected")) break; // the rest waits for the retry
+        if (results.length === PUBLISH_CHUNK) firstChunkDone();
       }
     }
     results.push(...(await Promise.allSettled(started.slice(results.length).map((x) => x.done))));
@@ -493,11 +515,45 @@ export function createRelay(
     },
 
     apply(readings, senderOrigin) {
+      // Sequences applied after stop() saved them would be forgotten by the restart, and the
+      // sender's retry would then publish those readings a second time. (A batch queued
+      // before the stop is still applied: stop() waits for it.)
+      if (applyStopped) {
+        const refused = Promise.reject(new Error("the relay is stopping; deliver again later"));
+        refused.catch(() => {}); // `applied` carries the same error to whoever awaits it
+        return { accepted: refused, applied: refused };
+      }
       // One batch at a time: a reading counts as applied only once published, so batches
       // running side by side could both pass the sequence check.
-      const run = applying.then(() => applyNow(readings, senderOrigin));
-      applying = run.catch(() => {});
-      return run;
+      const before = applying;
+      let answeredEarly = false;
+      let firstChunkDone = () => {};
+      const firstChunk = new Promise<void>((resolve) => {
+        firstChunkDone = () => {
+          answeredEarly = true;
+          resolve();
+        };
+      });
+      // Not in cluster mode: the sender's next batch may reach another process, which would
+      // publish it while this one still publishes the rest of this batch.
+      const early = !core.deps.config.cluster;
+      const applied = before.then((ok) =>
+        applyNow(readings, senderOrigin, ok && early ? firstChunkDone : () => {}),
+      );
+      applying = applied.then(
+        () => true,
+        (err: unknown) => {
+          if (answeredEarly) {
+            core.log.error(
+              { err: errorText(err), readings: readings.length },
+              "federation: readings of an answered batch were not republished",
+            );
+          }
+          return false;
+        },
+      );
+      const accepted = Promise.race([firstChunk, applied]).then(() => {});
+      return { accepted, applied };
     },
 
     async flush() {
