@@ -55,8 +55,8 @@ import {
 // before it and its own first PUBLISH_CHUNK readings are republished, not all of it:
 // the sender's next batch then travels and is verified while the rest is published
 // (the sender posts one at a time, so arrival order stays its order). A broker that
-// cannot publish (closed, its cluster fabric down) fails that first chunk, so the
-// failure is the answer and the sender retries. At most one answered batch is still
+// cannot publish (closed, say) fails that first chunk, so the failure is the answer
+// and the sender retries. At most one answered batch is still
 // being published: a stop finishes it (and refuses later batches: the sender retries
 // them after the restart), a crash loses the rest of it, as the sending side's direct
 // mode may lose WINDOW activities. After a failed batch, and in cluster mode, a batch
