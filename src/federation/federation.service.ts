@@ -286,7 +286,7 @@ export async function createFederationService(deps: FederationDeps): Promise<Fed
         return new Response(err.message, { status: 422 });
       throw err;
     }
-    // Answered once the batch before it is republished (relay.ts, "In"), not this one.
+    // A large batch is answered before all of it is republished (relay.ts, "In").
     if (readings) await relay.apply(readings, actor.origin).accepted;
     return new Response("", { status: 202 });
   }
