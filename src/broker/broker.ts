@@ -16,6 +16,7 @@ import { EMITTER_CONCURRENCY } from "./emitter-concurrency.ts";
 import { GuardedConnection } from "./frame-guard.ts";
 import { createIngest, type IngestStats } from "./ingest.ts";
 import { attachWebSocket, type Listener, listenTcp, listenTls } from "./listeners.ts";
+import { createMessageEmitter } from "./message-emitter.ts";
 import { createMqttStats, type MqttStats, violationReason } from "./mqtt-stats.ts";
 import { parseTopic } from "./topics.ts";
 import { createRevocations, revokedSince, watchUserRevocations } from "./user-revocations.ts";
@@ -336,7 +337,9 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
       ...hooks,
       // Cluster: nothing of a session only in this process's memory (another process
       // resumes it); every publish reaches the subscribers of every process.
-      ...(fabric && { mq: fabric.mq, persistence: fabric.persistence }),
+      ...(fabric
+        ? { mq: fabric.mq, persistence: fabric.persistence }
+        : { mq: createMessageEmitter() }),
       maxTopicLevels: fabric
         ? fabric.maxTopicLevels(config.mqttMaxTopicLevels)
         : config.mqttMaxTopicLevels,
