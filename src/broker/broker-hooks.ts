@@ -103,7 +103,9 @@ export function createHooks(deps: HookDeps) {
         throw new AuthError(BAD_USERNAME_OR_PASSWORD, "token revoked");
       }
       principal = p;
-      token = username;
+      // Only a user's login is checked again later (src/broker/user-revocations.ts); a
+      // unit's is ended by the revocation counter, so its JWT is not kept per connection.
+      if (p.kind === "user") token = username;
     }
     // [MQTT-3.1.4-2] a new connection with a client id in use takes the old one over:
     // only the same principal may do that, or anyone could kick a device off by its uuid.

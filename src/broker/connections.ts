@@ -5,7 +5,7 @@ import type { BrokerPrincipal } from "./acl-rules.ts";
 
 export type ConnInfo = {
   principal: BrokerPrincipal;
-  /** The JWT it logged in with (users are re-checked periodically); null for the internal client. */
+  /** A user's JWT, re-checked periodically; null for units and the internal client. */
   token: string | null;
   remote: string;
   /** The revocation counter when its login began: a later revocation of its unit closes it. */
