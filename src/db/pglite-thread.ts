@@ -1,6 +1,6 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import type { PGlite, Transaction } from "@electric-sql/pglite";
-import { fullGc } from "../process-memory.ts";
+import { fullGc, startIdleTrim } from "../process-memory.ts";
 import { openPgliteInstance } from "./pglite-open.ts";
 import type {
   ErrorData,
@@ -157,7 +157,10 @@ try {
   pg = await openPgliteInstance(opts);
   // Opening (the WebAssembly module, its file-system image) leaves tens of MB of this
   // thread's heap garbage that an idle instance would keep.
-  fullGc()();
+  const gc = fullGc();
+  gc();
+  // A burst of statements leaves this thread's garbage behind as well (see there).
+  startIdleTrim(gc);
   port.on("message", (req: Request) => {
     void answer(req);
   });
