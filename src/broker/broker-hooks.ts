@@ -77,6 +77,17 @@ function remoteOf(client: Client): string {
 export function createHooks(deps: HookDeps) {
   const { domain, acl, conns, log, stats } = deps;
   const callbackFailed = (err: unknown) => log.error({ err }, "mqtt: broker callback threw");
+  // The CONNECT packet stays with its connection for good (mqtt-packet's parser keeps it
+  // for the protocol level): its credentials are dropped once checked, so a device's JWT
+  // is not held for as long as the device is online (nor its ~0.4 KB, per connection).
+  const connectPackets = new WeakMap<Client, ConnectPacket>();
+  const forgetCredentials = (client: Client) => {
+    const packet = connectPackets.get(client);
+    if (!packet) return;
+    connectPackets.delete(client);
+    packet.username = undefined;
+    packet.password = undefined;
+  };
 
   async function login(client: Client, username: string | undefined, password?: Buffer) {
     const startedAt = deps.revocations.counter;
@@ -126,7 +137,7 @@ export function createHooks(deps: HookDeps) {
 
   return {
     preConnect(
-      _client: Client,
+      client: Client,
       packet: ConnectPacket,
       done: (e: Error | null, ok: boolean) => void,
     ) {
@@ -135,6 +146,7 @@ export function createHooks(deps: HookDeps) {
       // subscribe again after every connect anyway. A cluster keeps them (the session
       // store never reports subscriptions, so session-present stays 0: cluster-fabric.ts).
       if (!deps.persistentSessions) packet.clean = true;
+      connectPackets.set(client, packet);
       done(null, true);
     },
 
@@ -146,8 +158,12 @@ export function createHooks(deps: HookDeps) {
     ) {
       runHook(
         () => login(client, username, password),
-        () => done(null, true),
+        () => {
+          forgetCredentials(client);
+          done(null, true);
+        },
         (err) => {
+          forgetCredentials(client);
           const code = err instanceof AuthError ? err.returnCode : BAD_USERNAME_OR_PASSWORD;
           log.info(
             { clientId: client.id, remote: remoteOf(client), reason: (err as Error).message },

@@ -19,7 +19,8 @@ export function samePrincipal(a: BrokerPrincipal, b: BrokerPrincipal): boolean {
 
 export class Connections {
   private readonly info = new WeakMap<Client, ConnInfo>();
-  private readonly byUnit = new Map<string, Set<Client>>();
+  // A unit almost always has one connection: a Set (~170 bytes) only while it has two.
+  private readonly byUnit = new Map<string, Client | Set<Client>>();
 
   set(client: Client, info: ConnInfo): void {
     this.info.set(client, info);
@@ -33,30 +34,35 @@ export class Connections {
   ready(client: Client): boolean {
     const p = this.info.get(client)?.principal;
     if (p?.kind !== "unit") return false;
-    let set = this.byUnit.get(p.uuid);
-    if (!set) {
-      set = new Set();
-      this.byUnit.set(p.uuid, set);
+    const held = this.byUnit.get(p.uuid);
+    if (held === undefined) {
+      this.byUnit.set(p.uuid, client);
+      return true;
     }
-    const first = set.size === 0;
-    set.add(client);
-    return first;
+    if (held instanceof Set) held.add(client);
+    else if (held !== client) this.byUnit.set(p.uuid, new Set([held, client]));
+    return false;
   }
 
   /** True when this was the unit's last connection: it went offline. */
   gone(client: Client): boolean {
     const p = this.info.get(client)?.principal;
     if (p?.kind !== "unit") return false;
-    const set = this.byUnit.get(p.uuid);
+    const held = this.byUnit.get(p.uuid);
     // A client may be reported gone twice (an error, then the disconnect).
-    if (!set?.delete(client)) return false;
-    if (set.size > 0) return false;
+    if (held instanceof Set) {
+      if (!held.delete(client)) return false;
+      const [last] = held;
+      if (held.size === 1 && last) this.byUnit.set(p.uuid, last);
+      return false;
+    }
+    if (held !== client) return false;
     this.byUnit.delete(p.uuid);
     return true;
   }
 
   isOnline(unitUuid: string): boolean {
-    return (this.byUnit.get(unitUuid)?.size ?? 0) > 0;
+    return this.byUnit.has(unitUuid);
   }
 
   onlineUnits(): string[] {
