@@ -10,6 +10,9 @@ import type { Principal } from "./principal.ts";
 
 export type PrincipalResolver = (token: string) => Promise<Principal | null>;
 
+/** A resolver that remembers: `size` is how many tokens it holds right now. */
+export type CachingPrincipalResolver = PrincipalResolver & { readonly size: number };
+
 /**
  * A personal access token: refused once deleted, expired, or revoked with the rest of
  * the user's tokens (password change, block: the user's token version moved on).
@@ -92,20 +95,45 @@ export function createPrincipalResolver(deps: { db: Db; config: Config }): Princ
  * Remembers resolved tokens for a few seconds so a busy device or UI does not cost a
  * database read per request. Revocations in this process (unit deleted, token rotated,
  * user blocked / password changed / deleted / logged out) drop the entries at once;
- * other processes sharing the database see them within `ttlMs`.
+ * other processes sharing the database see them within `ttlMs`. Expired entries leave
+ * the map, on a timer too: a token is not held longer than that after its last use
+ * (1 000 devices connecting once left 0.3 MB of them for good).
  */
 export function cachePrincipals(
   resolve: PrincipalResolver,
   events: EventBus,
   opts: { ttlMs?: number; maxEntries?: number } = {},
-): PrincipalResolver {
+): CachingPrincipalResolver {
   const ttlMs = opts.ttlMs ?? 5_000;
   const maxEntries = opts.maxEntries ?? 10_000;
   // `tokenId`: a session's jti or an access token's uuid, named by "user.token-revoked".
+  // In insertion order, which is expiry order (an entry is re-inserted, never updated).
   const cache = new Map<
     string,
     { principal: Principal; expires: number; tokenId: string | null }
   >();
+  let sweepTimer: NodeJS.Timeout | null = null;
+  const sweep = () => {
+    const now = Date.now();
+    for (const [token, entry] of cache) {
+      if (entry.expires > now) break;
+      cache.delete(token);
+    }
+  };
+  const sweepLater = () => {
+    if (sweepTimer) return;
+    const first = cache.values().next().value;
+    if (!first) return;
+    sweepTimer = setTimeout(
+      () => {
+        sweepTimer = null;
+        sweep();
+        sweepLater();
+      },
+      Math.max(first.expires - Date.now(), 0) + 1,
+    );
+    sweepTimer.unref();
+  };
   // Bumped by every revocation: a lookup that overlapped one may have read the old state.
   let revocations = 0;
   const dropSubject = (uuid: string) => {
@@ -124,20 +152,24 @@ export function cachePrincipals(
     revocations++;
     for (const [token, entry] of cache) if (entry.tokenId === jti) cache.delete(token);
   });
-  return async (token) => {
+  const cached: PrincipalResolver = async (token) => {
     const now = Date.now();
     const hit = cache.get(token);
     if (hit && hit.expires > now) return hit.principal;
     const seen = revocations;
     const principal = await resolve(token);
+    cache.delete(token);
     // Only valid tokens are kept: an attacker's garbage must not fill the map.
     if (principal && seen === revocations) {
+      sweep();
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
       const tokenId = principal.kind === "user" ? principal.tokenId : null;
-      cache.set(token, { principal, expires: now + ttlMs, tokenId });
-    } else if (!principal) {
-      cache.delete(token);
+      cache.set(token, { principal, expires: Date.now() + ttlMs, tokenId });
+      sweepLater();
     }
     return principal;
   };
+  return Object.defineProperty(cached, "size", {
+    get: () => cache.size,
+  }) as CachingPrincipalResolver;
 }
