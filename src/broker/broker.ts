@@ -13,8 +13,9 @@ import { createClientIdClaims } from "./cluster-client-ids.ts";
 import { createClusterPresence } from "./cluster-presence.ts";
 import { Connections, registeredClients } from "./connections.ts";
 import { EMITTER_CONCURRENCY } from "./emitter-concurrency.ts";
-import { GuardedConnection } from "./frame-guard.ts";
+import { GuardedConnection, type ViolationHandler } from "./frame-guard.ts";
 import { createIngest, type IngestStats } from "./ingest.ts";
+import { leanParserBuffer } from "./lean-parser-buffer.ts";
 import { attachWebSocket, type Listener, listenTcp, listenTls } from "./listeners.ts";
 import { createMessageEmitter } from "./message-emitter.ts";
 import { createMqttStats, type MqttStats, violationReason } from "./mqtt-stats.ts";
@@ -277,25 +278,29 @@ export async function createBroker(deps: BrokerDeps): Promise<Broker> {
     maxPacketBytes: config.mqttMaxPayloadBytes + PACKET_OVERHEAD,
     maxPerSecond: config.mqttMaxMsgPerS,
   };
+  // One of each for every connection, not a closure per connection (see frame-guard.ts).
+  const onViolation: ViolationHandler = (reason, guarded) => {
+    stats.dropped[violationReason(reason)]++;
+    const clientId = (guarded as unknown as { client?: Client }).client?.id;
+    log.warn(
+      { clientId, remote: guarded.remote, reason },
+      "mqtt: connection refused, disconnecting",
+    );
+  };
+  function forgetSocket(this: GuardedConnection) {
+    sockets.delete(this);
+  }
   const handle = (stream: Duplex, remote: string, req?: IncomingMessage) => {
     if (!aedes || aedes.closed) {
       stream.destroy();
       return;
     }
-    const guarded: GuardedConnection = new GuardedConnection(
-      stream,
-      limits,
-      (reason) => {
-        stats.dropped[violationReason(reason)]++;
-        const clientId = (guarded as unknown as { client?: Client }).client?.id;
-        log.warn({ clientId, remote, reason }, "mqtt: connection refused, disconnecting");
-      },
-      stats,
-    );
+    const guarded = new GuardedConnection(stream, limits, onViolation, stats);
     guarded.remote = remote;
     sockets.add(guarded);
-    guarded.once("close", () => sockets.delete(guarded));
-    aedes.handle(guarded, req);
+    // A stream emits "close" once: a plain listener, without once()'s wrapper.
+    guarded.on("close", forgetSocket);
+    leanParserBuffer(aedes.handle(guarded, req));
   };
 
   const listeners: Listener[] = [];
