@@ -105,9 +105,9 @@ type GuardedTransport = Duplex & { [GUARD]: GuardedConnection };
 /** Told when a connection broke a limit, with the connection (for its client and remote). */
 export type ViolationHandler = (reason: string, conn: GuardedConnection) => void;
 
-// The transport's listeners are these four functions for every connection (an emitter
-// calls them with itself as `this`), not closures made per connection: with the timer
-// and write callbacks below, ~0.5 KB less per idle device.
+// The transport's listeners, the flush timer's callback and the drain callback are these
+// functions, shared by every connection (an emitter calls a listener with itself as
+// `this`), not closures made per connection: ~0.5 KB less per idle device.
 function onTransportData(this: GuardedTransport, chunk: Buffer): void {
   this[GUARD].fromTransport(chunk);
 }

@@ -3,8 +3,8 @@ import bl from "bl";
 
 // mqtt-packet's parser keeps a connection's unparsed bytes in a BufferListStream: a
 // whole Duplex stream (two stream states, an event table) per connection, ~0.6 KB of
-// the ~11 KB an idle device costs, for a list of buffers it only appends to, reads and
-// consumes. The plain BufferList of the same package has those methods, without the
+// the 10–13 KB an idle device costs, for a list of buffers it only appends to, reads
+// and consumes. The plain BufferList of the same package has those methods, without the
 // stream. Aedes gives no way to choose the parser's list, so it is swapped on the new
 // client, before any byte reached it; after a parse error mqtt-packet makes a stream
 // again, and the connection is closed anyway.
