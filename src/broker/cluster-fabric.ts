@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ClusterConfig } from "../config.ts";
 import { EMITTER_CONCURRENCY } from "./emitter-concurrency.ts";
+import { drainIteratively } from "./emitter-drain.ts";
 
 // Cluster mode: what Aedes needs to behave as one broker across processes. Its message
 // fabric (mqemitter-redis: every publish goes through Redis pub/sub and each process
@@ -72,6 +73,7 @@ export function createClusterFabric(cluster: ClusterConfig, log: Logger): Cluste
     matchEmptyLevels: true,
     concurrency: EMITTER_CONCURRENCY,
   });
+  drainIteratively(mq);
   mq.state.on("error", (err) => log.error({ reason: err.message }, "mqtt: cluster fabric error"));
 
   const conn = new Redis(cluster.redisUrl, { keyPrefix: `${cluster.namespace}:` });

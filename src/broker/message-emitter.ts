@@ -1,5 +1,6 @@
 import mqemitter from "mqemitter";
 import { EMITTER_CONCURRENCY } from "./emitter-concurrency.ts";
+import { drainIteratively } from "./emitter-drain.ts";
 
 // The message fabric of a single-process broker: Aedes's own emitter (mqemitter), with
 // its subscription matcher made smaller for what devices subscribe to. mqemitter finds
@@ -75,7 +76,7 @@ export class ExactTopicMatcher<V> implements TopicMatcher<V> {
 /**
  * What Aedes creates when it is given no emitter (mqemitter with [MQTT-4.7.1-3]'s empty
  * levels and the broker's concurrency), with the exact-topic matcher in place of the
- * trie. mqemitter keeps its matcher in `_matcher`; a version that does not is refused
+ * trie and a queue drained without recursion (emitter-drain.ts). mqemitter keeps its matcher in `_matcher`; a version that does not is refused
  * here, at start, rather than left to route through a matcher that is never filled.
  */
 export function createMessageEmitter(): ReturnType<typeof mqemitter> {
@@ -86,5 +87,6 @@ export function createMessageEmitter(): ReturnType<typeof mqemitter> {
     throw new Error("mqemitter has no _matcher: the installed version is not supported");
   }
   internals._matcher = new ExactTopicMatcher(trie);
+  drainIteratively(mq);
   return mq;
 }

@@ -406,8 +406,8 @@ export function createRelay(
   ): Promise<number> {
     // Publishes are started PUBLISH_CHUNK at a time before any is awaited: the broker keeps
     // their order, and a subscriber's connection gets a chunk in one write instead of one
-    // write each. (Not the whole batch: the broker's emitter queues what exceeds its
-    // concurrency and drains that queue recursively; thousands at once overflow the stack.)
+    // write each. (Not the whole batch: what exceeds the broker emitter's concurrency waits
+    // in its queue, and the inbox answers once the first chunk is out.)
     const started: Array<{ r: IncomingReading; a: ActiveOutput; done: Promise<void> }> = [];
     const before = new Map<ActiveOutput, number>();
     const results: Array<PromiseSettledResult<void>> = [];

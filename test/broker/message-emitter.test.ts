@@ -1,4 +1,6 @@
+import mqemitter from "mqemitter";
 import { describe, expect, it } from "vitest";
+import { EMITTER_CONCURRENCY } from "../../src/broker/emitter-concurrency.ts";
 import { createMessageEmitter, ExactTopicMatcher } from "../../src/broker/message-emitter.ts";
 
 // The single-process broker's message fabric: exact topics in one Map, wildcards in the
@@ -105,5 +107,83 @@ describe("the broker's emitter", () => {
     await deliver(mq, "d/u1/pepeunit");
     expect(got.sort()).toEqual(["one d/u1/pepeunit", "some d/u1/pepeunit"]);
     await new Promise<void>((r) => mq.close(r));
+  });
+
+  // mqemitter's `length` (publishes waiting) is not in its typings.
+  const queueLength = (mq: object) => (mq as { length: number }).length;
+
+  /**
+   * Overload: every slot held by a slow subscriber, then `queued` publishes that finish at
+   * once (no subscriber) waiting behind them. Releasing the slots drains the queue.
+   */
+  async function drainAfterOverload(mq: ReturnType<typeof createMessageEmitter>, queued: number) {
+    const held: Array<() => void> = [];
+    await new Promise<void>((r) =>
+      mq.on("slow", (_m: unknown, done: () => void) => void held.push(done), r),
+    );
+    const finished: number[] = [];
+    for (let i = 0; i < EMITTER_CONCURRENCY; i++) mq.emit({ topic: "slow", payload: "" });
+    for (let i = 0; i < queued; i++)
+      mq.emit({ topic: "nobody", payload: String(i) }, () => finished.push(i));
+    expect(held).toHaveLength(EMITTER_CONCURRENCY);
+    expect(queueLength(mq)).toBe(queued);
+    for (const done of held.splice(0)) done();
+    return finished;
+  }
+
+  it("drains a long queue without overflowing the stack, in order", async () => {
+    const queued = 200_000;
+    // The emitter as mqemitter builds it overflows (the bug this guards against).
+    const plain = mqemitter({ concurrency: EMITTER_CONCURRENCY });
+    await expect(
+      (async () => drainAfterOverload(plain as ReturnType<typeof createMessageEmitter>, queued))(),
+    ).rejects.toThrow(RangeError);
+    const mq = createMessageEmitter();
+    const finished = await drainAfterOverload(mq, queued);
+    expect(finished).toHaveLength(queued);
+    expect(finished.every((v, i) => v === i)).toBe(true);
+    expect(queueLength(mq)).toBe(0);
+    expect(mq.current).toBe(0);
+    // Still usable, and a new publish is not queued behind anything.
+    const got: string[] = [];
+    await new Promise<void>((r) =>
+      mq.on(
+        "t",
+        (m: { payload?: unknown; topic: string }, done: () => void) => {
+          got.push(String(m.payload));
+          done();
+        },
+        r,
+      ),
+    );
+    await deliver(mq, "t");
+    expect(got).toEqual(["p"]);
+  });
+
+  it("keeps the queue's order when a publish arrives while slots are handed over", async () => {
+    const mq = createMessageEmitter();
+    const held: Array<() => void> = [];
+    const seen: string[] = [];
+    await new Promise<void>((r) =>
+      mq.on(
+        "slow",
+        (m: { payload?: unknown; topic: string }, done: () => void) => {
+          seen.push(String(m.payload));
+          held.push(done);
+        },
+        r,
+      ),
+    );
+    for (let i = 0; i < EMITTER_CONCURRENCY; i++) mq.emit({ topic: "slow", payload: `first ${i}` });
+    mq.emit({ topic: "slow", payload: "queued 1" });
+    mq.emit({ topic: "slow", payload: "queued 2" });
+    seen.length = 0;
+    // One slot frees up; a publish made from inside that release must wait its turn.
+    const done = held.shift() as () => void;
+    done();
+    mq.emit({ topic: "slow", payload: "late" });
+    (held.shift() as () => void)();
+    (held.shift() as () => void)();
+    expect(seen).toEqual(["queued 1", "queued 2", "late"]);
   });
 });
